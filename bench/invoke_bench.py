@@ -1,0 +1,202 @@
+"""Invoke benchmark: starts strato, deploys a no-op Python function, measures with a raw
+keep-alive HTTP client (no SDK overhead in the numbers).
+
+Figures: warm invoke latency p50/p99 (sequential), throughput at 8 and 32 concurrent clients,
+cold start (new environment → result) p50/p99, idle RSS of the platform. Each figure is the
+median of ``--runs`` runs. Results go to ``bench/results/invoke.json`` and to the README table
+between the ``bench:invoke`` markers. These are measurements, not tests: nothing asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.conftest import make_zip  # noqa: E402
+
+NOOP = {"app.py": "def handler(event, context):\n    return None\n"}
+
+
+def start(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "strato.cli.main", "serve", "--port", str(port), "--data-dir",
+         str(data_dir), "--log-level", "warning", "--keep-alive", "600"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    return process, port
+
+
+def request_bytes(name: str, body: bytes = b"{}") -> bytes:
+    return (f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: bench\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def read_response(sock: socket.socket, buffer: bytearray) -> None:
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end >= 0:
+            match = re.search(rb"content-length: (\d+)", bytes(buffer[:end]).lower())
+            total = end + 4 + int(match.group(1) if match else 0)
+            if len(buffer) >= total:
+                status = bytes(buffer[9:12])
+                del buffer[:total]
+                if status != b"200":
+                    raise RuntimeError(f"invoke failed with {status!r}")
+                return
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        buffer += chunk
+
+
+def warm_latency(port: int, name: str, count: int) -> list[float]:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    data, buffer, samples = request_bytes(name), bytearray(), []
+    for _ in range(count):
+        started = time.perf_counter()
+        sock.sendall(data)
+        read_response(sock, buffer)
+        samples.append((time.perf_counter() - started) * 1e6)
+    sock.close()
+    return samples
+
+
+async def _client(port: int, data: bytes, stop_at: float, counter: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    while time.perf_counter() < stop_at:
+        writer.write(data)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(re.search(rb"content-length: (\d+)", head.lower()).group(1))  # type: ignore[union-attr]
+        await reader.readexactly(length)
+        counter[0] += 1
+    writer.close()
+
+
+def throughput(port: int, name: str, clients: int, seconds: float) -> float:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def run() -> float:
+        counter = [0]
+        data = request_bytes(name)
+        # Warm enough environments first, then measure.
+        warm_stop = time.perf_counter() + 1.0
+        await asyncio.gather(*(_client(port, data, warm_stop, [0]) for _ in range(clients)))
+        started = time.perf_counter()
+        await asyncio.gather(*(_client(port, data, started + seconds, counter) for _ in range(clients)))
+        return counter[0] / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def cold_starts(client: Any, port: int, name: str, count: int) -> list[float]:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer, samples = bytearray(), []
+    for i in range(count):
+        client.update_function_configuration(FunctionName=name, Description=f"cold {i}")
+        client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        started = time.perf_counter()
+        sock.sendall(request_bytes(name))
+        read_response(sock, buffer)
+        samples.append((time.perf_counter() - started) * 1e3)
+    sock.close()
+    return samples
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def one_run(seconds: float) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as data_dir:
+        process, port = start(Path(data_dir))
+        try:
+            client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
+                                  region_name="us-east-1", aws_access_key_id="bench",
+                                  aws_secret_access_key="bench")
+            client.create_function(FunctionName="noop", Runtime="python3.11", Handler="app.handler",
+                                   Role="arn:aws:iam::000000000000:role/bench",
+                                   Code={"ZipFile": make_zip(NOOP)}, MemorySize=128)
+            client.get_waiter("function_active_v2").wait(FunctionName="noop")
+            warm_latency(port, "noop", 200)
+            idle_rss = rss_mb(process.pid)
+            warm = warm_latency(port, "noop", 5000)
+            cold = cold_starts(client, port, "noop", 30)
+            t8 = throughput(port, "noop", 8, seconds)
+            t32 = throughput(port, "noop", 32, seconds)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return {
+        "warm_p50_us": percentile(warm, 0.5), "warm_p99_us": percentile(warm, 0.99),
+        "cold_p50_ms": percentile(cold, 0.5), "cold_p99_ms": percentile(cold, 0.99),
+        "throughput_8": t8, "throughput_32": t32, "idle_rss_mb": idle_rss,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    runs = [one_run(args.seconds) for _ in range(args.runs)]
+    summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    result = {"runs": runs, "median": summary, "cpus": os.cpu_count(),
+              "date": time.strftime("%Y-%m-%d")}
+    out = ROOT / "bench" / "results" / "invoke.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    table = "\n".join([
+        f"| figure (median of {args.runs} runs, {os.cpu_count()} cores) | value |",
+        "| --- | --- |",
+        f"| warm invoke latency p50 / p99 | {summary['warm_p50_us']:.0f} µs / {summary['warm_p99_us']:.0f} µs |",
+        f"| throughput, 8 clients | {summary['throughput_8']:.0f} invokes/s |",
+        f"| throughput, 32 clients | {summary['throughput_32']:.0f} invokes/s |",
+        f"| cold start (new environment → result) p50 / p99 | {summary['cold_p50_ms']:.2f} ms / {summary['cold_p99_ms']:.2f} ms |",
+        f"| idle RSS of the platform process | {summary['idle_rss_mb']:.1f} MB |",
+    ])
+    print(table)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    start_mark, end_mark = "<!-- bench:invoke -->", "<!-- /bench:invoke -->"
+    if start_mark in text:
+        head, rest = text.split(start_mark, 1)
+        tail = rest.split(end_mark, 1)[1]
+        readme.write_text(f"{head}{start_mark}\n{table}\n{end_mark}{tail}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""The composition root: builds every component of an embedded strato and wires them.
+
+Nothing else picks concrete backends. ``Application.start`` opens the stores, loads the
+functions into the invoke path's registry, and starts listening; ``stop`` tears down in the
+reverse order (environments first, then the servers, then the stores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from strato.api.http import Request, serve
+from strato.api.lambda_api import LambdaOperations
+from strato.api.logs_api import LogsApi
+from strato.api.server import ApiServer
+from strato.codestore.filesystem import FilesystemCodeStore
+from strato.config import Settings
+from strato.domain.models import CodeRef, FunctionVersion, LastUpdateStatus
+from strato.domain.runtimes import python_version
+from strato.errors import CodeStoreError
+from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.local import ProcessSandbox
+from strato.scheduler.pool import EnvironmentPool
+from strato.services.functions import FunctionService
+from strato.services.invocations import InvocationService
+from strato.services.registry import FunctionRegistry
+from strato.store.log_writer import BatchingLogWriter
+from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
+
+log = logging.getLogger(__name__)
+
+_CODE_URL_TTL_S = 600
+
+
+def _secret(path: Path) -> bytes:
+    """A random key kept in the data dir (0600), created on first start."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+class Application:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.port
+        self._server: asyncio.Server | None = None
+
+    def _environment(
+        self, version: FunctionVersion, address: str, stream: str, task_root: str
+    ) -> dict[str, str]:
+        """Lambda's environment variables for an environment of ``version``
+        (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)."""
+        region = self.settings.default_region
+        variables = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin:" + os.environ.get("PATH", ""),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": task_root,
+            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parent / "sandbox" / "guest"),
+            "_HANDLER": version.handler,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{version.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": version.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": version.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": version.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_RUNTIME_API": address,
+        }
+        variables.update(version.environment)
+        return variables
+
+    def _code_url(self, record: FunctionVersion, base_url: str) -> str:
+        expires = int(time.time()) + _CODE_URL_TTL_S
+        sha = record.code.sha256_hex
+        signature = hmac.new(self._url_key, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
+        return f"{base_url}/_strato/code/{sha}.zip?expires={expires}&signature={signature}"
+
+    def _serve_code(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        name = request.path.rsplit("/", 1)[-1]
+        sha = name.removesuffix(".zip")
+        query = parse_qs(request.query_string)
+        expires = (query.get("expires") or ["0"])[0]
+        given = (query.get("signature") or [""])[0]
+        wanted = hmac.new(self._url_key, f"{sha}:{expires}".encode(), hashlib.sha256).hexdigest()
+        if not expires.isdigit() or int(expires) < time.time() or not hmac.compare_digest(given, wanted):
+            return 403, [("Content-Type", "text/plain")], b"Request has expired or is not signed"
+        try:
+            path = self._codestore.zip_path(CodeRef(sha, 0))
+            return 200, [("Content-Type", "application/zip")], path.read_bytes()
+        except (CodeStoreError, OSError):
+            return 404, [("Content-Type", "text/plain")], b"No such package"
+
+    def _health(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        return 200, [("Content-Type", "application/json")], b'{"status":"ok"}'
+
+    def _on_change(self, name: str, record: FunctionVersion | None) -> None:
+        """A committed change of a function (on the loop's thread). An update in flight keeps
+        serving the previous settled configuration until it succeeds, as on Lambda."""
+        current = self._registry.get(name)
+        if (
+            record is not None
+            and current is not None
+            and record.last_update_status is LastUpdateStatus.IN_PROGRESS
+        ):
+            return
+        previous = self._registry.put(name, record)
+        if previous is not None and (record is None or previous.revision_id != record.revision_id):
+            self._pool.retire(name)
+        if record is not None and record.is_ready:
+            version = python_version(record.runtime)
+            asyncio.ensure_future(self._prepare(version))
+
+    async def _prepare(self, python: str | None) -> None:
+        try:
+            await self._sandbox.prepare(python)
+        except Exception as exc:  # a zygote that cannot start is reported at invoke
+            log.warning("could not prepare runtime %s: %s", python, exc)
+
+    async def start(self) -> None:
+        settings = self.settings
+        loop = asyncio.get_running_loop()
+        data = settings.data_dir
+        data.mkdir(parents=True, exist_ok=True)
+        self._url_key = _secret(data / "code-url.key")
+        self._function_store = SqliteFunctionStore(data / "state.db")
+        self._log_store = SqliteLogStore(data / "state.db")
+        self._codestore = FilesystemCodeStore(data / "code")
+        self._interpreters = InterpreterRegistry(settings.interpreters)
+        self._sandbox = ProcessSandbox(
+            self._interpreters, use_cgroups=settings.use_cgroups, private_tmp=settings.private_tmp
+        )
+        self._log_writer = BatchingLogWriter(self._log_store)
+        self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
+        self._queries = ThreadPoolExecutor(2, thread_name_prefix="strato-query")
+        self._pool = EnvironmentPool(
+            self._sandbox,
+            self._log_writer,
+            self._environment,
+            lambda version: str(self._codestore.unpacked(version.code)),
+            keep_alive_s=settings.keep_alive_s,
+            account_concurrency=settings.account_concurrency,
+        )
+        records = []
+        after = None
+        while batch := self._function_store.list_latest(after=after, limit=500):
+            records += batch
+            after = batch[-1].name
+        self._registry = FunctionRegistry(records)
+        functions = FunctionService(
+            self._function_store,
+            self._codestore,
+            self._interpreters,
+            on_change=lambda name, record: loop.call_soon_threadsafe(self._on_change, name, record),
+            defer=lambda job: self._control.submit(job) and None,
+        )
+        # Finish whatever a previous run left Pending or InProgress.
+        for record in records:
+            if record.state.value == "Pending" or record.last_update_status is LastUpdateStatus.IN_PROGRESS:
+                self._control.submit(functions.settle, record.name, record.revision_id)
+        operations = LambdaOperations(functions, self._code_url, settings.account_concurrency)
+        invocations = InvocationService(self._registry, self._pool)
+        logs_api = LogsApi(self._log_store, self._queries)
+        api = ApiServer(
+            operations,
+            invocations,
+            self._control,
+            account=settings.account_id,
+            default_region=settings.default_region,
+            internal={"code": self._serve_code, "health": self._health},
+            logs_api=logs_api.handle,
+        )
+        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("sandbox: %s", self._sandbox.description)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._pool.close()
+        await self._sandbox.close()
+        self._control.shutdown(wait=True)
+        self._queries.shutdown(wait=True)
+        self._log_writer.close()
+        self._function_store.close()
+        self._log_store.close()

@@ -1,0 +1,132 @@
+"""The ``strato`` command.
+
+``strato serve`` runs the embedded platform; every other command is a client of the HTTP API
+(like any AWS SDK), so it works against a local or a remote strato alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from strato import __version__
+from strato.config import Settings
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from strato.app import Application
+
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings.from_environment(
+        host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def run() -> None:
+        app = Application(settings)
+        await app.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        print(
+            f"strato {__version__} listening on http://{settings.host}:{app.port} "
+            f"(data dir {settings.data_dir.resolve()})",
+            flush=True,
+        )
+        await stop.wait()
+        await app.stop()
+
+    asyncio.run(run())
+    return 0
+
+
+def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return session.create_client(
+        service,
+        endpoint_url=endpoint,
+        region_name=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "strato"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "strato"),
+    )
+
+
+def _logs(args: argparse.Namespace) -> int:
+    """Print a function's log lines, oldest first; with --follow, keep printing new ones."""
+    logs = _client("logs", args.endpoint_url)
+    group = f"/aws/lambda/{args.function}"
+    start = int((time.time() - args.since * 60) * 1000) if args.since else None
+    token: str | None = None
+    while True:
+        request = {"logGroupName": group}
+        if start is not None:
+            request["startTime"] = start
+        if token:
+            request["nextToken"] = token
+        page = logs.filter_log_events(**request)
+        for event in page["events"]:
+            print(event["message"], flush=True)
+        if page["events"]:
+            token = page["events"][-1]["eventId"]
+        elif page.get("nextToken"):
+            token = page["nextToken"]
+        if "nextToken" in page:
+            continue
+        if not args.follow:
+            return 0
+        time.sleep(0.5)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="strato", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"strato {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run strato (embedded: SQLite, local sandboxes)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=9000)
+    serve.add_argument("--data-dir", type=Path, default=None,
+                       help="where state, code and logs live (default ./.strato)")
+    serve.add_argument("--keep-alive", type=float, default=None,
+                       help="seconds an idle execution environment stays warm (default 300)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_serve)
+
+    logs = commands.add_parser("logs", help="print a function's logs")
+    logs.add_argument("function")
+    logs.add_argument("--follow", "-f", action="store_true")
+    logs.add_argument("--since", type=float, default=None, help="minutes back to start from")
+    logs.add_argument("--endpoint-url", default=os.environ.get("STRATO_ENDPOINT", DEFAULT_ENDPOINT))
+    logs.set_defaults(run=_logs)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Settings: the one place that reads the process environment and command-line values.
+
+``Settings`` is frozen; ``app.py`` receives one and passes the parts each component needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    data_dir: Path = Path(".strato")
+    #: The account every function belongs to (strato serves one account per data dir).
+    account_id: str = DEFAULT_ACCOUNT
+    #: Region assumed when a request's signature names none.
+    default_region: str = DEFAULT_REGION
+    #: Seconds an idle execution environment is kept warm before it is reaped.
+    keep_alive_s: float = 300.0
+    #: Account-wide limit of concurrent executions (GetAccountSettings reports it).
+    account_concurrency: int = 1_000
+    #: Interpreters given explicitly, by Python version ("3.12" → path).
+    interpreters: Mapping[str, str] = field(default_factory=dict)
+    #: Enforce memory with cgroup v1 when the host offers it.
+    use_cgroups: bool = True
+    #: Give each environment a private tmpfs /tmp (needs mount namespaces).
+    private_tmp: bool = True
+
+    @classmethod
+    def from_environment(
+        cls, environ: Mapping[str, str] | None = None, **overrides: object
+    ) -> Settings:
+        """Build settings from ``STRATO_*`` variables, then ``overrides`` (CLI flags) on top.
+
+        ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        if "STRATO_DATA_DIR" in env:
+            values["data_dir"] = Path(env["STRATO_DATA_DIR"])
+        if "STRATO_KEEP_ALIVE" in env:
+            values["keep_alive_s"] = float(env["STRATO_KEEP_ALIVE"])
+        if "STRATO_ACCOUNT_ID" in env:
+            values["account_id"] = env["STRATO_ACCOUNT_ID"]
+        if "STRATO_REGION" in env:
+            values["default_region"] = env["STRATO_REGION"]
+        if env.get("STRATO_NO_CGROUPS") == "1":
+            values["use_cgroups"] = False
+        interpreters = {
+            key.removeprefix("STRATO_PYTHON_").replace("_", "."): value
+            for key, value in env.items()
+            if key.startswith("STRATO_PYTHON_")
+        }
+        if interpreters:
+            values["interpreters"] = interpreters
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]

@@ -1,0 +1,125 @@
+"""AWS API errors: what a caller of the Lambda API is told went wrong.
+
+Services raise these; only the HTTP edge (``strato.api``) turns them into the wire form
+(status, ``x-amzn-ErrorType`` header, JSON body). The code and HTTP status of each class is the
+one AWS Lambda returns; see the error shapes in botocore's ``lambda`` service model.
+
+AWS puts the human-readable text of some errors under ``Message`` and of others under
+``message`` (ResourceNotFoundException uses ``Message``; InvalidParameterValueException,
+ResourceConflictException and most others ``message``); ``message_key`` records which.
+``body_type`` is the ``Type`` field AWS adds to user-fault errors, or None where AWS omits it.
+
+Hierarchy::
+
+    LambdaApiError
+    ├── ValidationException               400  (model constraints: patterns, lengths, enums)
+    ├── InvalidParameterValueException    400
+    ├── InvalidRequestContentException    400
+    ├── ResourceNotFoundException         404
+    ├── ResourceConflictException         409
+    ├── PreconditionFailedException       412
+    ├── RequestTooLargeException          413
+    ├── RequestEntityTooLargeException    413
+    ├── TooManyRequestsException          429
+    ├── UnsupportedOperationException     400  (an operation strato does not offer yet)
+    └── ServiceException                  500
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class LambdaApiError(Exception):
+    """An error the Lambda API reports to its caller."""
+
+    code: ClassVar[str] = "ServiceException"
+    status: ClassVar[int] = 500
+    message_key: ClassVar[str] = "message"
+    body_type: ClassVar[str | None] = "Service"
+
+    def __init__(self, message: str, **fields: str) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra members of the error shape (for example ``Reason`` of TooManyRequestsException).
+        self.fields = fields
+
+
+class ValidationException(LambdaApiError):
+    """One or more request members break the constraints of the service model.
+
+    AWS's text is ``"N validation error(s) detected: <item>; <item>"`` where each item reads
+    ``Value '<v>' at '<memberPath>' failed to satisfy constraint: Member must ...``.
+    """
+
+    code = "ValidationException"
+    status = 400
+    body_type = None
+
+    @classmethod
+    def from_items(cls, items: list[str]) -> ValidationException:
+        noun = "error" if len(items) == 1 else "errors"
+        return cls(f"{len(items)} validation {noun} detected: " + "; ".join(items))
+
+
+class InvalidParameterValueException(LambdaApiError):
+    code = "InvalidParameterValueException"
+    status = 400
+    body_type = "User"
+
+
+class InvalidRequestContentException(LambdaApiError):
+    code = "InvalidRequestContentException"
+    status = 400
+    body_type = "User"
+
+
+class ResourceNotFoundException(LambdaApiError):
+    code = "ResourceNotFoundException"
+    status = 404
+    message_key = "Message"
+    body_type = "User"
+
+
+class ResourceConflictException(LambdaApiError):
+    code = "ResourceConflictException"
+    status = 409
+    body_type = "User"
+
+
+class PreconditionFailedException(LambdaApiError):
+    code = "PreconditionFailedException"
+    status = 412
+    body_type = "User"
+
+
+class RequestTooLargeException(LambdaApiError):
+    code = "RequestTooLargeException"
+    status = 413
+    body_type = "User"
+
+
+class RequestEntityTooLargeException(LambdaApiError):
+    """Raised before a body is read when it is larger than the operation accepts."""
+
+    code = "RequestEntityTooLargeException"
+    status = 413
+    body_type = None
+
+
+class TooManyRequestsException(LambdaApiError):
+    code = "TooManyRequestsException"
+    status = 429
+    body_type = "User"
+
+
+class UnsupportedOperationException(LambdaApiError):
+    code = "UnsupportedOperationException"
+    status = 400
+    body_type = "User"
+
+
+class ServiceException(LambdaApiError):
+    code = "ServiceException"
+    status = 500
+    body_type = "Service"

@@ -1,0 +1,111 @@
+"""Frozen models of functions, the records that cross every boundary of strato.
+
+A function has one mutable version, ``$LATEST``; published versions (later) are immutable
+snapshots of the same record. A ``FunctionVersion`` is everything needed to answer
+GetFunctionConfiguration and to start an execution environment for that version.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+LATEST = "$LATEST"
+
+
+class FunctionState(StrEnum):
+    """``State`` of a function version (the function_active_v2 waiter polls it)."""
+
+    PENDING = "Pending"
+    ACTIVE = "Active"
+    INACTIVE = "Inactive"
+    FAILED = "Failed"
+
+
+class LastUpdateStatus(StrEnum):
+    """``LastUpdateStatus`` (the function_updated_v2 waiter polls it)."""
+
+    IN_PROGRESS = "InProgress"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class CodeRef:
+    """A deployment package in the content-addressed code store."""
+
+    sha256_hex: str
+    size: int
+
+    @property
+    def code_sha256(self) -> str:
+        """``CodeSha256`` as AWS shows it: base64 of the SHA-256 digest of the zip bytes."""
+        return base64.b64encode(binascii.unhexlify(self.sha256_hex)).decode()
+
+
+def _frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
+    return MappingProxyType(dict(values or {}))
+
+
+@dataclass(frozen=True)
+class FunctionVersion:
+    """The configuration and code of one version of a function.
+
+    ``revision_id`` changes on every change of the record (it guards compare-and-swap updates,
+    as RevisionId does on AWS). ``last_modified`` is a UTC datetime.
+    """
+
+    name: str
+    runtime: str
+    handler: str
+    role: str
+    code: CodeRef
+    revision_id: str
+    last_modified: datetime
+    version: str = LATEST
+    memory_size: int = 128
+    timeout: int = 3
+    ephemeral_storage: int = 512
+    description: str = ""
+    environment: Mapping[str, str] = field(default_factory=_frozen_map)
+    architectures: tuple[str, ...] = ("x86_64",)
+    state: FunctionState = FunctionState.PENDING
+    state_reason: str | None = "The function is being created."
+    state_reason_code: str | None = "Creating"
+    last_update_status: LastUpdateStatus | None = None
+    last_update_status_reason: str | None = None
+    last_update_status_reason_code: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.environment, MappingProxyType):
+            object.__setattr__(self, "environment", _frozen_map(self.environment))
+
+    def replace(self, **changes: object) -> FunctionVersion:
+        """A copy with ``changes`` applied (frozen records are never edited in place)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def log_group(self) -> str:
+        return f"/aws/lambda/{self.name}"
+
+    @property
+    def is_ready(self) -> bool:
+        """True when the version can run (Active; an update in flight does not stop it)."""
+        return self.state is FunctionState.ACTIVE
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_last_modified(moment: datetime) -> str:
+    """AWS's ``LastModified`` text: ``2024-01-15T10:30:00.000+0000``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
+        f"{moment.microsecond // 1000:03d}+0000"
+    )

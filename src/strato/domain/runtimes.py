@@ -1,0 +1,37 @@
+"""Runtime identifiers: which AWS runtimes exist and which strato can run."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RuntimeFamily(Enum):
+    PYTHON = "python"  # strato's built-in Python runtime, forked from a warm interpreter
+    PROVIDED = "provided"  # an executable ``bootstrap`` in the package (custom runtime)
+
+
+#: Every runtime identifier AWS Lambda accepts today (the enum AWS lists in its
+#: InvalidParameterValueException for an unknown runtime).
+AWS_RUNTIMES: tuple[str, ...] = (
+    "nodejs20.x", "python3.14", "provided.al2023", "python3.12", "python3.13", "nodejs24.x",
+    "nodejs22.x", "java25", "python3.10", "python3.11", "java21", "ruby3.3", "ruby3.4",
+    "ruby3.2", "python3.8", "python3.9", "java17", "nodejs16.x", "dotnet10", "dotnet8",
+    "java11", "dotnet6", "nodejs18.x", "provided.al2", "java8.al2",
+)
+
+#: The runtimes strato runs, and how.
+SUPPORTED: dict[str, RuntimeFamily] = {
+    "python3.10": RuntimeFamily.PYTHON,
+    "python3.11": RuntimeFamily.PYTHON,
+    "python3.12": RuntimeFamily.PYTHON,
+    "python3.13": RuntimeFamily.PYTHON,
+    "provided.al2023": RuntimeFamily.PROVIDED,
+    "provided.al2": RuntimeFamily.PROVIDED,
+}
+
+
+def python_version(runtime: str) -> str | None:
+    """``"python3.12"`` → ``"3.12"``; None for a runtime that is not a Python one."""
+    if SUPPORTED.get(runtime) is RuntimeFamily.PYTHON:
+        return runtime.removeprefix("python")
+    return None

@@ -1,0 +1,97 @@
+"""Lambda's own rules for a function's configuration, beyond what the service model says.
+
+Messages copy AWS's (recorded from the real service, or from the API reference where no
+recording exists). Each check raises the AWS error; none changes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+from strato.domain import limits
+from strato.domain.errors import InvalidParameterValueException, ValidationException
+from strato.domain.runtimes import AWS_RUNTIMES, SUPPORTED
+
+_NAME = re.compile(r"[a-zA-Z0-9-_]+")
+
+#: Variables Lambda sets itself and refuses in a function's configuration
+#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime).
+RESERVED_VARIABLES = frozenset({
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+})
+
+
+def _range_item(value: int, path: str, low: int, high: int) -> str | None:
+    if value > high:
+        bound = f"less than or equal to {high}"
+    elif value < low:
+        bound = f"greater than or equal to {low}"
+    else:
+        return None
+    return f"Value '{value}' at '{path}' failed to satisfy constraint: Member must have value {bound}"
+
+
+def check_function_name(name: str) -> None:
+    if len(name) > limits.FUNCTION_NAME_MAX:
+        raise InvalidParameterValueException(
+            f"1 validation error detected: Value '{name}' at 'functionName' failed to satisfy "
+            f"constraint: Member must have length less than or equal to {limits.FUNCTION_NAME_MAX}"
+        )
+    if not _NAME.fullmatch(name):
+        raise ValidationException.from_items([
+            f"Value '{name}' at 'functionName' failed to satisfy constraint: Member must "
+            "satisfy regular expression pattern: [a-zA-Z0-9-_]+"
+        ])
+
+
+def check_runtime(runtime: str) -> None:
+    """Unknown runtimes get AWS's message; known ones strato cannot run get a clear one."""
+    if runtime not in AWS_RUNTIMES:
+        raise InvalidParameterValueException(
+            f"Value {runtime} at 'runtime' failed to satisfy constraint: Member must satisfy "
+            f"enum value set: [{', '.join(AWS_RUNTIMES)}] or be a valid ARN"
+        )
+    if runtime not in SUPPORTED:
+        raise InvalidParameterValueException(
+            f"The runtime parameter of {runtime} is not supported by strato. Supported runtimes: "
+            f"{', '.join(sorted(SUPPORTED))}."
+        )
+
+
+def check_sizes(*, memory: int | None, timeout: int | None, ephemeral: int | None) -> None:
+    items = [
+        item
+        for item in (
+            memory is not None and _range_item(
+                memory, "memorySize", limits.MEMORY_MIN_MB, limits.MEMORY_MAX_MB),
+            timeout is not None and _range_item(
+                timeout, "timeout", limits.TIMEOUT_MIN_S, limits.TIMEOUT_MAX_S),
+            ephemeral is not None and _range_item(
+                ephemeral, "ephemeralStorage.size", limits.EPHEMERAL_MIN_MB, limits.EPHEMERAL_MAX_MB),
+        )
+        if item
+    ]
+    if items:
+        raise ValidationException.from_items(items)  # type: ignore[arg-type]
+
+
+def check_environment(variables: Mapping[str, str]) -> None:
+    reserved = sorted(k for k in variables if k in RESERVED_VARIABLES)
+    if reserved:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment "
+            "variables you have provided contains reserved keys that are currently not "
+            f"supported for modification. Reserved keys used in this request: {','.join(reserved)}"
+        )
+    measured = json.dumps(dict(variables), separators=(",", ":"), ensure_ascii=False)
+    if len(measured.encode()) > limits.ENVIRONMENT_MAX_BYTES:
+        raise InvalidParameterValueException(
+            "Lambda was unable to configure your environment variables because the environment "
+            "variables you have provided exceeded the 4KB limit. String measured: " + measured
+        )

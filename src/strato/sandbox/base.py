@@ -1,0 +1,77 @@
+"""How execution environments are started: the Sandbox Protocol.
+
+A sandbox turns an ``EnvironmentSpec`` into a running process tree whose stdout and stderr go
+to a pipe the platform reads, and reports how it ended. It knows nothing of invocations: the
+process talks to the platform only through the Runtime API named in its environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class EnvironmentSpec:
+    """What to start. ``argv`` is None for the built-in Python runtime (forked from a warm
+    interpreter of ``python_version``) and an absolute command for custom runtimes."""
+
+    env_id: str
+    python_version: str | None
+    argv: tuple[str, ...] | None
+    env: Mapping[str, str]
+    cwd: str
+    memory_mb: int
+    tmp_mb: int
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How the environment's main process ended: an exit code or a signal number."""
+
+    exit_code: int | None
+    signal: int | None
+
+    def describe(self) -> str:
+        """Lambda's words for it: ``exit status 1`` / ``signal: killed``."""
+        if self.signal is not None:
+            names = {9: "killed", 11: "segmentation fault", 6: "aborted", 15: "terminated"}
+            return f"signal: {names.get(self.signal, str(self.signal))}"
+        return f"exit status {self.exit_code}"
+
+
+class EnvironmentProcess(Protocol):
+    """A started environment. ``log_fd`` is the non-blocking read end of its output pipe,
+    owned by the caller until ``release``."""
+
+    pid: int
+    log_fd: int
+    exited: asyncio.Future[ExitStatus]
+
+    def kill(self) -> None:
+        """SIGKILL the whole process tree. Idempotent; ``exited`` resolves afterwards."""
+
+    def peak_memory_mb(self) -> int:
+        """Peak memory used by the environment so far, in MB (rounded up)."""
+
+    def oom_killed(self) -> bool:
+        """True if the environment was killed for exceeding its memory."""
+
+    def release(self) -> None:
+        """Free what the sandbox holds for the environment. Only after ``exited``."""
+
+
+class Sandbox(Protocol):
+    #: Human-readable description of the confinement in force (for ``strato doctor``/logs).
+    description: str
+
+    async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:
+        """Start the environment. Raises SandboxError with the step that failed."""
+
+    async def prepare(self, python_version: str | None) -> None:
+        """Warm whatever makes ``start`` fast for this runtime (e.g. a zygote)."""
+
+    async def close(self) -> None:
+        """Kill every environment and helper process."""

@@ -1,0 +1,157 @@
+"""cgroup v1 groups for execution environments: memory limit, peak usage, OOM kills, and
+the list of processes to kill when an environment is destroyed.
+
+Groups live under the memory (and pids) hierarchy *below the cgroup strato itself runs in*,
+at ``<hierarchy>/<own path>/strato-<pid>/<environment id>``, so that a host that confines strato
+also confines its functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from strato.errors import SandboxError
+
+log = logging.getLogger(__name__)
+
+_ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_path(controller: str) -> str | None:
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controller in controllers.split(","):
+            return path
+    return None
+
+
+@dataclass
+class CgroupParent:
+    """The directory under which environment groups are made, one per controller."""
+
+    memory: Path
+    pids: Path | None
+
+    @classmethod
+    def probe(cls) -> CgroupParent | None:
+        """Create strato's parent groups, or return None (with the reason logged) when the
+        host has no writable cgroup v1 memory controller."""
+        own = _own_path("memory")
+        if own is None or not (_ROOT / "memory").is_dir():
+            log.warning("no cgroup v1 memory controller: memory limits are approximate")
+            return None
+        name = f"strato-{os.getpid()}"
+        memory = _ROOT / "memory" / own.lstrip("/") / name
+        try:
+            memory.mkdir(exist_ok=True)
+        except OSError as exc:
+            log.warning("cannot create cgroup %s (%s): memory limits are approximate", memory, exc)
+            return None
+        pids: Path | None = None
+        own_pids = _own_path("pids")
+        if own_pids is not None and (_ROOT / "pids").is_dir():
+            pids = _ROOT / "pids" / own_pids.lstrip("/") / name
+            try:
+                pids.mkdir(exist_ok=True)
+            except OSError:
+                pids = None
+        return cls(memory, pids)
+
+    def create(self, env_id: str, memory_mb: int, max_pids: int | None) -> EnvironmentCgroup:
+        """Make the groups of one environment with its limits. Raises SandboxError."""
+        memory = self.memory / env_id
+        pids = self.pids / env_id if self.pids else None
+        try:
+            memory.mkdir()
+            limit = str(memory_mb * 1024 * 1024)
+            (memory / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):  # absent when swap accounting is off
+                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
+            if pids is not None:
+                pids.mkdir()
+                if max_pids:
+                    (pids / "pids.max").write_text(str(max_pids))
+        except OSError as exc:
+            group = EnvironmentCgroup(memory, pids)
+            group.remove()
+            raise SandboxError(f"cannot set up cgroup for environment {env_id}: {exc}") from exc
+        return EnvironmentCgroup(memory, pids)
+
+    def remove(self) -> None:
+        for path in (self.memory, self.pids):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+
+
+class EnvironmentCgroup:
+    """The groups of one environment. ``procs_files`` are what a new process joins."""
+
+    def __init__(self, memory: Path, pids: Path | None) -> None:
+        self.memory = memory
+        self.pids = pids
+        self._peak_fd: int | None = None
+
+    @property
+    def procs_files(self) -> list[str]:
+        files = [str(self.memory / "cgroup.procs")]
+        if self.pids is not None:
+            files.append(str(self.pids / "cgroup.procs"))
+        return files
+
+    def peak_bytes(self) -> int:
+        """Peak memory use of the whole group since it was made (cheap: one pread)."""
+        if self._peak_fd is None:
+            self._peak_fd = os.open(self.memory / "memory.max_usage_in_bytes", os.O_RDONLY)
+        return int(os.pread(self._peak_fd, 32, 0))
+
+    def oom_killed(self) -> bool:
+        """True if the kernel's OOM killer has killed a process of this group."""
+        try:
+            text = (self.memory / "memory.oom_control").read_text()
+        except OSError:
+            return False
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value) > 0
+        # Older kernels have no counter; a hit limit is the best evidence left.
+        try:
+            return int((self.memory / "memory.failcnt").read_text()) > 0
+        except OSError:
+            return False
+
+    def pids_in_group(self) -> list[int]:
+        try:
+            return [int(p) for p in (self.memory / "cgroup.procs").read_text().split()]
+        except OSError:
+            return []
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the group, including ones that left the process group."""
+        for _ in range(100):
+            pids = self.pids_in_group()
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def remove(self) -> None:
+        """Remove the (empty) groups. Safe to call more than once."""
+        if self._peak_fd is not None:
+            os.close(self._peak_fd)
+            self._peak_fd = None
+        for path in (self.memory, self.pids):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    path.rmdir()

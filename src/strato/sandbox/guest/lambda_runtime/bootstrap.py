@@ -1,0 +1,183 @@
+"""strato's built-in Python runtime: the INIT phase, then the INVOKE loop.
+
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html and
+https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html. ``main`` is the
+composition root: it reads the environment once, builds the Runtime API client and the log
+handler, resolves ``_HANDLER`` (user code's module level runs here), then serves events until
+the process is killed. An INIT failure is posted to ``/runtime/init/error`` and ends the
+process with status 1; an invocation failure is posted to ``/invocation/{id}/error`` and the
+loop goes on. Everything printed for an invocation is flushed before its result is posted: the
+platform reads the log pipe as soon as the post arrives.
+
+Imports happen at module level only, so a zygote that imported this module forks environments
+that import nothing before running user code.
+"""
+
+import builtins
+import decimal
+import json
+import os
+import re
+import sys
+
+from . import log_format
+from .client import RuntimeApiError, RuntimeClient
+from .context import FunctionSettings, make_context
+from .faults import (
+    MARSHAL_ERROR,
+    UNMARSHAL_ERROR,
+    Fault,
+    exception_error,
+    log_text,
+)
+from .handler import load_handler
+
+# AWS's python3.12+ runtimes serialise results with ensure_ascii=False (awslambdaric's Encoder).
+_ENSURE_ASCII = sys.version_info < (3, 12)
+# Decimals are written with all their digits, like simplejson's RawJSON in awslambdaric: the
+# stdlib encoder cannot emit raw text, so a placeholder string stands in and is replaced.
+_DECIMAL_MARK = "\x00strato.decimal\x1f"
+_DECIMAL_PLACEHOLDER = re.compile(r'"\\u0000strato\.decimal\\u001f(\d+)"')
+
+
+class _ResultEncoder(json.JSONEncoder):
+    def __init__(self):
+        super().__init__(ensure_ascii=_ENSURE_ASCII)
+        self.decimals = []
+
+    def default(self, o):
+        if isinstance(o, decimal.Decimal):
+            self.decimals.append("NaN" if o.is_nan() else str(o))
+            return _DECIMAL_MARK + str(len(self.decimals) - 1)
+        return super().default(o)
+
+
+def encode_result(result):
+    """The response body for a handler's return value: JSON (``None`` is ``null``), or the
+    bytes themselves when the handler returned bytes. Raises ``Fault`` (MarshalError)."""
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result)
+    encoder = _ResultEncoder()
+    try:
+        text = encoder.encode(result)
+    except Exception as exc:
+        raise Fault(MARSHAL_ERROR, f"Unable to marshal response: {exc}") from exc
+    if encoder.decimals:
+        text = _DECIMAL_PLACEHOLDER.sub(lambda m: encoder.decimals[int(m.group(1))], text)
+    return text.encode("utf-8")
+
+
+def decode_event(body):
+    """The handler's ``event`` from the raw body. Raises ``Fault`` (UnmarshalError)."""
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from exc
+
+
+def flush_output():
+    """Push everything printed so far into the log pipe. A user who closed or replaced
+    ``sys.stdout`` with something odd must not break the runtime, so failures are ignored."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+def _line_buffer_output():
+    # Lines reach the pipe as they are printed (a crash loses nothing); partial lines are
+    # flushed before each post.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+
+
+def _install_exit_builtins():
+    # ``exit()``/``quit()`` come from the site module, which environments run without (-S).
+    def _exit(code=None):
+        raise SystemExit(code)
+
+    for name in ("exit", "quit"):
+        if not hasattr(builtins, name):
+            setattr(builtins, name, _exit)
+
+
+def _extend_sys_path(environ):
+    # The task root first, as AWS has it; PYTHONPATH next (layers' /opt/python and the like),
+    # since the interpreter was started with -E and did not read it.
+    entries = [environ.get("LAMBDA_TASK_ROOT")]
+    entries += (environ.get("PYTHONPATH") or "").split(os.pathsep)
+    position = 0
+    for entry in entries:
+        if entry and entry not in sys.path[:position]:
+            sys.path.insert(position, entry)
+            position += 1
+
+
+def _post_error(client, request_id, error):
+    sys.stdout.write(log_text(error))
+    flush_output()
+    body = json.dumps(error, ensure_ascii=_ENSURE_ASCII).encode("utf-8")
+    if request_id is None:
+        client.post_init_error(error["errorType"], body)
+    else:
+        client.post_error(request_id, error["errorType"], body)
+
+
+def _invoke(client, handler, settings, invocation):
+    """Run one invocation and post its outcome. Only ``Exception``s are reported: a
+    ``SystemExit`` from user code ends the environment, as on AWS."""
+    request_id = invocation.request_id
+    try:
+        event = decode_event(invocation.body)
+        context = make_context(settings, invocation)
+        body = encode_result(handler(event, context))
+    except Fault as fault:
+        error = fault.to_error(request_id)
+    except Exception as exc:
+        error = exception_error(exc, request_id)
+    else:
+        flush_output()
+        client.post_response(request_id, body)
+        return
+    _post_error(client, request_id, error)
+
+
+def main():
+    """Run the runtime in this process; returns the exit status (1 after an INIT error).
+    Never returns while the Runtime API keeps handing out events."""
+    environ = os.environ
+    _line_buffer_output()
+    _install_exit_builtins()
+    address = environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not address:
+        sys.stderr.write("strato runtime: AWS_LAMBDA_RUNTIME_API is not set\n")
+        return 1
+    _extend_sys_path(environ)
+    try:
+        client = RuntimeClient(address)
+        logs = log_format.install(environ.get("AWS_LAMBDA_LOG_LEVEL"))
+        try:
+            handler = load_handler(environ.get("_HANDLER", ""))
+        except Fault as fault:
+            _post_error(client, None, fault.to_error())
+            return 1
+        except Exception as exc:
+            _post_error(client, None, exception_error(exc))
+            return 1
+        settings = FunctionSettings(environ)
+        while True:
+            invocation = client.next_invocation()
+            logs.request_id = invocation.request_id
+            if invocation.trace_id:
+                environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
+            elif "_X_AMZN_TRACE_ID" in environ:
+                del environ["_X_AMZN_TRACE_ID"]
+            _invoke(client, handler, settings, invocation)
+    except RuntimeApiError as exc:
+        flush_output()
+        sys.stderr.write(f"strato runtime: {exc}\n")
+        sys.stderr.flush()
+        return 1

@@ -1,0 +1,183 @@
+"""A Runtime API client: HTTP/1.1 over one persistent TCP connection.
+
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html (API version 2018-06-01).
+http.client costs hundreds of microseconds per exchange; this writes each request with one
+``sendall`` and parses the response head by hand, which keeps an exchange to tens of
+microseconds. Only what the Runtime API needs is supported: every request carries
+``Content-Length``, and every response must too (a response framed any other way, e.g.
+chunked, is a ``RuntimeApiError``). A connection the server closed is reopened, and the
+request resent, once.
+
+Not thread-safe: the invoke loop owns the client.
+"""
+
+import socket
+import sys
+
+_PREFIX = "/2018-06-01/runtime"
+_MAX_HEAD = 64 * 1024
+_RECV_SIZE = 64 * 1024
+_SMALL_BODY = 64 * 1024
+
+
+class RuntimeApiError(Exception):
+    """The Runtime API could not be reached or answered something unusable."""
+
+
+class _ConnectionLost(Exception):
+    """The server closed the connection before a complete response (retryable once)."""
+
+
+class Invocation:
+    """One event from ``invocation/next``: its headers and the raw event ``body``."""
+
+    __slots__ = ("request_id", "deadline_ms", "invoked_function_arn", "trace_id",
+                 "client_context", "cognito_identity", "body")
+
+    def __init__(self, headers, body):
+        self.request_id = headers.get("lambda-runtime-aws-request-id", "")
+        deadline = headers.get("lambda-runtime-deadline-ms")
+        self.deadline_ms = int(deadline) if deadline and deadline.isdigit() else 0
+        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
+        self.trace_id = headers.get("lambda-runtime-trace-id")
+        self.client_context = headers.get("lambda-runtime-client-context")
+        self.cognito_identity = headers.get("lambda-runtime-cognito-identity")
+        self.body = body
+
+
+class RuntimeClient:
+    """Talks to the Runtime API at ``address`` (``host:port``, as AWS_LAMBDA_RUNTIME_API)."""
+
+    def __init__(self, address):
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise RuntimeApiError(f"bad Runtime API address {address!r}")
+        self._address = (host.strip("[]"), int(port))
+        self._host = address.encode("ascii")
+        self._next_request = (
+            b"GET " + _PREFIX.encode() + b"/invocation/next HTTP/1.1\r\nHost: " + self._host
+            + b"\r\nContent-Length: 0\r\n\r\n"
+        )
+        self._sock = None
+        self._leftover = b""
+
+    def next_invocation(self):
+        """Block until the platform hands out an event. Raises RuntimeApiError unless 200."""
+        status, headers, body = self._exchange(self._next_request, b"")
+        if status != 200:
+            raise RuntimeApiError(
+                f"GET {_PREFIX}/invocation/next answered {status}: {body[:500]!r}")
+        return Invocation(headers, body)
+
+    def post_response(self, request_id, body):
+        """Post the handler's result (bytes). Returns the status; a refusal is logged."""
+        return self._post(f"{_PREFIX}/invocation/{request_id}/response", body, None)
+
+    def post_error(self, request_id, error_type, body):
+        """Post an invocation's error document (JSON bytes) under ``error_type``."""
+        return self._post(f"{_PREFIX}/invocation/{request_id}/error", body, error_type)
+
+    def post_init_error(self, error_type, body):
+        """Post the INIT phase's error document (JSON bytes) under ``error_type``."""
+        return self._post(f"{_PREFIX}/init/error", body, error_type)
+
+    def close(self):
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._leftover = b""
+
+    def _post(self, path, body, error_type):
+        head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + self._host
+        if error_type is not None:
+            head += b"\r\nLambda-Runtime-Function-Error-Type: " + error_type.encode()
+        head += b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+        status, _, answer = self._exchange(head, body)
+        if status >= 300:
+            # The loop carries on with ``next``: the platform has already decided the outcome
+            # (e.g. 413 for a response over 6 MB) and will say so in its own logs.
+            sys.stderr.write(f"strato runtime: POST {path} answered {status}: "
+                             f"{answer[:500].decode('utf-8', 'replace')}\n")
+            sys.stderr.flush()
+        return status
+
+    def _exchange(self, head, body):
+        for attempt in (1, 2):
+            reused = self._sock is not None
+            sock = self._sock if reused else self._connect()
+            try:
+                if len(body) <= _SMALL_BODY:
+                    sock.sendall(head + body)
+                else:
+                    sock.sendall(head)
+                    sock.sendall(body)
+                return self._read_response(sock)
+            except (_ConnectionLost, ConnectionError) as exc:
+                self.close()
+                if attempt == 2 or not reused:
+                    raise RuntimeApiError(f"Runtime API connection lost: {exc}") from exc
+            except OSError as exc:
+                self.close()
+                raise RuntimeApiError(f"Runtime API I/O failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _connect(self):
+        try:
+            sock = socket.create_connection(self._address)
+        except OSError as exc:
+            raise RuntimeApiError(
+                f"cannot connect to the Runtime API at {self._address}: {exc}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        return sock
+
+    def _read_response(self, sock):
+        data = self._leftover
+        self._leftover = b""
+        end = data.find(b"\r\n\r\n")
+        while end < 0:
+            if len(data) > _MAX_HEAD:
+                raise RuntimeApiError("Runtime API response head is too large")
+            chunk = sock.recv(_RECV_SIZE)
+            if not chunk:
+                raise _ConnectionLost("closed before a complete response head")
+            data += chunk
+            end = data.find(b"\r\n\r\n", max(0, len(data) - len(chunk) - 3))
+        lines = data[:end].decode("utf-8", "replace").split("\r\n")
+        status_line = lines[0].split(" ", 2)
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            raise RuntimeApiError(f"bad Runtime API status line {lines[0]!r}")
+        status = int(status_line[1])
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        body = self._read_body(sock, status, headers, data[end + 4:])
+        keep_alive = headers.get("connection", "").lower()
+        if keep_alive == "close" or (status_line[0] == "HTTP/1.0" and keep_alive != "keep-alive"):
+            self.close()
+        return status, headers, body
+
+    def _read_body(self, sock, status, headers, body):
+        length = headers.get("content-length")
+        if length is None:
+            if status in (204, 304) or status < 200:
+                return b""
+            framing = headers.get("transfer-encoding", "none")
+            raise RuntimeApiError(
+                f"Runtime API response {status} has no Content-Length "
+                f"(transfer-encoding: {framing}); only Content-Length framing is supported")
+        if not length.isdigit():
+            raise RuntimeApiError(f"bad Content-Length {length!r} from the Runtime API")
+        missing = int(length) - len(body)
+        if missing < 0:
+            self._leftover = body[int(length):]
+            return body[:int(length)]
+        parts = [body]
+        while missing > 0:
+            chunk = sock.recv(min(missing, 1 << 20))
+            if not chunk:
+                raise _ConnectionLost("closed in the middle of a response body")
+            parts.append(chunk)
+            missing -= len(chunk)
+        return b"".join(parts) if len(parts) > 1 else body

@@ -1,0 +1,133 @@
+"""The invocation service: from an Invoke request to a result, on the event loop's thread.
+
+Resolves the function in the registry (no database read), checks the payload and the
+function's state, and hands the invocation to the environment pool. The result reaches the
+caller through ``on_done``; errors before the function runs are raised as AWS errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+
+from strato.domain import limits
+from strato.domain.arns import FunctionRef, Scope, resolve_function_name
+from strato.domain.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    RequestEntityTooLargeException,
+    ResourceConflictException,
+    ResourceNotFoundException,
+    UnsupportedOperationException,
+)
+from strato.domain.models import LATEST, FunctionVersion
+from strato.scheduler.invocation import Invocation, InvocationResult
+from strato.scheduler.pool import EnvironmentPool
+from strato.services.registry import FunctionRegistry
+
+REQUEST_RESPONSE = "RequestResponse"
+DRY_RUN = "DryRun"
+EVENT = "Event"
+_CLIENT_CONTEXT_MAX = 3583
+
+
+def _trace_id() -> str:
+    return (f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};"
+            f"Parent={os.urandom(8).hex()};Sampled=0")
+
+
+def check_payload(payload: bytes) -> None:
+    """A payload must be JSON (AWS parses it before running anything)."""
+    if not payload:
+        return
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequestContentException(
+            f"Could not parse request body into json: Could not parse payload into json: {exc}"
+        ) from exc
+
+
+def decode_client_context(header: str | None) -> str | None:
+    """``X-Amz-Client-Context`` is base64 of a JSON object; the runtime receives the JSON."""
+    if header is None:
+        return None
+    if len(header) > _CLIENT_CONTEXT_MAX:
+        raise InvalidParameterValueException("Client context must be 3583 bytes or less")
+    try:
+        text = base64.b64decode(header, validate=True).decode()
+        json.loads(text)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestContentException(
+            "Client context must be a valid Base64-encoded JSON object."
+        ) from exc
+    return text
+
+
+class InvocationService:
+    def __init__(self, registry: FunctionRegistry, pool: EnvironmentPool) -> None:
+        self._registry = registry
+        self._pool = pool
+
+    def resolve(
+        self, function_name: str, qualifier: str | None, scope: Scope
+    ) -> tuple[FunctionRef, FunctionVersion]:
+        ref = resolve_function_name(function_name, scope, qualifier)
+        record = self._registry.get(ref.name)
+        if record is None or ref.qualifier not in (None, LATEST):
+            raise ResourceNotFoundException(
+                f"Function not found: {scope.function_arn(ref.name, ref.qualifier or LATEST)}"
+            )
+        return ref, record
+
+    def invoke(
+        self,
+        function_name: str,
+        qualifier: str | None,
+        payload: bytes,
+        scope: Scope,
+        on_done: Callable[[InvocationResult], None],
+        *,
+        request_id: str | None = None,
+        invocation_type: str = REQUEST_RESPONSE,
+        tail: bool = False,
+        client_context: str | None = None,
+    ) -> InvocationResult | None:
+        """Start an invocation. Returns a result at once for DryRun; otherwise None and the
+        result goes to ``on_done``. Raises AWS errors for a request that cannot run."""
+        if len(payload) > limits.SYNC_PAYLOAD_MAX_BYTES:
+            raise RequestEntityTooLargeException(
+                f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
+                "InvokeFunction operation"
+            )
+        ref, record = self.resolve(function_name, qualifier, scope)
+        if invocation_type == EVENT:
+            raise UnsupportedOperationException(
+                "Asynchronous invocation (InvocationType=Event) is not available in this "
+                "strato release yet; invoke with InvocationType=RequestResponse."
+            )
+        check_payload(payload)
+        context = decode_client_context(client_context)
+        if not record.is_ready:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. The function is currently in "
+                f"the following state: {record.state.value}"
+            )
+        if invocation_type == DRY_RUN:
+            return InvocationResult(b"", record.version)
+        invocation = Invocation(
+            request_id or str(uuid.uuid4()),
+            payload,
+            scope.function_arn(record.name, ref.qualifier),
+            on_done,
+            client_context=context,
+            want_tail=tail,
+            trace_id=_trace_id(),
+        )
+        self._pool.invoke(record, invocation)
+        return None

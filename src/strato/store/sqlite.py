@@ -1,0 +1,214 @@
+"""The SQLite backend of ``FunctionStore`` and ``LogStore`` (contracts in ``store.base``).
+
+Each store owns a ``SqliteDatabase`` (connections, pragmas, migrations: see ``sqlite_db``) on
+the file it is given; both stores may be given the same file. Thread safety is that of
+``SqliteDatabase``: one connection per thread, writes in ``BEGIN IMMEDIATE`` transactions.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from strato.domain.models import LATEST, FunctionVersion
+from strato.errors import (
+    AlreadyExistsError,
+    NotFoundError,
+    RevisionMismatchError,
+    StoreError,
+)
+from strato.store.base import LogEvent, LogStreamInfo, StoredLogEvent
+from strato.store.codec import decode_function_version, encode_function_version
+from strato.store.sqlite_db import SqliteDatabase
+
+
+def _wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class SqliteFunctionStore:
+    """Functions as rows of ``function_versions`` keyed (name, version), the record as JSON.
+
+    ``revision_id`` and the code's sha256 are also columns, so that compare-and-swap is one
+    ``UPDATE ... WHERE revision_id = ?`` and ``code_references`` needs no JSON parsing.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._db = SqliteDatabase(path)
+
+    def close(self) -> None:
+        """Close the database; legal once no other thread uses the store. Idempotent."""
+        self._db.close()
+
+    def create_function(self, latest: FunctionVersion) -> None:
+        if latest.version != LATEST:
+            raise ValueError(f"a new function starts at {LATEST}, not {latest.version}")
+        row = _version_row(latest)
+        with self._db.transaction() as conn:
+            try:
+                conn.execute("INSERT INTO functions (name) VALUES (?)", (latest.name,))
+            except sqlite3.IntegrityError as e:
+                raise AlreadyExistsError(f"function {latest.name} exists") from e
+            conn.execute(
+                "INSERT INTO function_versions (name, version, revision_id, code_sha256, record)"
+                " VALUES (?, ?, ?, ?, ?)",
+                row,
+            )
+
+    def get_version(self, name: str, version: str) -> FunctionVersion | None:
+        rows = self._db.fetchall(
+            "SELECT record FROM function_versions WHERE name = ? AND version = ?",
+            (name, version),
+        )
+        return _decode(rows[0][0]) if rows else None
+
+    def put_version(self, record: FunctionVersion, *, expected_revision: str) -> None:
+        name, version, revision_id, code_sha256, text = _version_row(record)
+        with self._db.transaction() as conn:
+            updated = conn.execute(
+                "UPDATE function_versions SET revision_id = ?, code_sha256 = ?, record = ?"
+                " WHERE name = ? AND version = ? AND revision_id = ?",
+                (revision_id, code_sha256, text, name, version, expected_revision),
+            ).rowcount
+            if updated == 1:
+                return
+            stored = conn.execute(
+                "SELECT revision_id FROM function_versions WHERE name = ? AND version = ?",
+                (name, version),
+            ).fetchone()
+        if stored is None:
+            raise NotFoundError(f"function {name} has no version {version}")
+        raise RevisionMismatchError(
+            f"{name}:{version} is at revision {stored[0]}, not {expected_revision}"
+        )
+
+    def list_latest(self, *, after: str | None, limit: int) -> list[FunctionVersion]:
+        """Raises ValueError unless ``limit`` >= 1."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        rows = self._db.fetchall(
+            "SELECT record FROM function_versions WHERE version = ? AND name > ?"
+            " ORDER BY name LIMIT ?",
+            (LATEST, after or "", limit),
+        )
+        return [_decode(row[0]) for row in rows]
+
+    def delete_function(self, name: str) -> bool:
+        with self._db.transaction() as conn:
+            # function_versions rows go with it: ON DELETE CASCADE (foreign_keys is on).
+            deleted = conn.execute("DELETE FROM functions WHERE name = ?", (name,)).rowcount
+        return deleted > 0
+
+    def code_references(self) -> set[str]:
+        rows = self._db.fetchall("SELECT DISTINCT code_sha256 FROM function_versions")
+        return {str(row[0]) for row in rows}
+
+
+class SqliteLogStore:
+    """Log events in ``log_events``; a row's autoincrement ``position`` is its cursor.
+
+    ``clock`` gives the ingestion time in epoch milliseconds (the wall clock unless a test
+    passes another).
+    """
+
+    def __init__(self, path: Path, *, clock: Callable[[], int] = _wall_clock_ms) -> None:
+        self._db = SqliteDatabase(path)
+        self._clock = clock
+
+    def close(self) -> None:
+        """Close the database; legal once no other thread uses the store. Idempotent."""
+        self._db.close()
+
+    def append(self, events: Sequence[LogEvent]) -> None:
+        if not events:
+            return
+        ingestion_ms = self._clock()
+        with self._db.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO log_events (log_group, log_stream, timestamp_ms, ingestion_ms,"
+                " message) VALUES (?, ?, ?, ?, ?)",
+                [(e.group, e.stream, e.timestamp_ms, ingestion_ms, e.message) for e in events],
+            )
+
+    def query(
+        self,
+        group: str,
+        *,
+        streams: Sequence[str] | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        after_position: int = 0,
+        limit: int = 10_000,
+    ) -> list[StoredLogEvent]:
+        """Ordered by position (the order of ``append``), so that the last position returned
+        is a cursor for the next page. Raises ValueError unless ``limit`` >= 1."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        if streams is not None and not streams:
+            return []
+        sql = ["SELECT position, log_stream, timestamp_ms, ingestion_ms, message FROM log_events"
+               " WHERE log_group = ? AND position > ?"]
+        params: list[Any] = [group, after_position]
+        if streams is not None:
+            sql.append(f" AND log_stream IN ({', '.join('?' * len(streams))})")
+            params.extend(streams)
+        if start_ms is not None:
+            sql.append(" AND timestamp_ms >= ?")
+            params.append(start_ms)
+        if end_ms is not None:
+            sql.append(" AND timestamp_ms < ?")
+            params.append(end_ms)
+        sql.append(" ORDER BY position LIMIT ?")
+        params.append(limit)
+        return [
+            StoredLogEvent(
+                event=LogEvent(group=group, stream=stream, timestamp_ms=ts, message=message),
+                ingestion_ms=ingestion_ms,
+                position=position,
+            )
+            for position, stream, ts, ingestion_ms, message in self._db.fetchall(
+                "".join(sql), params
+            )
+        ]
+
+    def streams(self, group: str, *, prefix: str | None = None) -> list[LogStreamInfo]:
+        sql = ("SELECT log_stream, MIN(timestamp_ms), MAX(timestamp_ms), MAX(ingestion_ms)"
+               " FROM log_events WHERE log_group = ?")
+        params: list[Any] = [group]
+        if prefix:
+            # ">=" lets the (log_group, log_stream) index start at the prefix; substr, unlike
+            # LIKE, is case-sensitive and has no wildcards.
+            sql += " AND log_stream >= ? AND substr(log_stream, 1, ?) = ?"
+            params.extend([prefix, len(prefix), prefix])
+        sql += " GROUP BY log_stream ORDER BY log_stream"
+        return [
+            LogStreamInfo(
+                group=group,
+                stream=stream,
+                first_event_ms=first,
+                last_event_ms=last,
+                last_ingestion_ms=ingested,
+            )
+            for stream, first, last, ingested in self._db.fetchall(sql, params)
+        ]
+
+    def delete_group(self, group: str) -> None:
+        with self._db.transaction() as conn:
+            conn.execute("DELETE FROM log_events WHERE log_group = ?", (group,))
+
+
+def _version_row(record: FunctionVersion) -> tuple[str, str, str, str, str]:
+    text = json.dumps(encode_function_version(record), separators=(",", ":"), sort_keys=True)
+    return record.name, record.version, record.revision_id, record.code.sha256_hex, text
+
+
+def _decode(text: object) -> FunctionVersion:
+    try:
+        data = json.loads(str(text))
+    except ValueError as e:
+        raise StoreError(f"corrupt function record: {e}") from e
+    return decode_function_version(data)
