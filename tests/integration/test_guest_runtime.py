@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -408,7 +408,7 @@ def test_output_is_flushed_before_the_post_and_logs_use_lambda_format(
     assert match is not None, stdout
     assert match.group(2) == request_id
     logged_at = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S.%f")
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     assert abs((now - logged_at).total_seconds()) < 60  # UTC, not local time
     assert "info line" not in stdout  # Python's default level (WARNING) is left alone
 
@@ -417,12 +417,13 @@ def test_log_level_from_environment(python: str, app_root: Path) -> None:
     with run_runtime(python, app_root, "app.handler", env={"AWS_LAMBDA_LOG_LEVEL": "INFO"}) as run:
         request_id = run.api.add_event({"kind": "log"})
         stdout = run.api.next_post().stdout.decode()
-    assert f"[INFO]\t" in stdout and f"\t{request_id}\tinfo line\n" in stdout
+    assert "[INFO]\t" in stdout and f"\t{request_id}\tinfo line\n" in stdout
     assert "debug line" not in stdout
 
 
 def test_nested_handler_path(python: str, tmp_path: Path) -> None:
-    write_files(tmp_path, {"pkg/sub/mod.py": "def handler(event, context):\n    return ['nested', event]\n"})
+    write_files(tmp_path, {
+        "pkg/sub/mod.py": "def handler(event, context):\n    return ['nested', event]\n"})
     with run_runtime(python, tmp_path, "pkg/sub/mod.handler") as run:
         run.api.add_event({"a": 1})
         assert run.api.next_post().json() == ["nested", {"a": 1}]

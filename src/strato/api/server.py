@@ -163,7 +163,8 @@ class ApiServer:
 
     # control plane ---------------------------------------------------------------------
     def _control_plane(self, request: Request, responder: Responder, request_id: str) -> None:
-        route = self._router.match(request.method, request.path)
+        query = parse_qs(request.query_string, keep_blank_values=True)
+        route = self._router.match(request.method, request.path, query)
         if route is None:
             raise UnsupportedOperationException(
                 f"strato has no Lambda operation at {request.method} {request.path}"
@@ -178,7 +179,6 @@ class ApiServer:
                 f"Request must be smaller than {limits.CREATE_FUNCTION_REQUEST_MAX_BYTES} bytes "
                 f"for the {route.operation.name} operation"
             )
-        query = parse_qs(request.query_string, keep_blank_values=True)
         params = rest_json.parse_request(
             route.operation, route.uri_params, query, request.headers, request.body
         )

@@ -22,6 +22,7 @@ class EnvironmentSpec:
     python_version: str | None
     argv: tuple[str, ...] | None
     env: Mapping[str, str]
+    #: The function's unpacked code on the host.
     cwd: str
     memory_mb: int
     tmp_mb: int
@@ -69,6 +70,10 @@ class Sandbox(Protocol):
 
     async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:
         """Start the environment. Raises SandboxError with the step that failed."""
+
+    def task_root(self, code_dir: str) -> str:
+        """Where an environment sees the code stored at ``code_dir`` (``/var/task`` when the
+        sandbox mounts it there)."""
 
     async def prepare(self, python_version: str | None) -> None:
         """Warm whatever makes ``start`` fast for this runtime (e.g. a zygote)."""

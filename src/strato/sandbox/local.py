@@ -15,7 +15,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from strato.errors import SandboxError
 from strato.sandbox.base import EnvironmentSpec, ExitStatus
@@ -26,6 +25,8 @@ from strato.sandbox.zygote import ZygotePool
 log = logging.getLogger(__name__)
 
 NOFILE_LIMIT = 1024
+#: Where the function's code is mounted (read-only) when the host has mount namespaces.
+TASK_ROOT = "/var/task"
 MAX_PIDS = 1024
 _PAGE_MB = 1024 * 1024
 
@@ -42,6 +43,16 @@ def _probe_private_tmp() -> bool:
         return subprocess.run([sys.executable, "-S", "-c", probe], timeout=20).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
+
+
+def _ensure_mountpoint() -> bool:
+    """/var/task must exist on the host to be a mount point (it stays empty there)."""
+    try:
+        os.makedirs(TASK_ROOT, exist_ok=True)
+    except OSError as exc:
+        log.warning("cannot create %s (%s): code is not mounted at /var/task", TASK_ROOT, exc)
+        return False
+    return True
 
 
 class LocalProcess:
@@ -120,7 +131,7 @@ class ProcessSandbox:
         self._interpreters = interpreters
         self._zygotes = ZygotePool()
         self._cgroups = CgroupParent.probe() if use_cgroups else None
-        self._private_tmp = private_tmp and _probe_private_tmp()
+        self._private_tmp = private_tmp and _probe_private_tmp() and _ensure_mountpoint()
         self._watched: dict[int, LocalProcess] = {}
         self._watcher: asyncio.Task[None] | None = None
         if private_tmp and not self._private_tmp:
@@ -134,6 +145,10 @@ class ProcessSandbox:
         if python_version is None:
             return os.path.realpath(sys.executable)
         return self._interpreters.require(python_version)
+
+    def task_root(self, code_dir: str) -> str:
+        """The path of the function's code as the environment sees it."""
+        return TASK_ROOT if self._private_tmp else code_dir
 
     async def prepare(self, python_version: str | None) -> None:
         await self._zygotes.get(self._interpreter_for(python_version))
@@ -150,9 +165,10 @@ class ProcessSandbox:
             "mode": "python" if spec.argv is None else "exec",
             "argv": list(spec.argv or ()),
             "env": dict(spec.env),
-            "cwd": spec.cwd,
+            "cwd": TASK_ROOT if self._private_tmp else spec.cwd,
             "cgroups": cgroup.procs_files if cgroup else [],
             "tmpfs_mb": spec.tmp_mb if self._private_tmp else None,
+            "task_root": spec.cwd if self._private_tmp else None,
             "nofile": NOFILE_LIMIT,
         }
         try:
@@ -187,7 +203,3 @@ class ProcessSandbox:
             self._watcher.cancel()
         if self._cgroups is not None:
             self._cgroups.remove()
-
-
-def tmp_path_for(data_dir: Path, env_id: str) -> Path:
-    return data_dir / "environments" / env_id / "tmp"

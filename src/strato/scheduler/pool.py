@@ -123,14 +123,15 @@ class EnvironmentPool:
 
     def _spec(self, version: FunctionVersion, env_id: str, address: str, stream: str) -> EnvironmentSpec:
         family = RUNTIMES[version.runtime]
-        task_root = self._code_dir(version)
+        code_dir = self._code_dir(version)
+        task_root = self._sandbox.task_root(code_dir)
         argv = None if family is RuntimeFamily.PYTHON else (f"{task_root}/bootstrap",)
         return EnvironmentSpec(
             env_id=env_id,
             python_version=python_version(version.runtime),
             argv=argv,
             env=self._build_environment(version, address, stream, task_root),
-            cwd=task_root,
+            cwd=code_dir,
             memory_mb=version.memory_size,
             tmp_mb=version.ephemeral_storage,
         )

@@ -5,6 +5,8 @@ Thread safety: one connection per thread. Each thread that touches the database 
 query. WAL mode lets readers run while a writer commits; writers are serialised by SQLite's
 own lock, waited on for up to ``busy_timeout``. Every write runs in ``BEGIN IMMEDIATE``, which
 takes the write lock up front, so a transaction never fails half way when upgrading a read lock.
+A connection lives until ``close()``, even if its thread ends: strato's store users are a few
+long-lived threads (control plane, log writer), not a thread per request.
 
 The schema is an ordered list of migrations (``MIGRATIONS``); migration *n* brings the
 database to schema version *n*. Every store of strato shares the list, so one file can hold

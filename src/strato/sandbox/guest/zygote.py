@@ -42,6 +42,7 @@ import resource  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 
 try:
@@ -60,6 +61,7 @@ _MAX_DATAGRAM = 1 << 20
 _SETUP_TIMEOUT_MS = 10_000
 _CLONE_NEWNS = 0x00020000
 _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND = 0x1, 0x20, 0x1000
 _BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
 
 
@@ -96,8 +98,10 @@ class PrivateTmp:
             err = ctypes.get_errno()
             raise SetupError(f"{step}: [Errno {err}] {os.strerror(err)}")
 
-    def apply(self, size_mb):
-        """Give the calling process its own mount namespace and an empty /tmp of size_mb."""
+    def apply(self, size_mb, task_root=None):
+        """Give the calling process its own mount namespace and an empty /tmp of size_mb;
+        with task_root, that directory is also bound read-only at /var/task (before /tmp is
+        covered, so a package stored under the host's /tmp stays reachable)."""
         if ctypes is None or self.unavailable:
             raise SetupError(f"private /tmp: {self.unavailable or 'ctypes is unavailable'}")
         if self._unshare is None:
@@ -110,6 +114,12 @@ class PrivateTmp:
         # Without this, the tmpfs mount would propagate back to the host's namespace.
         self._check(self._mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
                     "make / private")
+        if task_root:
+            self._check(self._mount(task_root.encode(), b"/var/task", None, _MS_BIND | _MS_REC,
+                                    None), "bind the function code at /var/task")
+            self._check(self._mount(None, b"/var/task", None,
+                                    _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None),
+                        "make /var/task read-only")
         options = b"size=%dm,mode=1777" % size_mb
         self._check(self._mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
                     "mount tmpfs on /tmp")
@@ -148,6 +158,7 @@ class Zygote:
 
     def __init__(self, control):
         self._control = control
+        self._pid = os.getpid()
         self._children = {}  # pid -> environment id, for children reported as spawned
         self._private_tmp = PrivateTmp() if ctypes is not None else None
         # Every fd the zygote holds is below its soft limit; close_range(2) makes the size of
@@ -176,8 +187,11 @@ class Zygote:
                     else:
                         self._on_request()
         except _PlatformGone:
-            self._kill_children()
             return 0
+        finally:
+            # Also on a fatal error: environments must not outlive the zygote unnoticed.
+            if os.getpid() == self._pid:
+                self._kill_children()
 
     def _send(self, message):
         try:
@@ -344,7 +358,7 @@ class Zygote:
                 step = "private /tmp"
                 if self._private_tmp is None:
                     raise SetupError("private /tmp: ctypes is unavailable")
-                self._private_tmp.apply(request["tmpfs_mb"])
+                self._private_tmp.apply(request["tmpfs_mb"], request.get("task_root"))
             if request.get("nofile"):
                 step = f"set RLIMIT_NOFILE to {request['nofile']}"
                 resource.setrlimit(resource.RLIMIT_NOFILE, (request["nofile"],) * 2)
@@ -372,13 +386,14 @@ def _exec(argv, env):
 
 def _run_python(env):
     """Run the built-in runtime in this (forked) interpreter; returns the exit status."""
-    os.environ.clear()
+    os.environ.clear()  # already empty (see main); kept so that nothing can leak through
     os.environ.update(env)
+    time.tzset()  # the zygote's time zone state came from its own (empty) environment
     # New stream objects on the log pipe: nothing the zygote buffered can leak into them.
-    sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", line_buffering=True,
-                                       closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", errors="backslashreplace",
-                                       line_buffering=True, closefd=False)
+    # buffering=1: line-buffered text.
+    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
+    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding="utf-8",
+                                       errors="backslashreplace", closefd=False)
     sys.argv = list(_BOOTSTRAP_ARGV)
     if _GUEST_DIR in sys.path:
         sys.path.remove(_GUEST_DIR)
@@ -415,6 +430,9 @@ def main(argv):
         return 2
     control = socket.socket(fileno=int(argv[1]))
     _warm_up()
+    # The zygote needs no environment of its own, and a child then only adds its variables:
+    # the first writes after a fork fault pages in, so every removed variable costs time.
+    os.environ.clear()
     return Zygote(control).serve()
 
 

@@ -52,7 +52,9 @@ class RuntimeClient:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise RuntimeApiError(f"bad Runtime API address {address!r}")
-        self._address = (host.strip("[]"), int(port))
+        # A bytes host: getaddrinfo would otherwise encode a str with the idna codec, whose
+        # import (with unicodedata) costs about a millisecond on the first connect.
+        self._address = (host.strip("[]").encode("ascii", "replace"), int(port))
         self._host = address.encode("ascii")
         self._next_request = (
             b"GET " + _PREFIX.encode() + b"/invocation/next HTTP/1.1\r\nHost: " + self._host
@@ -126,7 +128,7 @@ class RuntimeClient:
             sock = socket.create_connection(self._address)
         except OSError as exc:
             raise RuntimeApiError(
-                f"cannot connect to the Runtime API at {self._address}: {exc}") from exc
+                f"cannot connect to the Runtime API at {self._host.decode()}: {exc}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         return sock

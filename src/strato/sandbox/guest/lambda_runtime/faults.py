@@ -56,7 +56,8 @@ def exception_error(exc, request_id=""):
 
     Frames are formatted like ``traceback.format_list`` from plain 4-tuples, so there are no
     column carets on 3.11+ (AWS records none either)."""
-    frames = [(f.filename, f.lineno, f.name, f.line) for f in traceback.extract_tb(exc.__traceback__)]
+    frames = [(frame.filename, frame.lineno, frame.name, frame.line)
+              for frame in traceback.extract_tb(exc.__traceback__)]
     start = 0
     while start < len(frames) and frames[start][0].startswith(_RUNTIME_DIR):
         start += 1
