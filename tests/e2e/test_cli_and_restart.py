@@ -35,8 +35,7 @@ def test_aws_cli_create_and_invoke_with_tail(strato: StratoServer, function_name
     _aws(strato.endpoint, "lambda", "wait", "function-active-v2", "--function-name", function_name)
     out = tmp_path / "out.json"
     result = _aws(strato.endpoint, "lambda", "invoke", "--function-name", function_name,
-                  "--payload", '{"a":1}', "--cli-binary-format", "raw-in-base64-out",
-                  "--log-type", "Tail", str(out))
+                  "--payload", '{"a":1}', "--log-type", "Tail", str(out))
     assert result["StatusCode"] == 200 and result["ExecutedVersion"] == "$LATEST"
     assert json.loads(out.read_text()) == {"a": 1}
     log = base64.b64decode(result["LogResult"]).decode()

@@ -67,6 +67,7 @@ def test_get_function_code_location_serves_the_exact_zip(
     with pytest.raises(urllib.error.HTTPError) as denied:
         urllib.request.urlopen(tampered)
     assert denied.value.code == 403
+    denied.value.close()
 
 
 def test_function_is_reachable_by_name_partial_and_full_arn(
@@ -90,7 +91,7 @@ def test_update_configuration_and_code_go_through_in_progress(
     created = create_function(SOURCE)
     updated = lambda_client.update_function_configuration(
         FunctionName=function_name, MemorySize=256, Timeout=10, Description="d",
-        Environment={"Variables": {"A": "1"}}, EphemeralStorage={"Size": 1024},
+        Environment={"Variables": {"AA": "1"}}, EphemeralStorage={"Size": 1024},
         Handler="app.handler", Runtime="python3.12",
     )
     assert updated["LastUpdateStatus"] == "InProgress"
@@ -98,7 +99,7 @@ def test_update_configuration_and_code_go_through_in_progress(
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=function_name)
     config = lambda_client.get_function_configuration(FunctionName=function_name)
     assert (config["MemorySize"], config["Timeout"], config["Description"]) == (256, 10, "d")
-    assert config["Environment"] == {"Variables": {"A": "1"}}
+    assert config["Environment"] == {"Variables": {"AA": "1"}}
     assert config["EphemeralStorage"] == {"Size": 1024} and config["Runtime"] == "python3.12"
     assert config["LastUpdateStatus"] == "Successful"
 

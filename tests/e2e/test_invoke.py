@@ -35,8 +35,9 @@ def test_sync_invoke_returns_the_handler_result(lambda_client: Any, create_funct
     assert response["ExecutedVersion"] == "$LATEST"
     assert "FunctionError" not in response
     assert payload == {"a": 1, "s": "quote's \"x\" 🥳"}
-    for value in (True, False, None, [1, 2], 1):
+    for value in (True, False, [1, 2], 1, "text"):
         assert _invoke(lambda_client, function_name, value)[1] == value
+    assert lambda_client.invoke(FunctionName=function_name, Payload=b"null")["Payload"].read() == b"null"
     _, empty = _invoke(lambda_client, function_name)
     assert empty == {}
 
@@ -260,10 +261,10 @@ def test_dry_run_and_event(lambda_client: Any, create_function: CreateFunction, 
 
 def test_update_retires_warm_environments(lambda_client: Any, create_function: CreateFunction,
                                           function_name: str) -> None:
-    create_function({"app.py": "import os\ndef handler(e, c):\n    return [os.getpid(), os.environ.get('V')]\n"})
+    create_function({"app.py": "import os\ndef handler(e, c):\n    return [os.getpid(), os.environ.get('VV')]\n"})
     pid, _ = _invoke(lambda_client, function_name, {})[1]
     lambda_client.update_function_configuration(FunctionName=function_name,
-                                                Environment={"Variables": {"V": "2"}})
+                                                Environment={"Variables": {"VV": "2"}})
     lambda_client.get_waiter("function_updated_v2").wait(FunctionName=function_name)
     new_pid, value = _invoke(lambda_client, function_name, {})[1]
     assert value == "2" and new_pid != pid

@@ -124,7 +124,7 @@ class LambdaOperations:
 
     def delete_function(self, params: Params, ctx: CallContext) -> dict[str, Any]:
         self._functions.delete(self._ref(params, ctx), ctx.scope)
-        return {}
+        return {"StatusCode": 204}
 
     def get_account_settings(self, params: Params, ctx: CallContext) -> dict[str, Any]:
         usage = self._functions.account_usage()
