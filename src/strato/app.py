@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -124,6 +125,14 @@ class Application:
             version = python_version(record.runtime)
             asyncio.ensure_future(self._prepare(version))
 
+    def _call_on_loop(
+        self, loop: asyncio.AbstractEventLoop, name: str, record: FunctionVersion | None
+    ) -> None:
+        loop.call_soon_threadsafe(self._on_change, name, record)
+
+    def _defer(self, job: Callable[[], None]) -> None:
+        self._control.submit(job)
+
     async def _prepare(self, python: str | None) -> None:
         try:
             await self._sandbox.prepare(python)
@@ -164,8 +173,8 @@ class Application:
             self._function_store,
             self._codestore,
             self._interpreters,
-            on_change=lambda name, record: loop.call_soon_threadsafe(self._on_change, name, record),
-            defer=lambda job: self._control.submit(job) and None,
+            on_change=lambda name, record: self._call_on_loop(loop, name, record),
+            defer=self._defer,
         )
         # Finish whatever a previous run left Pending or InProgress.
         for record in records:

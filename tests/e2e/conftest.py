@@ -6,6 +6,7 @@ is its banner line on stdout (no sleeping). Each test names its functions unique
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -121,7 +122,5 @@ def create_function(lambda_client: Any, function_name: str) -> Iterator[CreateFu
 
     yield create
     for name in created:
-        try:
+        with contextlib.suppress(lambda_client.exceptions.ResourceNotFoundException):
             lambda_client.delete_function(FunctionName=name)
-        except lambda_client.exceptions.ResourceNotFoundException:
-            pass

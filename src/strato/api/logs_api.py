@@ -15,7 +15,7 @@ from typing import Any
 
 import botocore.session
 
-from strato.api import json_protocol
+import strato.api.json_protocol as json_protocol
 from strato.api.http import Request, Responder
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException

@@ -136,7 +136,7 @@ class ApiServer:
             )
         qualifier = None
         if request.query_string:
-            qualifier = (parse_qs(request.query_string).get("Qualifier") or [None])[0]
+            qualifier = next(iter(parse_qs(request.query_string).get("Qualifier", [])), None)
         params: dict[str, Any] = {"FunctionName": function_name}
         if qualifier is not None:
             params["Qualifier"] = qualifier
@@ -147,7 +147,8 @@ class ApiServer:
             raise ValidationException.from_items(errors)
 
         def on_done(result: InvocationResult) -> None:
-            out = [_JSON, ("x-amzn-RequestId", request_id), ("X-Amz-Executed-Version", result.executed_version)]
+            out = [_JSON, ("x-amzn-RequestId", request_id),
+                   ("X-Amz-Executed-Version", result.executed_version)]
             if result.function_error:
                 out.append(("X-Amz-Function-Error", result.function_error))
             if result.log_tail is not None:

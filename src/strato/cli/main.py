@@ -77,7 +77,7 @@ def _logs(args: argparse.Namespace) -> int:
     start = int((time.time() - args.since * 60) * 1000) if args.since else None
     token: str | None = None
     while True:
-        request = {"logGroupName": group}
+        request: dict[str, object] = {"logGroupName": group}
         if start is not None:
             request["startTime"] = start
         if token:

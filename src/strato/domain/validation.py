@@ -78,7 +78,7 @@ def check_sizes(*, memory: int | None, timeout: int | None, ephemeral: int | Non
         if item
     ]
     if items:
-        raise ValidationException.from_items(items)  # type: ignore[arg-type]
+        raise ValidationException.from_items([i for i in items if isinstance(i, str)])
 
 
 def check_environment(variables: Mapping[str, str]) -> None:

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import socket
 import subprocess
 from pathlib import Path

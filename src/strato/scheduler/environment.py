@@ -414,7 +414,7 @@ class ExecutionEnvironment:
         for line in complete:
             self._keep_line(line)
 
-    def _keep_line(self, raw: bytes) -> None:
+    def _keep_line(self, raw: bytes | bytearray) -> None:
         line = raw[:_MAX_LINE].decode("utf-8", "replace")
         if self._current is None or not self._delivered:
             # Output outside an invocation (INIT, background threads) goes straight to the log.

@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from strato.api.http import serve
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.models import FunctionVersion
-from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.domain.runtimes import SUPPORTED as RUNTIMES
+from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.errors import StratoError
 from strato.sandbox.base import EnvironmentSpec, Sandbox
 from strato.scheduler import invocation as faults

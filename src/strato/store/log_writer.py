@@ -52,7 +52,7 @@ class BatchingLogWriter:
             self._wake.wait(self._interval)
             self._wake.clear()
             while self._queue:
-                events = []
+                events: list[LogEvent] = []
                 while self._queue and len(events) < self._batch:
                     events.append(self._queue.popleft())
                 try:
