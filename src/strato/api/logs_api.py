@@ -19,7 +19,8 @@ import strato.api.json_protocol as json_protocol
 from strato.api.http import Request, Responder
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException
-from strato.store.base import LogStore, StoredLogEvent
+from strato.store.base import LogStore
+from strato.store.log_writer import expand
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ def _matches(message: str, pattern: str | None) -> bool:
     """CloudWatch's simplest filter patterns: every (optionally quoted) term must appear."""
     if not pattern:
         return True
-    terms = [t.strip('"') for t in pattern.split()] if '"' not in pattern.strip('"') else [pattern.strip('"')]
-    return all(term in message for term in terms)
+    if pattern.startswith('"') and pattern.endswith('"'):
+        return pattern.strip('"') in message
+    return all(term in message for term in pattern.split())
 
 
 class LogsApi:
@@ -74,10 +76,6 @@ class LogsApi:
 
         future.add_done_callback(done)
 
-    @staticmethod
-    def _token(events: list[StoredLogEvent], limit: int, fallback: int) -> int:
-        return events[-1].position if events else fallback
-
     def filter_log_events(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
         group = params["logGroupName"]
         limit = params.get("limit") or _DEFAULT_LIMIT
@@ -95,12 +93,13 @@ class LogsApi:
             {
                 "logStreamName": e.event.stream,
                 "timestamp": e.event.timestamp_ms,
-                "message": e.event.message,
+                "message": line,
                 "ingestionTime": e.ingestion_ms,
                 "eventId": str(e.position),
             }
             for e in found
-            if _matches(e.event.message, pattern)
+            for line in expand(e.event.message)
+            if _matches(line, pattern)
         ]
         output: dict[str, Any] = {"events": events, "searchedLogStreams": []}
         if len(found) >= limit:
@@ -118,9 +117,9 @@ class LogsApi:
         last = found[-1].position if found else after
         return {
             "events": [
-                {"timestamp": e.event.timestamp_ms, "message": e.event.message,
-                 "ingestionTime": e.ingestion_ms}
+                {"timestamp": e.event.timestamp_ms, "message": line, "ingestionTime": e.ingestion_ms}
                 for e in found
+                for line in expand(e.event.message)
             ],
             "nextForwardToken": f"f/{last}",
             "nextBackwardToken": f"b/{found[0].position if found else after}",

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,9 @@ class CgroupParent:
         return EnvironmentCgroup(memory, pids)
 
     def remove(self) -> None:
+        """Kill what is left in any environment group, then remove every group."""
+        for child in [p for p in self.memory.iterdir() if p.is_dir()] if self.memory.is_dir() else []:
+            EnvironmentCgroup(child, self.pids / child.name if self.pids else None).remove_now()
         for path in (self.memory, self.pids):
             if path is not None:
                 with contextlib.suppress(OSError):
@@ -145,6 +149,15 @@ class EnvironmentCgroup:
             for pid in pids:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+    def remove_now(self) -> None:
+        """Kill every process of the group and remove it."""
+        self.kill_all()
+        for _ in range(200):
+            if not self.pids_in_group():
+                break
+            time.sleep(0.005)  # the kernel frees a killed process asynchronously
+        self.remove()
 
     def remove(self) -> None:
         """Remove the (empty) groups. Safe to call more than once."""

@@ -37,8 +37,8 @@ _CLIENT_CONTEXT_MAX = 3583
 
 
 def _trace_id() -> str:
-    return (f"Root=1-{int(time.time()):08x}-{os.urandom(12).hex()};"
-            f"Parent={os.urandom(8).hex()};Sampled=0")
+    noise = os.urandom(20).hex()
+    return f"Root=1-{int(time.time()):08x}-{noise[:24]};Parent={noise[24:]};Sampled=0"
 
 
 def check_payload(payload: bytes) -> None:
