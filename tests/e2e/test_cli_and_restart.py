@@ -84,3 +84,20 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
         assert json.loads(response["Payload"].read()) == "still here"
     finally:
         stop_server(server)
+
+
+def test_idle_environments_are_reaped_after_keep_alive(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", "--keep-alive", "0.3")
+    try:
+        client = client_for(server.endpoint)
+        client.create_function(FunctionName="reaped", Runtime="python3.11", Role=ROLE, Handler="app.handler",
+                               Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})})
+        client.get_waiter("function_active_v2").wait(FunctionName="reaped")
+        first = json.loads(client.invoke(FunctionName="reaped")["Payload"].read())
+        assert json.loads(client.invoke(FunctionName="reaped")["Payload"].read()) == first  # warm
+        time.sleep(1.0)  # the behaviour under test is the passing of idle time
+        again = client.invoke(FunctionName="reaped", LogType="Tail")
+        assert json.loads(again["Payload"].read()) != first
+        assert "Init Duration" in base64.b64decode(again["LogResult"]).decode()
+    finally:
+        stop_server(server)
