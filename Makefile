@@ -27,6 +27,8 @@ test: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.dev
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
+		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
 
 clean:
