@@ -199,8 +199,7 @@ class ExecutionEnvironment:
         now = time.time()
         self._started_at = time.monotonic()
         self._timer = self._loop.call_later(version.timeout, self._on_timeout)
-        self._lines.append((int(now * 1000), f"START RequestId: {invocation.request_id} "
-                                             f"Version: {version.version}"))
+        self._lines.append(self._start_line(invocation))
         headers = [
             ("Content-Type", "application/json"),
             ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
@@ -214,6 +213,10 @@ class ExecutionEnvironment:
         if invocation.cognito_identity:
             headers.append(("Lambda-Runtime-Cognito-Identity", invocation.cognito_identity))
         responder.send(200, headers, invocation.payload or b"{}")
+
+    def _start_line(self, invocation: Invocation) -> tuple[int, str]:
+        return (int(time.time() * 1000),
+                f"START RequestId: {invocation.request_id} Version: {self.version.version}")
 
     def _on_post(self, request_id: str, action: str, request: Request, responder: Responder) -> None:
         invocation = self._current
@@ -248,8 +251,7 @@ class ExecutionEnvironment:
             self._move(State.BUSY)
             self._delivered = True
             self._started_at = time.monotonic()
-            self._lines.append((int(time.time() * 1000),
-                                f"START RequestId: {invocation.request_id} Version: {self.version.version}"))
+            self._lines.append(self._start_line(invocation))
             self._complete(body, True, then_destroy=True)
         else:
             self.destroy()
@@ -336,8 +338,7 @@ class ExecutionEnvironment:
         if invocation is not None:
             self._started_at = self._spawned_at
             self._delivered = True
-            self._lines.insert(0, (int(time.time() * 1000), f"START RequestId: "
-                                   f"{invocation.request_id} Version: {self.version.version}"))
+            self._lines.insert(0, self._start_line(invocation))
             fault = Fault(faults.SANDBOX_TIMEDOUT,
                           f"RequestId: {invocation.request_id} Error: INIT phase timed out after "
                           f"{limits.INIT_TIMEOUT_S:.2f} seconds")
@@ -363,8 +364,7 @@ class ExecutionEnvironment:
             if not self._delivered:
                 self._delivered = True
                 self._started_at = time.monotonic()
-                self._lines.insert(0, (int(time.time() * 1000), f"START RequestId: "
-                                       f"{invocation.request_id} Version: {self.version.version}"))
+                self._lines.insert(0, self._start_line(invocation))
             self._complete(fault.payload(), True, extra_line=f"{fault.message}\n{fault.error_type}")
         if self._parked_next is not None:
             self._parked_next = None

@@ -176,13 +176,6 @@ class EnvironmentPool:
                 for env in expired(envs, now, self._keep_alive_s):
                     env.destroy()
 
-    def stats(self) -> dict[str, int]:
-        return {
-            "environments": len(self._live),
-            "idle": sum(len(v) for v in self._idle.values()),
-            "busy": self._busy,
-        }
-
     async def close(self) -> None:
         """Destroy every environment and wait (briefly) for their processes to go."""
         self._closing = True

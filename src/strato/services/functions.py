@@ -111,11 +111,7 @@ class FunctionService:
         self, name: str, changes: ConfigurationChanges, zip_file: bytes | None, scope: Scope
     ) -> FunctionVersion:
         validation.check_function_name(name)
-        if changes.runtime is None:
-            raise InvalidParameterValueException(
-                "Runtime and Handler are mandatory parameters for functions created with deployment packages."
-            )
-        if not changes.handler:
+        if changes.runtime is None or not changes.handler:
             raise InvalidParameterValueException(
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
             )
