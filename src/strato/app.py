@@ -28,14 +28,19 @@ from strato.config import Settings
 from strato.domain.models import CodeRef, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
 from strato.errors import CodeStoreError
+from strato.sandbox import tiers
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
 from strato.scheduler.pool import EnvironmentPool
+from strato.services.authorization import Authorizer, ResourcePolicyCache
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
+from strato.services.permissions import PermissionService
 from strato.services.registry import FunctionRegistry
 from strato.store.log_writer import BatchingLogWriter
+from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
+from strato.store.sqlite_policies import SqlitePolicyStore
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +150,17 @@ class Application:
         data = settings.data_dir
         data.mkdir(parents=True, exist_ok=True)
         self._url_key = _secret(data / "code-url.key")
-        self._function_store = SqliteFunctionStore(data / "state.db")
+        box = SecretBox(master_key(data / MASTER_KEY_FILE))  # seals environment variables
+        self._function_store = SqliteFunctionStore(data / "state.db", box=box)
         self._log_store = SqliteLogStore(data / "state.db")
+        self._policy_store = SqlitePolicyStore(data / "state.db")
+        policy_cache = ResourcePolicyCache(self._policy_store.list_policies())
+        #: Decides whether a principal may act (the API server calls it); reads no database.
+        self.authorizer = Authorizer(settings.account_id, policy_cache)
+        permissions = PermissionService(self._policy_store, self._function_store, policy_cache)
         self._codestore = FilesystemCodeStore(data / "code")
         self._interpreters = InterpreterRegistry(settings.interpreters)
-        self._sandbox = ProcessSandbox(
-            self._interpreters, use_cgroups=settings.use_cgroups, private_tmp=settings.private_tmp
-        )
+        self._sandbox = self._make_sandbox(settings, data)
         self._log_writer = BatchingLogWriter(self._log_store)
         self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
         self._queries = ThreadPoolExecutor(2, thread_name_prefix="strato-query")
@@ -162,6 +171,7 @@ class Application:
             lambda version: str(self._codestore.unpacked(version.code)),
             keep_alive_s=settings.keep_alive_s,
             account_concurrency=settings.account_concurrency,
+            default_egress=settings.egress,
         )
         records = []
         after = None
@@ -175,12 +185,15 @@ class Application:
             self._interpreters,
             on_change=lambda name, record: self._call_on_loop(loop, name, record),
             defer=self._defer,
+            on_delete=permissions.function_deleted,
         )
         # Finish whatever a previous run left Pending or InProgress.
         for record in records:
             if record.state.value == "Pending" or record.last_update_status is LastUpdateStatus.IN_PROGRESS:
                 self._control.submit(functions.settle, record.name, record.revision_id)
-        operations = LambdaOperations(functions, self._code_url, settings.account_concurrency)
+        operations = LambdaOperations(
+            functions, self._code_url, settings.account_concurrency, permissions=permissions
+        )
         invocations = InvocationService(self._registry, self._pool)
         logs_api = LogsApi(self._log_store, self._queries)
         api = ApiServer(
@@ -196,6 +209,28 @@ class Application:
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("sandbox: %s", self._sandbox.description)
 
+    def _make_sandbox(self, settings: Settings, data: Path) -> ProcessSandbox:
+        """Probe the host, pick the sandbox tier, say loudly when it is not the default."""
+        capabilities = tiers.probe()
+        tier = tiers.choose(capabilities, settings.sandbox)
+        if tier is tiers.Tier.FALLBACK:
+            log.warning(
+                "SANDBOX FALLBACK: %s. Environments share the host's file system view "
+                "(narrowed by Landlock where present), network and /proc; run strato as root "
+                "on a host with namespaces for the full sandbox (see `strato doctor`).",
+                capabilities.namespaces or "namespaces are unavailable")
+        elif tier is tiers.Tier.UNCONFINED:
+            log.warning("UNSAFE: --unsafe-no-sandbox: function code runs unconfined, with "
+                        "strato's own privileges. For development only.")
+        return ProcessSandbox(
+            self._interpreters,
+            tier=tier,
+            work_dir=str(data / "sandbox"),
+            use_cgroups=settings.use_cgroups,
+            limit_cpu=settings.limit_cpu,
+            extra_binds=settings.sandbox_binds,
+        )
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -206,3 +241,4 @@ class Application:
         self._log_writer.close()
         self._function_store.close()
         self._log_store.close()
+        self._policy_store.close()

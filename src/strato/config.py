@@ -31,8 +31,15 @@ class Settings:
     interpreters: Mapping[str, str] = field(default_factory=dict)
     #: Enforce memory with cgroup v1 when the host offers it.
     use_cgroups: bool = True
-    #: Give each environment a private tmpfs /tmp (needs mount namespaces).
-    private_tmp: bool = True
+    #: Sandbox tier: ``auto`` (the strongest the host allows), ``namespaces``, ``fallback``,
+    #: or ``unconfined`` (``--unsafe-no-sandbox``, development only).
+    sandbox: str = "auto"
+    #: Limit each environment's CPU in proportion to its memory (1,769 MB = one vCPU).
+    limit_cpu: bool = True
+    #: Extra host paths bound read-only into every environment (namespaces tier).
+    sandbox_binds: tuple[str, ...] = ()
+    #: Egress of functions outside a VPC: ``internet`` or ``none``.
+    egress: str = "internet"
 
     @classmethod
     def from_environment(
@@ -54,6 +61,14 @@ class Settings:
             values["default_region"] = env["STRATO_REGION"]
         if env.get("STRATO_NO_CGROUPS") == "1":
             values["use_cgroups"] = False
+        if "STRATO_SANDBOX" in env:
+            values["sandbox"] = env["STRATO_SANDBOX"]
+        if env.get("STRATO_NO_CPU_LIMIT") == "1":
+            values["limit_cpu"] = False
+        if env.get("STRATO_SANDBOX_BINDS"):
+            values["sandbox_binds"] = tuple(p for p in env["STRATO_SANDBOX_BINDS"].split(":") if p)
+        if "STRATO_EGRESS" in env:
+            values["egress"] = env["STRATO_EGRESS"]
         interpreters = {
             key.removeprefix("STRATO_PYTHON_").replace("_", "."): value
             for key, value in env.items()

@@ -91,7 +91,7 @@ def test_idle_environments_are_reaped_after_keep_alive(tmp_path: Path) -> None:
     try:
         client = client_for(server.endpoint)
         client.create_function(FunctionName="reaped", Runtime="python3.11", Role=ROLE, Handler="app.handler",
-                               Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.getpid()\n"})})
+                               Code={"ZipFile": make_zip({"app.py": "import os\ndef handler(e, c):\n    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n"})})
         client.get_waiter("function_active_v2").wait(FunctionName="reaped")
         first = json.loads(client.invoke(FunctionName="reaped")["Payload"].read())
         assert json.loads(client.invoke(FunctionName="reaped")["Payload"].read()) == first  # warm

@@ -141,7 +141,7 @@ def test_warm_environment_keeps_globals_and_tmp(lambda_client: Any, create_funct
         "def handler(event, context):\n    global counter\n"
         "    first = not os.path.exists('/tmp/marker')\n"
         "    open('/tmp/marker', 'w').write('x')\n"
-        "    counter += 1\n    return {'counter': counter, 'first': first, 'pid': os.getpid()}\n")})
+        "    counter += 1\n    return {'counter': counter, 'first': first, 'pid': os.environ['AWS_LAMBDA_LOG_STREAM_NAME']}\n")})
     first = _invoke(lambda_client, function_name, {})[1]
     second = _invoke(lambda_client, function_name, {})[1]
     assert (first["counter"], first["first"]) == (1, True)
@@ -154,8 +154,8 @@ def test_concurrent_invokes_start_more_environments_with_own_tmp(
     create_function({"app.py": (
         "import os, time\n"
         "def handler(event, context):\n"
-        "    seen = os.listdir('/tmp')\n    open(f'/tmp/{os.getpid()}', 'w').close()\n"
-        "    time.sleep(0.5)\n    return {'pid': os.getpid(), 'seen': seen}\n")})
+        "    seen = os.listdir('/tmp')\n    open('/tmp/' + os.environ['AWS_LAMBDA_LOG_STREAM_NAME'].rsplit(']', 1)[1], 'w').close()\n"
+        "    time.sleep(0.5)\n    return {'pid': os.environ['AWS_LAMBDA_LOG_STREAM_NAME'], 'seen': seen}\n")})
     results: list[Any] = []
 
     def call() -> None:
@@ -179,7 +179,7 @@ def test_timeout_kills_and_replaces_the_environment(lambda_client: Any, create_f
         "    if event.get('sleep'):\n"
         "        subprocess.Popen(['sleep', '300'])\n"
         "        time.sleep(10)\n"
-        "    return {'n': state['n'], 'pid': os.getpid()}\n")}, Timeout=1)
+        "    return {'n': state['n'], 'pid': os.environ['AWS_LAMBDA_LOG_STREAM_NAME']}\n")}, Timeout=1)
     before = _invoke(lambda_client, function_name, {})[1]
     response, payload = _invoke(lambda_client, function_name, {"sleep": True}, LogType="Tail")
     request_id = response["ResponseMetadata"]["RequestId"]
@@ -198,7 +198,7 @@ def test_crash_and_exit_are_reported_and_replaced(lambda_client: Any, create_fun
         "def handler(event, context):\n"
         "    if event.get('exit') is not None:\n        os._exit(event['exit'])\n"
         "    if event.get('segv'):\n        import ctypes; ctypes.string_at(0)\n"
-        "    return os.getpid()\n")})
+        "    return os.environ['AWS_LAMBDA_LOG_STREAM_NAME']\n")})
     pid = _invoke(lambda_client, function_name, {})[1]
     response, payload = _invoke(lambda_client, function_name, {"exit": 1})
     request_id = response["ResponseMetadata"]["RequestId"]
@@ -261,7 +261,7 @@ def test_dry_run_and_event(lambda_client: Any, create_function: CreateFunction, 
 
 def test_update_retires_warm_environments(lambda_client: Any, create_function: CreateFunction,
                                           function_name: str) -> None:
-    create_function({"app.py": "import os\ndef handler(e, c):\n    return [os.getpid(), os.environ.get('VV')]\n"})
+    create_function({"app.py": "import os\ndef handler(e, c):\n    return [os.environ['AWS_LAMBDA_LOG_STREAM_NAME'], os.environ.get('VV')]\n"})
     pid, _ = _invoke(lambda_client, function_name, {})[1]
     lambda_client.update_function_configuration(FunctionName=function_name,
                                                 Environment={"Variables": {"VV": "2"}})

@@ -58,10 +58,10 @@ class ZygoteProcess:
 
     def spawn(self, env_id: str, log_fd: int, *, mode: str = "exec", argv: list[str] | None = None,
               env: dict[str, str] | None = None, cwd: str = "/", cgroups: list[str] | None = None,
-              tmpfs_mb: int | None = None, nofile: int | None = 1024) -> None:
+              nofile: int | None = 1024, **extra: Any) -> None:
         request = {"op": "spawn", "id": env_id, "mode": mode, "argv": argv or [],
                    "env": env if env is not None else {"PATH": "/usr/bin:/bin"}, "cwd": cwd,
-                   "cgroups": cgroups or [], "tmpfs_mb": tmpfs_mb, "nofile": nofile}
+                   "cgroups": cgroups or [], "nofile": nofile, **extra}
         socket.send_fds(self.sock, [json.dumps(request).encode()], [log_fd])
 
     def receive(self, matches: Callable[[Message], bool], timeout: float = TIMEOUT) -> Message:
@@ -343,25 +343,61 @@ def test_child_joins_its_cgroup(zygote: ZygoteProcess) -> None:
         cgroup.rmdir()
 
 
-def test_child_gets_its_own_tmpfs_tmp(zygote: ZygoteProcess, python: str) -> None:
+NAMESPACED_PROBE = """\
+import json, os, socket
+s = os.statvfs('/tmp')
+open('/tmp/MARKER', 'w').close()
+try:
+    open('/var/task/new', 'w')
+    task_writable = True
+except OSError:
+    task_writable = False
+print(json.dumps({"tmp_size": s.f_blocks * s.f_frsize, "tmp": sorted(os.listdir('/tmp')),
+                  "pid": os.getpid(), "uid": os.getuid(), "gid": os.getgid(),
+                  "procs": sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),
+                  "root": sorted(os.listdir('/')), "task": sorted(os.listdir('/var/task')),
+                  "cwd": os.getcwd(), "task_writable": task_writable,
+                  "hostname": socket.gethostname()}))
+"""
+
+
+def test_namespaces_tier_gives_a_minimal_root_of_its_own(
+        zygote: ZygoteProcess, python: str, tmp_path: Path) -> None:
     if os.geteuid() != 0:
-        pytest.skip("needs root for a mount namespace")
+        pytest.skip("the namespaces tier needs root")
     marker = f"strato-probe-{uuid.uuid4().hex}"
     host_fd, host_file = _host_tmp_file()
-    probe = ("import os, json; s = os.statvfs('/tmp'); "
-             f"open('/tmp/{marker}', 'w').close(); "
-             "print(json.dumps([s.f_blocks * s.f_frsize, sorted(os.listdir('/tmp'))]))")
+    task = tmp_path / "task"
+    task.mkdir()
+    (task / "app.py").write_text("x = 1\n")
+    task.chmod(0o755)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    probe = NAMESPACED_PROBE.replace("MARKER", marker)
     try:
-        answer, log = spawn(zygote, argv=[python, "-E", "-s", "-S", "-c", probe], tmpfs_mb=16)
-        if answer["op"] == "spawn_failed" and "Operation not permitted" in answer["error"]:
-            pytest.skip(f"no mount namespaces here: {answer['error']}")
+        answer, log = spawn(
+            zygote, argv=[python, "-E", "-s", "-S", "-c", probe], cwd="/var/task",
+            tier="namespaces", uid=1_600_001, gid=1_600_001,
+            root={"staging": str(staging), "task_root": str(task), "tmp_mb": 16,
+                  "binds": [["/usr", "/usr", "dir"]],
+                  "symlinks": [["/bin", "usr/bin"], ["/lib", "usr/lib"],
+                               ["/lib64", "usr/lib64"]]})
         assert answer["op"] == "spawned", answer
-        size, listing = json.loads(log.read_to_eof())
-        assert size == 16 * 1024 * 1024
-        assert listing == [marker]  # empty but for the probe's own file: the host's is unseen
+        seen = json.loads(log.read_to_eof())
+        assert seen["tmp_size"] == 16 * 1024 * 1024
+        assert seen["tmp"] == [marker]  # the host's /tmp is unseen
+        assert (seen["pid"], seen["uid"], seen["gid"]) == (1, 993, 990)
+        assert seen["procs"] == [1]  # no other process is visible
+        assert seen["task"] == ["app.py"] and seen["cwd"] == "/var/task"
+        assert not seen["task_writable"]
+        # Only the plan's binds and the interpreter's own directories (bound by the zygote).
+        prefix_tops = {Path(os.path.realpath(python)).parts[1], GUEST_DIR.parts[1]}
+        assert set(seen["root"]) == {"bin", "dev", "etc", "home", "lib", "lib64", "opt", "proc",
+                                     "tmp", "usr", "var"} | prefix_tops
         assert zygote.exit_of(answer["pid"])["exit_code"] == 0
         assert not os.path.exists(f"/tmp/{marker}")  # the host's /tmp is untouched
         assert os.path.exists(host_file)
+        assert os.listdir(staging) == []  # the staging mount never reached the host
         log.close()
     finally:
         os.close(host_fd)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -202,3 +203,10 @@ async def serve(
     return await loop.create_server(
         lambda: HttpProtocol(handler, body_limit), host, port, reuse_address=True, backlog=1024
     )
+
+
+async def serve_socket(handler: Handler, body_limit: BodyLimit, sock: socket.socket) -> asyncio.Server:
+    """Serve on an already listening ``sock`` (which the server then owns)."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    return await loop.create_server(lambda: HttpProtocol(handler, body_limit), sock=sock)

@@ -54,6 +54,17 @@ def _frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class VpcConfig:
+    """A function's VpcConfig. strato has no VPCs: a function with subnets is run with no
+    network egress at all (loopback only), the isolation a private subnet without a NAT
+    gateway gives on Lambda."""
+
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    ipv6_allowed_for_dual_stack: bool = False
+
+
+@dataclass(frozen=True)
 class FunctionVersion:
     """The configuration and code of one version of a function.
 
@@ -81,6 +92,7 @@ class FunctionVersion:
     last_update_status: LastUpdateStatus | None = None
     last_update_status_reason: str | None = None
     last_update_status_reason_code: str | None = None
+    vpc_config: VpcConfig = VpcConfig()
 
     def __post_init__(self) -> None:
         if not isinstance(self.environment, MappingProxyType):

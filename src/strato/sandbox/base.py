@@ -8,9 +8,15 @@ process talks to the platform only through the Runtime API named in its environm
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+#: Egress modes: ``internet`` (Lambda's default outside a VPC, the host's own services out of
+#: reach) or ``none`` (loopback only; what a VpcConfig maps to).
+EGRESS_INTERNET = "internet"
+EGRESS_NONE = "none"
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,10 @@ class EnvironmentSpec:
     cwd: str
     memory_mb: int
     tmp_mb: int
+    egress: str = EGRESS_INTERNET
+    #: The host port the platform serves this environment's Runtime API on, when the sandbox
+    #: does not provide an endpoint inside the environment (``Sandbox.runtime_api`` is None).
+    runtime_api_port: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,9 @@ class EnvironmentProcess(Protocol):
     pid: int
     log_fd: int
     exited: asyncio.Future[ExitStatus]
+    #: The listening socket of the Runtime API inside the environment's own network, for the
+    #: platform to serve (owned by the caller), or None when ``Sandbox.runtime_api`` is None.
+    runtime_socket: socket.socket | None
 
     def kill(self) -> None:
         """SIGKILL the whole process tree. Idempotent; ``exited`` resolves afterwards."""
@@ -67,6 +80,9 @@ class EnvironmentProcess(Protocol):
 class Sandbox(Protocol):
     #: Human-readable description of the confinement in force (for ``strato doctor``/logs).
     description: str
+    #: ``AWS_LAMBDA_RUNTIME_API`` as environments see it when the sandbox gives each one an
+    #: endpoint of its own (``127.0.0.1:9001``); None when the platform picks a host port.
+    runtime_api: str | None
 
     async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:
         """Start the environment. Raises SandboxError with the step that failed."""

@@ -1,5 +1,6 @@
-"""cgroup v1 groups for execution environments: memory limit, peak usage, OOM kills, and
-the list of processes to kill when an environment is destroyed.
+"""cgroup v1 groups for execution environments: memory limit, peak usage, OOM kills, a CPU
+share in proportion to memory (Lambda's rule: 1,769 MB is one vCPU), a pids limit, and the
+list of processes to kill when an environment is destroyed.
 
 Groups live under the memory (and pids) hierarchy *below the cgroup strato itself runs in*,
 at ``<hierarchy>/<own path>/strato-<pid>/<environment id>``, so that a host that confines strato
@@ -21,6 +22,16 @@ from strato.errors import SandboxError
 log = logging.getLogger(__name__)
 
 _ROOT = Path("/sys/fs/cgroup")
+#: Memory that buys one full vCPU on Lambda.
+MB_PER_VCPU = 1769
+#: CFS period; the quota is this times the environment's share of a vCPU.
+CPU_PERIOD_US = 100_000
+_MIN_QUOTA_US = 1_000
+
+
+def cpu_quota_us(memory_mb: int, period_us: int = CPU_PERIOD_US) -> int:
+    """CPU time per period an environment of ``memory_mb`` may use (pure)."""
+    return max(_MIN_QUOTA_US, period_us * memory_mb // MB_PER_VCPU)
 
 
 def _own_path(controller: str) -> str | None:
@@ -41,6 +52,7 @@ class CgroupParent:
 
     memory: Path
     pids: Path | None
+    cpu: Path | None = None
 
     @classmethod
     def probe(cls) -> CgroupParent | None:
@@ -65,12 +77,25 @@ class CgroupParent:
                 pids.mkdir(exist_ok=True)
             except OSError:
                 pids = None
-        return cls(memory, pids)
+        cpu: Path | None = None
+        own_cpu = _own_path("cpu")
+        if own_cpu is not None and (_ROOT / "cpu").is_dir():
+            cpu = _ROOT / "cpu" / own_cpu.lstrip("/") / name
+            try:
+                cpu.mkdir(exist_ok=True)
+            except OSError as exc:
+                log.warning("cannot create cgroup %s (%s): CPU is not limited", cpu, exc)
+                cpu = None
+        else:
+            log.warning("no cgroup v1 cpu controller: CPU is not limited")
+        return cls(memory, pids, cpu)
 
-    def create(self, env_id: str, memory_mb: int, max_pids: int | None) -> EnvironmentCgroup:
+    def create(self, env_id: str, memory_mb: int, max_pids: int | None,
+               *, limit_cpu: bool = True) -> EnvironmentCgroup:
         """Make the groups of one environment with its limits. Raises SandboxError."""
         memory = self.memory / env_id
         pids = self.pids / env_id if self.pids else None
+        cpu = self.cpu / env_id if self.cpu and limit_cpu else None
         try:
             memory.mkdir()
             limit = str(memory_mb * 1024 * 1024)
@@ -81,17 +106,22 @@ class CgroupParent:
                 pids.mkdir()
                 if max_pids:
                     (pids / "pids.max").write_text(str(max_pids))
+            if cpu is not None:
+                cpu.mkdir()
+                (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                (cpu / "cpu.cfs_quota_us").write_text(str(cpu_quota_us(memory_mb)))
         except OSError as exc:
-            group = EnvironmentCgroup(memory, pids)
+            group = EnvironmentCgroup(memory, pids, cpu)
             group.remove()
             raise SandboxError(f"cannot set up cgroup for environment {env_id}: {exc}") from exc
-        return EnvironmentCgroup(memory, pids)
+        return EnvironmentCgroup(memory, pids, cpu)
 
     def remove(self) -> None:
         """Kill what is left in any environment group, then remove every group."""
         for child in [p for p in self.memory.iterdir() if p.is_dir()] if self.memory.is_dir() else []:
-            EnvironmentCgroup(child, self.pids / child.name if self.pids else None).remove_now()
-        for path in (self.memory, self.pids):
+            EnvironmentCgroup(child, self.pids / child.name if self.pids else None,
+                              self.cpu / child.name if self.cpu else None).remove_now()
+        for path in (self.memory, self.pids, self.cpu):
             if path is not None:
                 with contextlib.suppress(OSError):
                     path.rmdir()
@@ -100,16 +130,18 @@ class CgroupParent:
 class EnvironmentCgroup:
     """The groups of one environment. ``procs_files`` are what a new process joins."""
 
-    def __init__(self, memory: Path, pids: Path | None) -> None:
+    def __init__(self, memory: Path, pids: Path | None, cpu: Path | None = None) -> None:
         self.memory = memory
         self.pids = pids
+        self.cpu = cpu
         self._peak_fd: int | None = None
 
     @property
     def procs_files(self) -> list[str]:
         files = [str(self.memory / "cgroup.procs")]
-        if self.pids is not None:
-            files.append(str(self.pids / "cgroup.procs"))
+        for group in (self.pids, self.cpu):
+            if group is not None:
+                files.append(str(group / "cgroup.procs"))
         return files
 
     def peak_bytes(self) -> int:
@@ -164,7 +196,7 @@ class EnvironmentCgroup:
         if self._peak_fd is not None:
             os.close(self._peak_fd)
             self._peak_fd = None
-        for path in (self.memory, self.pids):
+        for path in (self.memory, self.pids, self.cpu):
             if path is not None:
                 with contextlib.suppress(OSError):
                     path.rmdir()

@@ -1,9 +1,9 @@
-"""The process sandbox: environments forked from zygotes, limited by cgroup v1 where present.
+"""The process sandbox: environments forked from zygotes and confined by the chosen tier.
 
-This tier gives each environment its own process tree (own session), its own memory cgroup
-(limit = MemorySize, peak and OOM reported), its own tmpfs ``/tmp`` sized by EphemeralStorage
-in a private mount namespace, and an RLIMIT_NOFILE. Where the host lacks cgroups, memory is
-watched by sampling resident memory instead (approximate; a warning says so at start).
+Each environment is one process tree forked from a warm interpreter (``zygote.py``), set up
+in the forked child by the recipe of its tier (``guest/confine.py``; tiers in ``tiers.py``),
+limited by cgroup v1 memory, cpu and pids where the host has them (memory by sampling resident
+size where it does not), and given a uid of its own from a pool.
 """
 
 from __future__ import annotations
@@ -12,47 +12,40 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
-import subprocess
+import socket
 import sys
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
-from strato.errors import SandboxError
-from strato.sandbox.base import EnvironmentSpec, ExitStatus
+from strato.sandbox.base import EGRESS_INTERNET, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.rootfs import readable_paths, root_plan, system_binds
+from strato.sandbox.tiers import Tier
+from strato.sandbox.uids import UidPool
 from strato.sandbox.zygote import ZygotePool
 
 log = logging.getLogger(__name__)
 
 NOFILE_LIMIT = 1024
-#: Where the function's code is mounted (read-only) when the host has mount namespaces.
+#: Where the function's code is mounted (read-only) in the namespaces tier.
 TASK_ROOT = "/var/task"
+RUNTIME_API_INSIDE = "127.0.0.1:9001"
 MAX_PIDS = 1024
 _PAGE_MB = 1024 * 1024
+_DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 
 
-def _probe_private_tmp() -> bool:
-    """Can a child make a private mount namespace and mount a tmpfs? (root, no seccomp block)"""
-    probe = (
-        "import ctypes,sys;libc=ctypes.CDLL(None,use_errno=True);"
-        "sys.exit(0 if libc.unshare(0x00020000)==0 and "
-        "libc.mount(b'none',b'/',None,0x4000|0x40000,None)==0 and "
-        "libc.mount(b'tmpfs',b'/tmp',b'tmpfs',0,b'size=1m')==0 else 1)"
-    )
-    try:
-        return subprocess.run([sys.executable, "-S", "-c", probe], timeout=20).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+class NetworkPool(Protocol):
+    """Ready network namespaces with internet egress (``sandbox/network.py``)."""
 
+    async def acquire(self) -> Any:
+        """A namespace with an ``fd``; waits only when none is ready."""
 
-def _ensure_mountpoint() -> bool:
-    """/var/task must exist on the host to be a mount point (it stays empty there)."""
-    try:
-        os.makedirs(TASK_ROOT, exist_ok=True)
-    except OSError as exc:
-        log.warning("cannot create %s (%s): code is not mounted at /var/task", TASK_ROOT, exc)
-        return False
-    return True
+    def release(self, namespace: Any) -> None:
+        """Give the namespace up (its fd is closed, its interfaces removed)."""
 
 
 class LocalProcess:
@@ -65,18 +58,26 @@ class LocalProcess:
         exited: asyncio.Future[ExitStatus],
         cgroup: EnvironmentCgroup | None,
         memory_mb: int,
+        runtime_socket: socket.socket | None,
+        on_release: Callable[[], None],
     ) -> None:
         self.pid = pid
         self.log_fd = log_fd
         self.exited = exited
+        self.runtime_socket = runtime_socket
         self._cgroup = cgroup
         self._memory_mb = memory_mb
+        self._on_release: Callable[[], None] | None = on_release
         self._oom_by_watch = False
         self._peak_sampled = 0
 
     def kill(self) -> None:
+        # The environment leads its own process group (and, in the namespaces tier, is pid 1
+        # of its pid namespace, whose death takes every process in it along).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.pid, signal.SIGKILL)
         if self._cgroup is not None:
             self._cgroup.kill_all()
 
@@ -94,9 +95,14 @@ class LocalProcess:
     def release(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.log_fd)
+        if self.runtime_socket is not None:
+            self.runtime_socket.close()
         if self._cgroup is not None:
             self._cgroup.kill_all()
             self._cgroup.remove()
+        if self._on_release is not None:
+            on_release, self._on_release = self._on_release, None
+            on_release()
 
     def _rss_mb(self, *, peak: bool = False) -> int:
         key = "VmHWM:" if peak else "VmRSS:"
@@ -125,20 +131,38 @@ class ProcessSandbox:
         self,
         interpreters: InterpreterRegistry,
         *,
+        tier: Tier,
+        work_dir: str,
         use_cgroups: bool = True,
-        private_tmp: bool = True,
+        limit_cpu: bool = True,
+        extra_binds: Sequence[str] = (),
+        network: NetworkPool | None = None,
+        landlock: bool = True,
     ) -> None:
         self._interpreters = interpreters
+        self._tier = tier
         self._zygotes = ZygotePool()
         self._cgroups = CgroupParent.probe() if use_cgroups else None
-        self._private_tmp = private_tmp and _probe_private_tmp() and _ensure_mountpoint()
+        self._limit_cpu = limit_cpu
+        self._network = network
+        self._landlock = landlock
+        self._uids = UidPool() if os.geteuid() == 0 and tier is not Tier.UNCONFINED else None
+        self._work_dir = work_dir
+        self._staging = os.path.join(work_dir, "root")
+        self._tmp_root = os.path.join(work_dir, "tmp")
+        for path in (self._staging, self._tmp_root):
+            os.makedirs(path, mode=0o711, exist_ok=True)
+        self._binds, self._symlinks = system_binds(extra_binds)
         self._watched: dict[int, LocalProcess] = {}
         self._watcher: asyncio.Task[None] | None = None
-        if private_tmp and not self._private_tmp:
-            log.warning("no mount namespaces: environments share the host's /tmp")
-        parts = ["process sandbox (zygote fork)"]
-        parts.append("cgroup v1 memory limits" if self._cgroups else "memory by RSS sampling")
-        parts.append("private tmpfs /tmp" if self._private_tmp else "shared /tmp")
+        self.runtime_api = RUNTIME_API_INSIDE if tier is Tier.NAMESPACES else None
+        parts = [f"{tier.value} tier (zygote fork)"]
+        parts.append("cgroup v1 memory/pids" if self._cgroups else "memory by RSS sampling")
+        if self._cgroups is not None and self._cgroups.cpu is not None and limit_cpu:
+            parts.append("cpu in proportion to memory")
+        if tier is Tier.NAMESPACES:
+            parts.append("internet egress through a filtered bridge" if network
+                         else "no egress (loopback only)")
         self.description = ", ".join(parts)
 
     def _interpreter_for(self, python_version: str | None) -> str:
@@ -148,42 +172,95 @@ class ProcessSandbox:
 
     def task_root(self, code_dir: str) -> str:
         """The path of the function's code as the environment sees it."""
-        return TASK_ROOT if self._private_tmp else code_dir
+        return TASK_ROOT if self._tier is Tier.NAMESPACES else code_dir
 
     async def prepare(self, python_version: str | None) -> None:
         await self._zygotes.get(self._interpreter_for(python_version))
 
     async def start(self, spec: EnvironmentSpec) -> LocalProcess:
         zygote = await self._zygotes.get(self._interpreter_for(spec.python_version))
-        cgroup = (
-            self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS) if self._cgroups else None
-        )
+        cleanups: list[Callable[[], None]] = []
+        try:
+            return await self._start(zygote, spec, cleanups)
+        except BaseException:
+            for cleanup in reversed(cleanups):
+                cleanup()
+            raise
+
+    async def _start(self, zygote: Any, spec: EnvironmentSpec,
+                     cleanups: list[Callable[[], None]]) -> LocalProcess:
+        uid = self._uids.acquire() if self._uids is not None else None
+        if uid is not None and self._uids is not None:
+            uids = self._uids
+            cleanups.append(lambda: uids.release(uid))
+        cgroup = (self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
+                                       limit_cpu=self._limit_cpu)
+                  if self._cgroups else None)
+        if cgroup is not None:
+            cleanups.append(cgroup.remove)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_fd, True)
-        request = {
+        env = dict(spec.env)
+        request: dict[str, Any] = {
             "id": spec.env_id,
             "mode": "python" if spec.argv is None else "exec",
             "argv": list(spec.argv or ()),
-            "env": dict(spec.env),
-            "cwd": TASK_ROOT if self._private_tmp else spec.cwd,
+            "cwd": spec.cwd,
+            "tier": self._tier.value,
             "cgroups": cgroup.procs_files if cgroup else [],
-            "tmpfs_mb": spec.tmp_mb if self._private_tmp else None,
-            "task_root": spec.cwd if self._private_tmp else None,
             "nofile": NOFILE_LIMIT,
+            "uid": uid,
+            "gid": uid,
+            "netns": False,
         }
+        fds = [write_fd]
         try:
-            pid, exited = await zygote.spawn(request, write_fd)
-        except SandboxError:
+            if self._tier is Tier.NAMESPACES:
+                request["cwd"] = TASK_ROOT
+                request["root"] = root_plan(self._staging, spec.cwd, spec.tmp_mb,
+                                            self._binds, self._symlinks)
+                if spec.egress == EGRESS_INTERNET and self._network is not None:
+                    network = self._network
+                    namespace = await network.acquire()
+                    cleanups.append(lambda: network.release(namespace))
+                    request["netns"] = True
+                    fds.append(namespace.fd)
+            elif self._tier is Tier.FALLBACK:
+                tmp_dir = self._private_tmp(spec.env_id, uid)
+                cleanups.append(lambda: shutil.rmtree(tmp_dir, ignore_errors=True))
+                env["TMPDIR"] = tmp_dir
+                if self._landlock:
+                    request["landlock"] = {
+                        "read": readable_paths(self._binds) + [spec.cwd],
+                        "write": [tmp_dir, *_DEVICE_FILES],
+                        "tcp_ports": None if spec.egress == EGRESS_INTERNET
+                        else [spec.runtime_api_port] if spec.runtime_api_port else [],
+                    }
+            request["env"] = env
+            pid, exited, runtime_fd = await zygote.spawn(request, fds)
+        except BaseException:
             os.close(read_fd)
-            if cgroup is not None:
-                cgroup.remove()
             raise
         finally:
             os.close(write_fd)
-        process = LocalProcess(pid, read_fd, exited, cgroup, spec.memory_mb)
+        runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
+        # From here the process owns what was acquired for it, released after it exits
+        # (its cgroup is removed by LocalProcess itself).
+        owned = [c for c in reversed(cleanups) if cgroup is None or c != cgroup.remove]
+        cleanups.clear()
+        process = LocalProcess(pid, read_fd, exited, cgroup, spec.memory_mb, runtime_socket,
+                               lambda: _run_all(owned))
         if cgroup is None:
             self._watch(process)
         return process
+
+    def _private_tmp(self, env_id: str, uid: int | None) -> str:
+        """The fallback tier's stand-in for a private /tmp: a directory only ``uid`` reads."""
+        path = os.path.join(self._tmp_root, env_id)
+        os.mkdir(path, 0o700)
+        if uid is not None:
+            os.chown(path, uid, uid)
+        return path
 
     def _watch(self, process: LocalProcess) -> None:
         self._watched[process.pid] = process
@@ -203,3 +280,12 @@ class ProcessSandbox:
             self._watcher.cancel()
         if self._cgroups is not None:
             self._cgroups.remove()
+        shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+
+def _run_all(cleanups: Sequence[Callable[[], None]]) -> None:
+    for cleanup in cleanups:
+        try:
+            cleanup()
+        except OSError as exc:
+            log.warning("releasing an environment's resources: %s", exc)

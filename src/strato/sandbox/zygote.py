@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -34,7 +35,7 @@ class Zygote:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        self._spawns: dict[str, asyncio.Future[int]] = {}
+        self._spawns: dict[str, asyncio.Future[tuple[int, int | None]]] = {}
         self._exits: dict[int, asyncio.Future[ExitStatus]] = {}
         self.alive = True
         self._loop.add_reader(sock.fileno(), self._on_readable)
@@ -63,26 +64,31 @@ class Zygote:
             raise SandboxError(f"zygote {interpreter} did not become ready: {exc}") from exc
         return zygote
 
-    async def spawn(self, request: dict[str, Any], log_fd: int) -> tuple[int, asyncio.Future[ExitStatus]]:
-        """Fork an environment; returns its pid and a future of its exit status."""
+    async def spawn(
+        self, request: dict[str, Any], fds: list[int]
+    ) -> tuple[int, asyncio.Future[ExitStatus], int | None]:
+        """Fork an environment from ``request`` with ``fds`` attached (the log pipe first).
+        Returns its pid, a future of its exit status, and the fd of the Runtime API socket it
+        listens on inside its sandbox (namespaces tier; the caller owns it) or None."""
         if not self.alive:
             raise SandboxError(f"zygote {self.interpreter} is gone")
         env_id = request["id"]
-        waiter: asyncio.Future[int] = self._loop.create_future()
+        waiter: asyncio.Future[tuple[int, int | None]] = self._loop.create_future()
         self._spawns[env_id] = waiter
         data = json.dumps({"op": "spawn", **request}).encode()
         try:
-            socket.send_fds(self._sock, [data], [log_fd])
+            socket.send_fds(self._sock, [data], fds)
         except OSError as exc:
             self._spawns.pop(env_id, None)
             raise SandboxError(f"zygote {self.interpreter} refused a request: {exc}") from exc
-        pid = await waiter
-        return pid, self._exits.setdefault(pid, self._loop.create_future())
+        pid, runtime_fd = await waiter
+        return pid, self._exits.setdefault(pid, self._loop.create_future()), runtime_fd
 
     def _on_readable(self) -> None:
         while True:
+            fds: list[int] = []
             try:
-                data = self._sock.recv(_MAX_DATAGRAM)
+                data, fds, _, _ = socket.recv_fds(self._sock, _MAX_DATAGRAM, 4)
             except BlockingIOError:
                 return
             except OSError:
@@ -90,9 +96,10 @@ class Zygote:
             if not data:
                 self._on_lost()
                 return
-            self._dispatch(json.loads(data))
+            self._dispatch(json.loads(data), fds)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
+    def _dispatch(self, message: dict[str, Any], fds: list[int]) -> None:
+        unused = list(fds)
         op = message.get("op")
         if op == "ready":
             if not self._ready.done():
@@ -101,7 +108,8 @@ class Zygote:
             waiter = self._spawns.pop(message["id"], None)
             if waiter and not waiter.done():
                 self._exits.setdefault(message["pid"], self._loop.create_future())
-                waiter.set_result(message["pid"])
+                runtime_fd = unused.pop(0) if unused else None
+                waiter.set_result((message["pid"], runtime_fd))
         elif op == "spawn_failed":
             waiter = self._spawns.pop(message["id"], None)
             if waiter and not waiter.done():
@@ -113,6 +121,8 @@ class Zygote:
                 future.set_result(status)
         else:
             log.warning("zygote %s sent an unknown message %r", self.interpreter, message)
+        for fd in unused:
+            os.close(fd)
 
     def _on_lost(self) -> None:
         """The zygote died: fail what waits on it; environments it forked are orphans now and

@@ -20,13 +20,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from strato.api.http import serve
+from strato.api.http import serve, serve_socket
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import SUPPORTED as RUNTIMES
 from strato.domain.runtimes import RuntimeFamily, python_version
-from strato.errors import StratoError
-from strato.sandbox.base import EnvironmentSpec, Sandbox
+from strato.errors import SandboxError, StratoError
+from strato.sandbox.base import EGRESS_INTERNET, EGRESS_NONE, EnvironmentSpec, Sandbox
 from strato.scheduler import invocation as faults
 from strato.scheduler.environment import ExecutionEnvironment, LogSink, State
 from strato.scheduler.invocation import Fault, Invocation, InvocationResult
@@ -55,6 +55,7 @@ class EnvironmentPool:
         keep_alive_s: float,
         account_concurrency: int,
         runtime_api_host: str = "127.0.0.1",
+        default_egress: str = EGRESS_INTERNET,
     ) -> None:
         self._sandbox = sandbox
         self._sink = sink
@@ -63,6 +64,7 @@ class EnvironmentPool:
         self._keep_alive_s = keep_alive_s
         self._account_concurrency = account_concurrency
         self._host = runtime_api_host
+        self._default_egress = default_egress
         self._idle: dict[Key, list[ExecutionEnvironment]] = {}
         self._live: dict[str, ExecutionEnvironment] = {}
         self._busy = 0
@@ -97,14 +99,27 @@ class EnvironmentPool:
         self._live[env_id] = env
         env.assign(invocation)
         try:
-            server = await serve(env.handle, env.body_limit, self._host, 0)
-            address = f"{self._host}:{server.sockets[0].getsockname()[1]}"
-            spec = self._spec(version, env_id, address, stream)
+            inside = self._sandbox.runtime_api
+            server: asyncio.Server | None = None
+            if inside is None:
+                server = await serve(env.handle, env.body_limit, self._host, 0)
+                port = int(server.sockets[0].getsockname()[1])
+                address = f"{self._host}:{port}"
+            else:
+                port, address = None, inside
+            spec = self._spec(version, env_id, address, port, stream)
             try:
                 process = await self._sandbox.start(spec)
+                if process.runtime_socket is not None:
+                    runtime_socket, process.runtime_socket = process.runtime_socket, None
+                    server = await serve_socket(env.handle, env.body_limit, runtime_socket)
             except BaseException:
-                server.close()
+                if server is not None:
+                    server.close()
                 raise
+            if server is None:
+                process.kill()
+                raise SandboxError("the sandbox gave no Runtime API endpoint")
         except StratoError as exc:
             log.error("cannot start an environment for %s: %s", version.name, exc)
             self._fail_start(env, invocation, str(exc))
@@ -121,7 +136,8 @@ class EnvironmentPool:
             Fault(faults.SANDBOX_START_FAILED, f"RequestId: {invocation.request_id} Error: {reason}")
             .payload(), env.version.version, "Unhandled"))
 
-    def _spec(self, version: FunctionVersion, env_id: str, address: str, stream: str) -> EnvironmentSpec:
+    def _spec(self, version: FunctionVersion, env_id: str, address: str, port: int | None,
+              stream: str) -> EnvironmentSpec:
         family = RUNTIMES[version.runtime]
         code_dir = self._code_dir(version)
         task_root = self._sandbox.task_root(code_dir)
@@ -134,7 +150,14 @@ class EnvironmentPool:
             cwd=code_dir,
             memory_mb=version.memory_size,
             tmp_mb=version.ephemeral_storage,
+            egress=self._egress(version),
+            runtime_api_port=port,
         )
+
+    def _egress(self, version: FunctionVersion) -> str:
+        """A function in a VPC gets no egress of its own (strato has no VPCs to attach it
+        to); any other gets the platform's default."""
+        return EGRESS_NONE if version.vpc_config.subnet_ids else self._default_egress
 
     def _released(self, env: ExecutionEnvironment) -> None:
         """An environment finished its INIT or its invocation and is IDLE."""

@@ -10,19 +10,22 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
 - zygote -> platform, once: ``{"op": "ready", "pid": <pid>, "python": "3.12.1"}``
 - platform -> zygote: ``{"op": "spawn", "id": <env id>, "mode": "python" | "exec",
   "argv": [...] (exec: argv[0] absolute), "env": {...} (the whole environment), "cwd": <dir>,
-  "cgroups": [<cgroup.procs path>, ...], "tmpfs_mb": <int> | null, "nofile": <int> | null}``
-  with exactly one fd attached: the write end of the environment's log pipe.
-- zygote -> platform: ``{"op": "spawned", "id", "pid"}`` or ``{"op": "spawn_failed", "id",
+  "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
+  "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>,
+  "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
+  "landlock": {"read", "write", "tcp_ports"} | null (fallback tier)}`` with the write end of
+  the environment's log pipe attached, and, when ``netns``, an fd of the network namespace to
+  join.
+- zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
+  environment's listening Runtime API socket attached) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
 
-A child sets itself up in this order, reporting success or the failed step over a private
-pipe before the zygote answers: new session; join each cgroup; private mount namespace with a
-fresh tmpfs on /tmp (``tmpfs_mb``); RLIMIT_NOFILE; chdir to ``cwd``; stdout and stderr onto the
-log pipe. Only then does it close every other fd, restore signal dispositions, and either
-``execve`` (exec mode; a failure is written to the log and the status is 127) or run
-``lambda_runtime.bootstrap.main()`` under ``env`` (python mode). When the control socket
-reaches EOF the zygote SIGKILLs its children's process groups and exits.
+A child applies its tier (``confine.py`` draws each recipe) and reports success or the failed
+step over a private socketpair before the zygote answers; then it closes every other fd,
+restores signal dispositions, and either ``execve``s (exec mode; a failure is written to the
+log and the status is 127) or runs ``lambda_runtime.bootstrap.main()`` under ``env`` (python
+mode). When the control socket reaches EOF the zygote SIGKILLs its children and exits.
 
 The zygote itself never runs user code and writes nothing to stdout; stderr only for fatal
 errors. Stdlib only, Python 3.10 to 3.13.
@@ -46,9 +49,11 @@ import time  # noqa: E402
 import traceback  # noqa: E402
 
 try:
-    import ctypes  # only for mount(2), and unshare(2) before 3.12; never imported in a child
-except ImportError:  # a build without _ctypes: private /tmp is then unavailable
-    ctypes = None
+    import confine  # ctypes inside: a build without _ctypes can only run unconfined
+except ImportError as _exc:
+    confine = None
+    _CONFINE_MISSING = str(_exc)
+import netsetup  # noqa: E402
 
 import lambda_runtime.bootstrap as bootstrap  # noqa: E402
 
@@ -59,76 +64,28 @@ _WARM_MODULES = ("base64", "datetime", "hashlib", "uuid", "urllib.parse", "typin
 
 _MAX_DATAGRAM = 1 << 20
 _SETUP_TIMEOUT_MS = 10_000
-_CLONE_NEWNS = 0x00020000
-_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND = 0x1, 0x20, 0x1000
+_PR_SET_CHILD_SUBREAPER = 36
 _BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
+_TIERS = ("namespaces", "fallback", "unconfined")
 
 
-class SetupError(Exception):
-    """A child's setup step failed; the message names the step."""
+SetupError = confine.SetupError if confine is not None else RuntimeError
 
 
 class _PlatformGone(Exception):
     """The control socket is closed: the platform died or stopped the zygote."""
 
 
-class PrivateTmp:
-    """unshare(CLONE_NEWNS) + mount(2) for a per-environment tmpfs /tmp, resolved in the
-    zygote so that a child calls straight into libc."""
-
-    def __init__(self):
-        self.unavailable = None
-        self._mount = self._unshare = None
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._mount = libc.mount
-            self._mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
-                                    ctypes.c_ulong, ctypes.c_char_p]
-            self._mount.restype = ctypes.c_int
-            if not hasattr(os, "unshare"):
-                self._unshare = libc.unshare
-                self._unshare.argtypes = [ctypes.c_int]
-                self._unshare.restype = ctypes.c_int
-        except (AttributeError, OSError) as exc:
-            self.unavailable = f"libc mount/unshare unavailable: {exc}"
-
-    def _check(self, result, step):
-        if result != 0:
-            err = ctypes.get_errno()
-            raise SetupError(f"{step}: [Errno {err}] {os.strerror(err)}")
-
-    def apply(self, size_mb, task_root=None):
-        """Give the calling process its own mount namespace and an empty /tmp of size_mb;
-        with task_root, that directory is also bound read-only at /var/task (before /tmp is
-        covered, so a package stored under the host's /tmp stays reachable)."""
-        if ctypes is None or self.unavailable:
-            raise SetupError(f"private /tmp: {self.unavailable or 'ctypes is unavailable'}")
-        if self._unshare is None:
-            try:
-                os.unshare(os.CLONE_NEWNS)
-            except OSError as exc:
-                raise SetupError(f"unshare mount namespace: {exc}") from exc
-        else:
-            self._check(self._unshare(_CLONE_NEWNS), "unshare mount namespace")
-        # Without this, the tmpfs mount would propagate back to the host's namespace.
-        self._check(self._mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None),
-                    "make / private")
-        if task_root:
-            self._check(self._mount(task_root.encode(), b"/var/task", None, _MS_BIND | _MS_REC,
-                                    None), "bind the function code at /var/task")
-            self._check(self._mount(None, b"/var/task", None,
-                                    _MS_BIND | _MS_REMOUNT | _MS_RDONLY | _MS_REC, None),
-                        "make /var/task read-only")
-        options = b"size=%dm,mode=1777" % size_mb
-        self._check(self._mount(b"tmpfs", b"/tmp", b"tmpfs", _MS_NOSUID | _MS_NODEV, options),
-                    "mount tmpfs on /tmp")
-
-
 def _valid_spawn(request, fds):
     """The reason a spawn request cannot be honoured, or None."""
-    if len(fds) != 1:
-        return f"expected exactly one fd (the log pipe), got {len(fds)}"
+    tier = request.get("tier", "unconfined")
+    if tier not in _TIERS:
+        return f"unknown tier {tier!r}"
+    if tier != "unconfined" and confine is None:
+        return f"tier {tier} needs ctypes: {_CONFINE_MISSING}"
+    wanted = 2 if request.get("netns") else 1
+    if len(fds) != wanted:
+        return f"expected {wanted} fds (log pipe[, network namespace]), got {len(fds)}"
     if request.get("mode") not in ("python", "exec"):
         return f"unknown mode {request.get('mode')!r}"
     argv = request.get("argv") or []
@@ -143,14 +100,33 @@ def _valid_spawn(request, fds):
         return "env must map names to strings (no '=' in names, no NUL)"
     if not isinstance(request.get("cwd"), str):
         return "cwd must be a string"
-    for key in ("tmpfs_mb", "nofile"):
+    for key in ("nofile", "uid", "gid"):
         value = request.get(key)
         if value is not None and (not isinstance(value, int) or value <= 0):
             return f"{key} must be a positive integer or null"
     cgroups = request.get("cgroups") or []
     if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
         return "cgroups must be a list of paths"
+    if tier == "namespaces":
+        root = request.get("root")
+        if not isinstance(root, dict) or not isinstance(root.get("staging"), str) \
+                or not isinstance(root.get("task_root"), str) \
+                or not isinstance(root.get("tmp_mb"), int) or root["tmp_mb"] <= 0:
+            return "the namespaces tier needs root: {staging, task_root, tmp_mb, binds}"
+        if request.get("uid") is None or request.get("gid") is None:
+            return "the namespaces tier needs a uid and a gid"
     return None
+
+
+def _interpreter_binds():
+    """Read-only binds that let an environment of this interpreter import its stdlib."""
+    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
+    paths.add(_GUEST_DIR)
+    paths = sorted(p for p in paths if p and p != "/" and os.path.isdir(p))
+    # A directory inside another bound one needs no bind of its own.
+    kept = [p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths)]
+    return [[p, p, "dir"] for p in kept]
 
 
 class Zygote:
@@ -160,7 +136,12 @@ class Zygote:
         self._control = control
         self._pid = os.getpid()
         self._children = {}  # pid -> environment id, for children reported as spawned
-        self._private_tmp = PrivateTmp() if ctypes is not None else None
+        self._confiner = confine.Confiner() if confine is not None else None
+        self._interpreter_binds = _interpreter_binds()
+        # Environments of the namespaces tier are grandchildren: when their parent exits they
+        # are re-parented here, so that their exits are reported like any child's.
+        if self._confiner is not None:
+            self._confiner._prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # Every fd the zygote holds is below its soft limit; close_range(2) makes the size of
         # the range free where the kernel has it.
         self._fd_ceiling = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024,
@@ -193,9 +174,13 @@ class Zygote:
             if os.getpid() == self._pid:
                 self._kill_children()
 
-    def _send(self, message):
+    def _send(self, message, fds=()):
         try:
-            self._control.send(json.dumps(message).encode())
+            data = json.dumps(message).encode()
+            if fds:
+                socket.send_fds(self._control, [data], list(fds))
+            else:
+                self._control.send(data)
         except OSError as exc:
             raise _PlatformGone() from exc
 
@@ -207,6 +192,8 @@ class Zygote:
             pass
 
     def _reap(self):
+        """Report children's exits. Pids never reported as spawned (the short-lived first
+        child of a namespaced environment, a failed setup) are reaped silently."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -265,64 +252,107 @@ class Zygote:
             self._close_fds(fds)
             self._send({"op": "spawn_failed", "id": env_id, "error": f"invalid request: {problem}"})
             return
-        self._spawn(env_id, request, fds[0])
+        self._spawn(env_id, request, fds)
 
     @staticmethod
     def _close_fds(fds):
         for fd in fds:
             os.close(fd)
 
-    def _spawn(self, env_id, request, log_fd):
-        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+    def _spawn(self, env_id, request, fds):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             pid = os.fork()
         except OSError as exc:
-            for fd in (status_r, status_w, log_fd):
-                os.close(fd)
+            for sock in (parent, child):
+                sock.close()
+            self._close_fds(fds)
             self._send({"op": "spawn_failed", "id": env_id, "error": f"fork: {exc}"})
             return
         if pid == 0:
-            self._become_environment(request, log_fd, status_w)  # never returns
-        os.close(status_w)
-        os.close(log_fd)
+            parent.close()
+            self._become_environment(request, fds, child)  # never returns
+        child.close()
+        self._close_fds(fds)
+        two_stage = request.get("tier") == "namespaces"
         try:
-            report = self._read_report(status_r, pid)
+            outcome, env_pid, passed = self._read_report(parent, pid, two_stage)
         finally:
-            os.close(status_r)
-        if report == "ok":
-            self._children[pid] = env_id
-            self._send({"op": "spawned", "id": env_id, "pid": pid})
+            parent.close()
+        if outcome == "ok":
+            self._children[env_pid] = env_id
+            try:
+                self._send({"op": "spawned", "id": env_id, "pid": env_pid}, passed)
+            finally:
+                self._close_fds(passed)
             return
+        self._close_fds(passed)
+        if env_pid is not None and env_pid != pid:
+            try:
+                os.kill(env_pid, signal.SIGKILL)  # reaped (and ignored) by _reap
+            except OSError:
+                pass
         try:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-        self._send({"op": "spawn_failed", "id": env_id, "error": report})
+        self._send({"op": "spawn_failed", "id": env_id, "error": outcome})
 
     @staticmethod
-    def _read_report(status_r, pid):
+    def _read_report(sock, pid, two_stage):
+        """Wait for the child's report: ``(outcome, environment pid, fds)``, where outcome
+        is "ok" or the failed step. A two-stage child (namespaces tier) first reports the
+        pid of the grandchild that becomes the environment, which then reports itself."""
+        deadline = time.monotonic() + _SETUP_TIMEOUT_MS / 1000
+        env_pid = None if two_stage else pid
+        outcome = None
+        fds = []
         poller = select.poll()
-        poller.register(status_r, select.POLLIN)
-        if not poller.poll(_SETUP_TIMEOUT_MS):
-            os.kill(pid, signal.SIGKILL)
-            return f"setup did not finish within {_SETUP_TIMEOUT_MS} ms"
-        report = os.read(status_r, 65536).decode("utf-8", "replace")
-        return report or "the child died during setup"
+        poller.register(sock.fileno(), select.POLLIN)
+        while outcome is None or env_pid is None:
+            remaining = int((deadline - time.monotonic()) * 1000)
+            if remaining <= 0 or not poller.poll(remaining):
+                for target in {pid, env_pid} - {None}:
+                    try:
+                        os.kill(target, signal.SIGKILL)
+                    except OSError:
+                        pass
+                return f"setup did not finish within {_SETUP_TIMEOUT_MS} ms", env_pid, fds
+            try:
+                data, got, _, _ = socket.recv_fds(sock, 65536, 4)
+            except OSError as exc:
+                return f"the child's report was lost: {exc}", env_pid, fds
+            fds.extend(got)
+            if not data:
+                return outcome or "the child died during setup", env_pid, fds
+            text = data.decode("utf-8", "replace")
+            if text.startswith("pid:"):
+                env_pid = int(text[4:])
+            elif text == "ok":
+                outcome = "ok"
+            else:
+                return text, env_pid, fds
+        return outcome, env_pid, fds
 
     # --- everything below runs in the forked child --------------------------------------
 
-    def _become_environment(self, request, log_fd, status_w):
+    def _become_environment(self, request, fds, report):
         """Set up the child, report to the zygote, then exec or run the runtime. Never
         returns: every path ends in ``execve`` or ``os._exit``."""
         status = 127
         try:
             try:
-                self._set_up(request, log_fd)
+                passed = self._set_up(request, fds, report)
             except BaseException as exc:
                 text = str(exc) if isinstance(exc, SetupError) else f"setup: {exc!r}"
-                os.write(status_w, text.encode("utf-8", "replace")[:60000])
+                report.send(text.encode("utf-8", "replace")[:60000])
                 os._exit(127)
-            os.write(status_w, b"ok")
+            if passed is not None:
+                socket.send_fds(report, [b"ok"], [passed.fileno()])
+                passed.close()
+            else:
+                report.send(b"ok")
+            report.close()
             self._control.detach()  # its fd is closed below; the object must never close it
             signal.set_wakeup_fd(-1)
             os.closerange(3, self._fd_ceiling)
@@ -342,10 +372,14 @@ class Zygote:
         finally:
             os._exit(status)
 
-    def _set_up(self, request, log_fd):
+    def _set_up(self, request, fds, report):
+        """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
+        log_fd = fds[0]
+        tier = request.get("tier", "unconfined")
         step = "setsid"
         try:
-            os.setsid()
+            if tier != "namespaces":
+                os.setsid()
             pid_text = str(os.getpid()).encode()
             for path in request.get("cgroups") or ():
                 step = f"join cgroup {path}"
@@ -354,23 +388,77 @@ class Zygote:
                     os.write(fd, pid_text)
                 finally:
                     os.close(fd)
-            if request.get("tmpfs_mb"):
-                step = "private /tmp"
-                if self._private_tmp is None:
-                    raise SetupError("private /tmp: ctypes is unavailable")
-                self._private_tmp.apply(request["tmpfs_mb"], request.get("task_root"))
-            if request.get("nofile"):
-                step = f"set RLIMIT_NOFILE to {request['nofile']}"
-                resource.setrlimit(resource.RLIMIT_NOFILE, (request["nofile"],) * 2)
+            runtime_socket = None
+            if tier == "namespaces":
+                runtime_socket = self._enter_namespaces(request, fds, report)
+            elif request.get("nofile"):
+                self._confiner_or_plain_limit(request["nofile"])
+            if tier == "fallback":
+                self._confine_fallback(request)
             step = f"chdir {request['cwd']}"
             os.chdir(request["cwd"])
             step = "redirect stdout/stderr to the log pipe"
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
+            return runtime_socket
         except SetupError:
             raise
         except Exception as exc:
             raise SetupError(f"{step}: {exc}") from exc
+
+    @staticmethod
+    def _confiner_or_plain_limit(nofile):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"set RLIMIT_NOFILE to {nofile}: {exc}") from exc
+
+    def _enter_namespaces(self, request, fds, report):
+        """Default tier. Runs in the child, forks the environment (pid 1 of a new pid
+        namespace), which returns from here; the child itself exits after reporting."""
+        c = self._confiner
+        flags = confine.CLONE_NEWNS | confine.CLONE_NEWPID | confine.CLONE_NEWIPC \
+            | confine.CLONE_NEWUTS
+        if request.get("netns"):
+            c.join_network(fds[1])
+            os.close(fds[1])
+        else:
+            flags |= confine.CLONE_NEWNET
+        c.unshare(flags)
+        pid = os.fork()
+        if pid:
+            report.send(b"pid:%d" % pid)
+            os._exit(0)
+        os.setsid()
+        if not request.get("netns"):
+            try:
+                netsetup.bring_loopback_up()
+            except OSError as exc:
+                raise SetupError(f"bring up the loopback interface: {exc}") from exc
+        try:
+            runtime_socket = c.runtime_api_socket()
+        except OSError as exc:
+            raise SetupError(f"listen for the Runtime API: {exc}") from exc
+        root = dict(request["root"])
+        root["binds"] = list(root.get("binds") or ()) + self._interpreter_binds
+        c.build_root(root)
+        c.limit_files(request.get("nofile") or 1024)
+        c.become(request["uid"], request["gid"], user_namespace=True)
+        c.drop_capabilities()
+        c.no_new_privs()
+        c.install_seccomp()
+        return runtime_socket
+
+    def _confine_fallback(self, request):
+        c = self._confiner
+        if request.get("uid") is not None:
+            c.become(request["uid"], request["gid"], user_namespace=False)
+        c.no_new_privs()
+        rules = request.get("landlock")
+        if rules is not None:
+            read = list(rules.get("read") or ()) + [b[0] for b in self._interpreter_binds]
+            c.restrict_paths(read, rules.get("write") or (), rules.get("tcp_ports"))
+        c.install_seccomp()
 
 
 def _exec(argv, env):

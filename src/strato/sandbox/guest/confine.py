@@ -1,0 +1,254 @@
+"""The confinement recipe, as run by a forked environment on its way to user code.
+
+Each step is one method and fails with ``SetupError("<step>: <reason>")``. The zygote
+resolves every C function once (``Confiner()``); a child then only makes system calls.
+
+Default tier (``namespaces``), in this order::
+
+    setsid ─ join cgroups ─ [setns into a prepared network namespace]
+    unshare(mount, pid, ipc, uts [, net])                 (the child, still host root)
+    fork ─► pid 1 of the new pid namespace:
+        [loopback up] ─ listen on 127.0.0.1:9001 (the Runtime API, handed to the platform)
+        make / private ─ tmpfs root ─ read-only binds (system dirs, interpreter, code at
+        /var/task) ─ /opt ─ tmpfs /tmp sized by EphemeralStorage ─ /dev nodes ─ /etc files ─
+        proc ─ root read-only ─ pivot_root ─ RLIMIT_NOFILE ─ distinct uid/gid ─
+        user namespace (993/990 inside) ─ drop capabilities ─ no_new_privs ─ seccomp
+
+The mount, pid, ipc, uts and net namespaces belong to the host's user namespace, so the
+environment, which ends up without capabilities in a user namespace of its own, can change
+none of them.
+
+Fallback tier: setsid ─ cgroups ─ RLIMIT_NOFILE ─ distinct uid/gid ─ no_new_privs ─ Landlock
+─ seccomp. Stdlib only.
+"""
+
+import ctypes
+import os
+import resource
+import socket
+
+import landlock
+import seccomp
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MNT_DETACH = 2
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+
+#: The ids the function runs as inside its user namespace (Lambda's sbx_user1051).
+INSIDE_UID, INSIDE_GID = 993, 990
+RUNTIME_API_PORT = 9001
+
+_ETC_PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
+               "sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n")
+_ETC_GROUP = "root:x:0:\nsbx_user1051:x:990:\n"
+_ETC_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+class SetupError(Exception):
+    """A child's setup step failed; the message names the step."""
+
+
+class _SockFilter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte),
+                ("k", ctypes.c_uint32)]
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_SockFilter))]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+class Confiner:
+    """Everything a child needs, resolved before any fork."""
+
+    def __init__(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._mount = libc.mount
+        self._mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_ulong, ctypes.c_char_p]
+        self._umount2 = libc.umount2
+        self._umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        self._unshare = libc.unshare
+        self._unshare.argtypes = [ctypes.c_int]
+        self._setns = libc.setns
+        self._setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        self._prctl = libc.prctl
+        self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                                ctypes.c_ulong]
+        self._syscall = libc.syscall
+        self._syscall.restype = ctypes.c_long
+        arch = seccomp.machine()
+        self._arch = arch
+        self.seccomp_available = seccomp.supported(arch)
+        if self.seccomp_available:
+            program = seccomp.build_program(arch)
+            self._filter = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
+            self._fprog = _SockFprog(len(program), self._filter)
+        self._cap_header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        self._cap_data = (_CapData * 2)()
+        self.landlock = landlock.Landlock()
+
+    # --- helpers ------------------------------------------------------------------------
+    @staticmethod
+    def _fail(step, errno=None):
+        errno = ctypes.get_errno() if errno is None else errno
+        raise SetupError(f"{step}: [Errno {errno}] {os.strerror(errno)}")
+
+    def _mount_or_fail(self, source, target, fstype, flags, data, step):
+        if self._mount(source, target, fstype, flags, data) != 0:
+            self._fail(step)
+
+    # --- steps --------------------------------------------------------------------------
+    def join_network(self, fd):
+        if self._setns(fd, CLONE_NEWNET) != 0:
+            self._fail("enter the network namespace")
+
+    def unshare(self, flags, step="unshare namespaces"):
+        if self._unshare(flags) != 0:
+            self._fail(step)
+
+    @staticmethod
+    def runtime_api_socket():
+        """A listening socket for the Runtime API inside the environment's network."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", RUNTIME_API_PORT))
+        sock.listen(128)
+        return sock
+
+    def build_root(self, plan):
+        """Make the environment's root file system under ``plan["staging"]`` and switch to
+        it. ``plan``: ``binds`` [[host path, path inside, "dir"|"file"]], ``symlinks``
+        [[path inside, target]], ``task_root`` (host dir bound at /var/task), ``tmp_mb``."""
+        root = plan["staging"]
+        self._mount_or_fail(None, b"/", None, MS_REC | MS_PRIVATE, None, "make / private")
+        self._mount_or_fail(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+                            b"size=1m,mode=0755", "mount the root tmpfs")
+        for path, target in plan.get("symlinks", ()):
+            _make_parent(root, path)
+            os.symlink(target, root + path)
+        binds = [(source, inside, kind) for source, inside, kind in plan.get("binds", ())]
+        binds.append((plan["task_root"], "/var/task", "dir"))
+        for name in _DEVICES:
+            binds.append((f"/dev/{name}", f"/dev/{name}", "device"))
+        for source, inside, kind in binds:
+            self._bind(root, source, inside, kind)
+        for path in ("/opt", "/tmp", "/proc", "/home/sbx_user1051"):
+            os.makedirs(root + path, exist_ok=True)
+        for link, target in (("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),
+                             ("/dev/stdout", "/proc/self/fd/1"),
+                             ("/dev/stderr", "/proc/self/fd/2")):
+            os.symlink(target, root + link)
+        os.makedirs(root + "/etc", exist_ok=True)
+        for name, text in (("passwd", _ETC_PASSWD), ("group", _ETC_GROUP),
+                           ("hosts", _ETC_HOSTS), ("hostname", "localhost\n")):
+            if not os.path.lexists(f"{root}/etc/{name}"):
+                with open(f"{root}/etc/{name}", "w") as handle:
+                    handle.write(text)
+        self._mount_or_fail(b"tmpfs", (root + "/tmp").encode(), b"tmpfs",
+                            MS_NOSUID | MS_NODEV, b"size=%dm,mode=1777" % plan["tmp_mb"],
+                            "mount tmpfs on /tmp")
+        self._mount_or_fail(b"proc", (root + "/proc").encode(), b"proc",
+                            MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc")
+        self._mount_or_fail(None, root.encode(), None,
+                            MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
+                            "make the root read-only")
+        os.chdir(root)
+        if self._syscall(_SYS_PIVOT_ROOT[self._arch], b".", b".") != 0:
+            self._fail("pivot_root")
+        if self._umount2(b".", MNT_DETACH) != 0:
+            self._fail("detach the host's root")
+        os.chdir("/")
+
+    def _bind(self, root, source, inside, kind):
+        target = root + inside
+        _make_parent(root, inside)
+        if kind == "dir":
+            os.makedirs(target, exist_ok=True)
+        elif not os.path.exists(target):
+            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
+        step = f"bind {source} at {inside}"
+        self._mount_or_fail(source.encode(), target.encode(), None, MS_BIND | MS_REC, None,
+                            step)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+        if kind != "device":
+            flags |= MS_NODEV
+        self._mount_or_fail(None, target.encode(), None, flags, None, step + " read-only")
+
+    @staticmethod
+    def limit_files(nofile):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"set RLIMIT_NOFILE to {nofile}: {exc}") from exc
+
+    def become(self, uid, gid, *, user_namespace):
+        """Take the environment's own uid and gid (which drops every capability); with
+        ``user_namespace``, also enter a new user namespace where they read 993/990."""
+        try:
+            os.setgroups([])
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+        except OSError as exc:
+            raise SetupError(f"switch to uid {uid}: {exc}") from exc
+        if not user_namespace:
+            return
+        # A uid change clears the dumpable flag, which would leave /proc/self owned by root.
+        self._prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        self.unshare(CLONE_NEWUSER, "new user namespace")
+        try:
+            for name, text in (("setgroups", "deny"), ("uid_map", f"{INSIDE_UID} {uid} 1"),
+                               ("gid_map", f"{INSIDE_GID} {gid} 1")):
+                with open(f"/proc/self/{name}", "w") as handle:
+                    handle.write(text)
+        except OSError as exc:
+            raise SetupError(f"map ids in the user namespace: {exc}") from exc
+
+    def drop_capabilities(self):
+        for cap in range(64):
+            if self._prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                break
+        self._prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        if self._syscall(_SYS_CAPSET[self._arch], ctypes.byref(self._cap_header),
+                         ctypes.byref(self._cap_data)) != 0:
+            self._fail("drop capabilities")
+
+    def no_new_privs(self):
+        if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            self._fail("no_new_privs")
+
+    def install_seccomp(self):
+        if not self.seccomp_available:
+            raise SetupError(f"seccomp: no filter for {self._arch}")
+        if self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog),
+                       0, 0) != 0:
+            self._fail("install the seccomp filter")
+
+    def restrict_paths(self, read_paths, write_paths, tcp_ports):
+        try:
+            self.landlock.restrict(read_paths, write_paths, tcp_ports)
+        except landlock.LandlockError as exc:
+            raise SetupError(f"landlock: {exc}") from exc
+
+
+def _make_parent(root, inside):
+    parent = os.path.dirname(inside)
+    if parent and parent != "/":
+        os.makedirs(root + parent, exist_ok=True)

@@ -1,0 +1,66 @@
+"""The minimal root file system of an environment, as a plan the forked child carries out.
+
+Only what runtimes need is bound in, read-only: the system's program and library
+directories, a handful of files from ``/etc`` (TLS roots, resolver and loader
+configuration, time zone), each interpreter's own prefix (added by its zygote), and any
+directory the operator lists. Never the host's root as a whole: the data dir, the store,
+``/root``, ``/home`` and other functions' code stay out of sight. The function's code is
+bound at ``/var/task``; ``/tmp`` is a private tmpfs; ``/opt`` (layers) is empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_ENTRIES = (
+    "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/crypto-policies",
+    "/etc/alternatives", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+    "/etc/localtime", "/etc/nsswitch.conf", "/etc/resolv.conf", "/etc/host.conf",
+    "/etc/gai.conf", "/etc/protocols", "/etc/services", "/etc/mime.types",
+)
+
+
+def system_binds(extra: Iterable[str] = ()) -> tuple[list[list[str]], list[list[str]]]:
+    """``(binds, symlinks)`` for the host's system directories and ``extra`` paths.
+
+    A top-level system directory that is a symlink (``/bin -> usr/bin`` on merged-/usr
+    systems) becomes the same symlink; ``/etc`` entries are bound at their resolved target
+    so that a link into ``/run`` still works."""
+    binds: list[list[str]] = []
+    symlinks: list[list[str]] = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            symlinks.append([path, os.readlink(path)])
+        elif os.path.isdir(path):
+            binds.append([path, path, "dir"])
+    for path in ETC_ENTRIES:
+        real = os.path.realpath(path)
+        if os.path.isdir(real):
+            binds.append([real, path, "dir"])
+        elif os.path.isfile(real):
+            binds.append([real, path, "file"])
+    for path in extra:
+        real = os.path.realpath(path)
+        if os.path.isdir(real):
+            binds.append([real, os.path.abspath(path), "dir"])
+        elif os.path.isfile(real):
+            binds.append([real, os.path.abspath(path), "file"])
+    return binds, symlinks
+
+
+def root_plan(staging: str, task_root: str, tmp_mb: int, binds: list[list[str]],
+              symlinks: list[list[str]]) -> dict[str, Any]:
+    """The ``root`` member of a namespaces-tier spawn request (see ``guest/confine.py``)."""
+    return {"staging": staging, "task_root": task_root, "tmp_mb": tmp_mb,
+            "binds": binds, "symlinks": symlinks}
+
+
+def readable_paths(binds: list[list[str]]) -> list[str]:
+    """What a fallback-tier environment may read: the host paths of the same binds."""
+    paths = [source for source, _, _ in binds]
+    paths += ["/proc", "/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom",
+              "/etc/passwd", "/etc/group", "/etc/hosts"]
+    return paths
