@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 9000
 DATA   ?= .strato
+# ACCESS_KEY_ID:SECRET of an administrator key (e.g. ADMIN=test:test); unset, the first start
+# generates one and prints it once (`$(BIN)/strato credentials create` issues more).
+ADMIN  ?=
 
 .PHONY: run test lint bench clean
 
@@ -19,9 +22,12 @@ $(VENV)/.dev: $(BIN)/strato
 	touch $@
 
 run: $(BIN)/strato
-	$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 test: $(VENV)/.dev
+	@command -v nft >/dev/null || apt-get install -y -q nftables >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
+		echo "nftables is not installed: internet egress tests cannot run"
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q

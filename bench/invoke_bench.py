@@ -5,6 +5,14 @@ Figures: warm invoke latency p50/p99 (sequential), throughput at 8 and 32 concur
 cold start (new environment → result) p50/p99, idle RSS of the platform. Each figure is the
 median of ``--runs`` runs. Results go to ``bench/results/invoke.json`` and to the README table
 between the ``bench:invoke`` markers. These are measurements, not tests: nothing asserts.
+
+Requests are signed (SigV4, as every client of strato must; ``--auth none`` measures an
+unauthenticated server for comparison). The server is started with an administrator key pair
+(``STRATO_ADMIN_CREDENTIALS``); each phase signs its request afresh with botocore's signer
+before it starts, outside the timed part, and replays it for the phase: a signature stays valid
+for 5 minutes and the server verifies every request in full (nothing is cached per signature),
+so a replayed request costs the server what a fresh one does. ``--seconds`` is therefore capped
+well under 5 minutes.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -29,26 +38,41 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from tests.conftest import make_zip  # noqa: E402
+from tests.support.signing import sign  # noqa: E402
 
 NOOP = {"app.py": "def handler(event, context):\n    return None\n"}
+#: The administrator key pair the benchmark's server is started with.
+ACCESS_KEY = "bench"
+SECRET_KEY = secrets.token_urlsafe(30)
+#: Longest --seconds with signed requests: one signature serves a whole phase.
+MAX_SIGNED_SECONDS = 240
 
 
-def start(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+def start(data_dir: Path, auth: str) -> tuple[subprocess.Popen[str], int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
+    env = {**os.environ, "STRATO_ADMIN_CREDENTIALS": f"{ACCESS_KEY}:{SECRET_KEY}"}
     process = subprocess.Popen(
         [sys.executable, "-m", "strato.cli.main", "serve", "--port", str(port), "--data-dir",
-         str(data_dir), "--log-level", "warning", "--keep-alive", "600"],
-        stdout=subprocess.PIPE, text=True,
+         str(data_dir), "--log-level", "warning", "--keep-alive", "600", "--auth", auth],
+        stdout=subprocess.PIPE, text=True, env=env,
     )
     assert process.stdout is not None
     process.stdout.readline()
     return process, port
 
 
+def signed_headers(host: str, name: str, body: bytes = b"{}") -> dict[str, str]:
+    """``X-Amz-Date`` and ``Authorization`` of an invoke of ``name`` sent to ``host``, signed now."""
+    return sign("POST", f"http://{host}/2015-03-31/functions/{name}/invocations", body,
+                access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+
+
 def request_bytes(name: str, body: bytes = b"{}") -> bytes:
-    return (f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: bench\r\n"
+    """A whole invoke request, freshly signed (valid for 5 minutes)."""
+    head = "".join(f"{k}: {v}\r\n" for k, v in signed_headers("bench", name, body).items())
+    return (f"POST /2015-03-31/functions/{name}/invocations HTTP/1.1\r\nHost: bench\r\n{head}"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
@@ -97,19 +121,30 @@ async def _client(port: int, data: bytes, stop_at: float, counter: list[int]) ->
 WRK_SCRIPT = 'wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n'
 
 
+def wrk_script(port: int, name: str) -> str:
+    """wrk's Lua settings: an invoke signed now for ``127.0.0.1:port`` (wrk's Host header)."""
+    headers = signed_headers(f"127.0.0.1:{port}", name)
+    return WRK_SCRIPT + "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in headers.items())
+
+
+def run_wrk(wrk: str, port: int, name: str, clients: int, seconds: float) -> str:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(wrk_script(port, name))
+    url = f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations"
+    try:
+        return subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{int(seconds)}s", "-s", script.name, url],
+                              capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+
+
 def throughput(port: int, name: str, clients: int, seconds: float) -> float:
     """Invokes per second with ``clients`` keep-alive connections: wrk (C, one thread) when it
     is installed, so that the client takes little of the 2 cores; else an asyncio client."""
     wrk = shutil.which("wrk")
     if wrk:
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(WRK_SCRIPT)
-        url = f"http://127.0.0.1:{port}/2015-03-31/functions/{name}/invocations"
-        subprocess.run([wrk, "-t1", f"-c{clients}", "-d1s", "-s", script.name, url],
-                       capture_output=True, check=True)
-        out = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{int(seconds)}s", "-s", script.name, url],
-                             capture_output=True, text=True, check=True).stdout
-        os.unlink(script.name)
+        run_wrk(wrk, port, name, clients, 1)
+        out = run_wrk(wrk, port, name, clients, seconds)
         if "Non-2xx" in out:
             raise RuntimeError(f"invokes failed under load:\n{out}")
         return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
@@ -140,8 +175,9 @@ def cold_starts(client: Any, port: int, name: str, count: int) -> list[float]:
     for i in range(count):
         client.update_function_configuration(FunctionName=name, Description=f"cold {i}")
         client.get_waiter("function_updated_v2").wait(FunctionName=name, WaiterConfig={"Delay": 1})
+        data = request_bytes(name)  # signed outside the timed part
         started = time.perf_counter()
-        sock.sendall(request_bytes(name))
+        sock.sendall(data)
         read_response(sock, buffer)
         samples.append((time.perf_counter() - started) * 1e3)
     sock.close()
@@ -160,13 +196,13 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(seconds: float) -> dict[str, float]:
+def one_run(seconds: float, auth: str) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data_dir:
-        process, port = start(Path(data_dir))
+        process, port = start(Path(data_dir), auth)
         try:
             client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
-                                  region_name="us-east-1", aws_access_key_id="bench",
-                                  aws_secret_access_key="bench")
+                                  region_name="us-east-1", aws_access_key_id=ACCESS_KEY,
+                                  aws_secret_access_key=SECRET_KEY)
             client.create_function(FunctionName="noop", Runtime="python3.11", Handler="app.handler",
                                    Role="arn:aws:iam::000000000000:role/bench",
                                    Code={"ZipFile": make_zip(NOOP)}, MemorySize=128)
@@ -191,16 +227,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--auth", choices=("sigv4", "none"), default="sigv4",
+                        help="sigv4 (default): every request signed and verified; none: an "
+                             "unauthenticated server, for comparison")
     args = parser.parse_args()
-    runs = [one_run(args.seconds) for _ in range(args.runs)]
+    if args.auth == "sigv4" and args.seconds > MAX_SIGNED_SECONDS:
+        parser.error(f"a signature is valid for 5 minutes: keep --seconds at most {MAX_SIGNED_SECONDS}")
+    runs = [one_run(args.seconds, args.auth) for _ in range(args.runs)]
     summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     client = "wrk -t1" if shutil.which("wrk") else "asyncio client"
     result = {"runs": runs, "median": summary, "cpus": os.cpu_count(), "load_client": client,
-              "date": time.strftime("%Y-%m-%d")}
+              "auth": args.auth, "date": time.strftime("%Y-%m-%d")}
     out = ROOT / "bench" / "results" / "invoke.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
-        f"| figure (median of {args.runs} runs, {os.cpu_count()} cores) | value |",
+        f"| figure (median of {args.runs} runs, {os.cpu_count()} cores, auth {args.auth}) | value |",
         "| --- | --- |",
         f"| warm invoke latency p50 / p99 | {summary['warm_p50_us']:.0f} µs / {summary['warm_p99_us']:.0f} µs |",
         f"| throughput, 8 clients ({client}) | {summary['throughput_8']:.0f} invokes/s |",

@@ -23,14 +23,18 @@ from strato.api.http import Request, serve
 from strato.api.lambda_api import LambdaOperations
 from strato.api.logs_api import LogsApi
 from strato.api.server import ApiServer
+from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.config import Settings
 from strato.domain.models import CodeRef, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
 from strato.errors import CodeStoreError
 from strato.sandbox import tiers
+from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
+from strato.sandbox.network import EgressConfig, EgressNetwork
+from strato.sandbox.network_pool import NetnsPool
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.authorization import Authorizer, ResourcePolicyCache
 from strato.services.functions import FunctionService
@@ -61,6 +65,8 @@ class Application:
         self.settings = settings
         self.port = settings.port
         self._server: asyncio.Server | None = None
+        self._egress: EgressNetwork | None = None
+        self._netns_pool: NetnsPool | None = None
 
     def _environment(
         self, version: FunctionVersion, address: str, stream: str, task_root: str
@@ -148,6 +154,9 @@ class Application:
         settings = self.settings
         loop = asyncio.get_running_loop()
         data = settings.data_dir
+        # Everything strato writes is its own: the store, keys and logs are never readable by
+        # environments' uids (code trees are made readable explicitly, see codestore).
+        os.umask(0o077)
         data.mkdir(parents=True, exist_ok=True)
         self._url_key = _secret(data / "code-url.key")
         box = SecretBox(master_key(data / MASTER_KEY_FILE))  # seals environment variables
@@ -196,6 +205,9 @@ class Application:
         )
         invocations = InvocationService(self._registry, self._pool)
         logs_api = LogsApi(self._log_store, self._queries)
+        verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
+        if settings.auth != "none":
+            verifier = sigv4_verifier(data, settings.account_id, settings.admin_credentials)
         api = ApiServer(
             operations,
             invocations,
@@ -203,6 +215,8 @@ class Application:
             account=settings.account_id,
             default_region=settings.default_region,
             internal={"code": self._serve_code, "health": self._health},
+            verifier=verifier,
+            authorizer=self.authorizer,
             logs_api=logs_api.handle,
         )
         self._server = await serve(api.handle, api.body_limit, settings.host, settings.port)
@@ -222,6 +236,18 @@ class Application:
         elif tier is tiers.Tier.UNCONFINED:
             log.warning("UNSAFE: --unsafe-no-sandbox: function code runs unconfined, with "
                         "strato's own privileges. For development only.")
+        if tier is tiers.Tier.FALLBACK:
+            # Without a mount namespace, an environment reaches its code by its host path:
+            # the directories on the way must be traversable (not listable) by its uid.
+            for path in (data, data / "code", data / "code" / "trees"):
+                path.mkdir(exist_ok=True)
+                path.chmod(0o711)
+            blocked = [p for p in data.resolve().parents if not p.stat().st_mode & 0o001]
+            if blocked:
+                log.warning("fallback tier: %s cannot be traversed by other users; functions "
+                            "will not reach their code (chmod o+x it, or pick another "
+                            "--data-dir)", blocked[0])
+        network = self._start_egress(settings) if tier is tiers.Tier.NAMESPACES else None
         return ProcessSandbox(
             self._interpreters,
             tier=tier,
@@ -229,13 +255,34 @@ class Application:
             use_cgroups=settings.use_cgroups,
             limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds,
+            network=network,
         )
+
+    def _start_egress(self, settings: Settings) -> NetnsPool | None:
+        """Internet egress for the namespaces tier, or None (no egress) with the reason."""
+        if settings.egress != EGRESS_INTERNET:
+            return None
+        egress = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
+                                            subnet=settings.egress_subnet))
+        reason = egress.probe()
+        if reason is not None:
+            log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)
+            return None
+        egress.setup()
+        self._egress = egress
+        self._netns_pool = NetnsPool(egress)
+        self._netns_pool.start()
+        return self._netns_pool
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
         await self._pool.close()
         await self._sandbox.close()
+        if self._netns_pool is not None:
+            self._netns_pool.close()
+        if self._egress is not None:
+            self._egress.teardown()
         self._control.shutdown(wait=True)
         self._queries.shutdown(wait=True)
         self._log_writer.close()

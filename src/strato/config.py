@@ -40,6 +40,15 @@ class Settings:
     sandbox_binds: tuple[str, ...] = ()
     #: Egress of functions outside a VPC: ``internet`` or ``none``.
     egress: str = "internet"
+    #: The bridge and subnet of internet egress (one pair per strato on a host).
+    egress_bridge: str = "strato0"
+    egress_subnet: str = "10.213.0.0/16"
+    #: API authentication: ``sigv4`` (AWS Signature Version 4 with strato's credentials) or
+    #: ``none`` (unauthenticated: every request acts as an administrator; development only).
+    auth: str = "sigv4"
+    #: ``ACCESS_KEY_ID:SECRET`` of an administrator key pair to create at start
+    #: (``STRATO_ADMIN_CREDENTIALS``); none is generated then.
+    admin_credentials: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_environment(
@@ -69,6 +78,14 @@ class Settings:
             values["sandbox_binds"] = tuple(p for p in env["STRATO_SANDBOX_BINDS"].split(":") if p)
         if "STRATO_EGRESS" in env:
             values["egress"] = env["STRATO_EGRESS"]
+        if "STRATO_EGRESS_BRIDGE" in env:
+            values["egress_bridge"] = env["STRATO_EGRESS_BRIDGE"]
+        if "STRATO_EGRESS_SUBNET" in env:
+            values["egress_subnet"] = env["STRATO_EGRESS_SUBNET"]
+        if "STRATO_AUTH" in env:
+            values["auth"] = env["STRATO_AUTH"]
+        if env.get("STRATO_ADMIN_CREDENTIALS"):
+            values["admin_credentials"] = env["STRATO_ADMIN_CREDENTIALS"]
         interpreters = {
             key.removeprefix("STRATO_PYTHON_").replace("_", "."): value
             for key, value in env.items()

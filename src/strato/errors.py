@@ -7,7 +7,9 @@ Hierarchy::
     ├── StoreError                  a repository could not do what was asked
     │   ├── AlreadyExistsError      the record to create is there already
     │   ├── NotFoundError           the record to change is not there
-    │   └── RevisionMismatchError   compare-and-swap lost: another writer changed the record
+    │   ├── RevisionMismatchError   compare-and-swap lost: another writer changed the record
+    │   └── SealedSecretError       a sealed secret does not open: tampered with, sealed under
+    │                               another master key, or bound to another record
     ├── CodeStoreError              a blob or unpacked tree is missing or unreadable
     └── SandboxError                an execution environment could not be started or confined
         └── InterpreterNotFoundError  no host interpreter for a runtime
@@ -37,6 +39,10 @@ class NotFoundError(StoreError):
 
 
 class RevisionMismatchError(StoreError):
+    pass
+
+
+class SealedSecretError(StoreError):
     pass
 
 

@@ -1,7 +1,9 @@
 """End-to-end fixtures: a real ``strato serve`` process, driven by boto3 and the AWS CLI.
 
 The server is started once per test session on a free port with its own data dir; readiness
-is its banner line on stdout (no sleeping). Each test names its functions uniquely.
+is its banner line on stdout (no sleeping). Each test names its functions uniquely. Servers
+authenticate with SigV4 and know the administrator key pair ``test``/``test``
+(``STRATO_ADMIN_CREDENTIALS``), which every client here signs with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -25,6 +27,7 @@ from botocore.config import Config
 from tests.conftest import make_zip
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-role"
+ADMIN_KEY_PAIR = "test:test"
 
 
 @dataclass
@@ -40,12 +43,24 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> StratoServer:
+def start_server(
+    data_dir: Path, *extra: str, env: dict[str, str] | None = None,
+    admin: str | None = ADMIN_KEY_PAIR, stderr: IO[str] | None = None,
+) -> StratoServer:
+    """Start ``strato serve`` and wait for its banner. ``admin`` is the administrator key pair
+    it is given (None: none, so that it generates one on a fresh data dir); ``stderr`` is
+    where its stderr goes (inherited by default)."""
     port = _free_port()
+    # Internet egress (a bridge and firewall per server) only where a test asks for it, with
+    # its own bridge name: several servers run at once here.
+    environment = {**os.environ, "STRATO_EGRESS": "none", **(env or {})}
+    environment.pop("STRATO_ADMIN_CREDENTIALS", None)
+    if admin is not None:
+        environment["STRATO_ADMIN_CREDENTIALS"] = admin
     process = subprocess.Popen(
         [sys.executable, "-m", "strato.cli.main", "serve", "--port", str(port),
          "--data-dir", str(data_dir), "--log-level", "warning", *extra],
-        stdout=subprocess.PIPE, stderr=None, text=True, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=stderr, text=True, env=environment,
     )
     assert process.stdout is not None
     banner = process.stdout.readline()
@@ -73,13 +88,17 @@ def strato(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratoServer]:
     stop_server(server)
 
 
-def client_for(endpoint: str, service: str = "lambda", **config: Any) -> Any:
+def client_for(
+    endpoint: str, service: str = "lambda", *, access_key: str = "test", secret_key: str = "test",
+    **config: Any,
+) -> Any:
+    """A boto3 client of ``endpoint``, signing with the administrator key pair by default."""
     return boto3.client(
         service,
         endpoint_url=endpoint,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=access_key,
+        aws_secret_access_key=secret_key,
         config=Config(retries={"max_attempts": 1}, read_timeout=120, **config),
     )
 

@@ -58,6 +58,7 @@ def test_strato_logs_prints_the_function_log(
     printed = subprocess.run(
         [sys.executable, "-m", "strato.cli.main", "logs", function_name, "--endpoint-url", strato.endpoint],
         check=True, capture_output=True, text=True,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
     ).stdout.splitlines()
     assert f"START RequestId: {request_id} Version: $LATEST" in printed
     assert "marker-line-42" in printed

@@ -11,12 +11,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from strato.api.render import function_configuration
+from strato.api.render import compact_json, function_configuration, policy_document, policy_statement
 from strato.domain import limits
 from strato.domain.arns import FunctionRef, Scope, resolve_function_name
 from strato.domain.errors import InvalidParameterValueException, ValidationException
-from strato.domain.models import FunctionVersion
+from strato.domain.models import FunctionVersion, VpcConfig
+from strato.domain.permissions import PermissionGrant, policy_qualifier
 from strato.services.functions import ConfigurationChanges, FunctionService
+from strato.services.permissions import PermissionService
 
 Params = Mapping[str, Any]
 
@@ -41,8 +43,11 @@ class LambdaOperations:
         functions: FunctionService,
         code_url: Callable[[FunctionVersion, str], str],
         account_concurrency: int,
+        *,
+        permissions: PermissionService,
     ) -> None:
         self._functions = functions
+        self._permissions = permissions
         self._code_url = code_url
         self._account_concurrency = account_concurrency
         self.table: dict[str, Operation] = {
@@ -54,6 +59,9 @@ class LambdaOperations:
             "UpdateFunctionConfiguration": self.update_function_configuration,
             "DeleteFunction": self.delete_function,
             "GetAccountSettings": self.get_account_settings,
+            "AddPermission": self.add_permission,
+            "GetPolicy": self.get_policy,
+            "RemovePermission": self.remove_permission,
         }
 
     @staticmethod
@@ -64,6 +72,7 @@ class LambdaOperations:
     def _changes(params: Params) -> ConfigurationChanges:
         environment = params.get("Environment")
         ephemeral = params.get("EphemeralStorage")
+        vpc = params.get("VpcConfig")
         return ConfigurationChanges(
             runtime=params.get("Runtime"),
             handler=params.get("Handler"),
@@ -73,6 +82,11 @@ class LambdaOperations:
             description=params.get("Description"),
             environment=(environment.get("Variables") or {}) if environment is not None else None,
             ephemeral_storage=ephemeral["Size"] if ephemeral else None,
+            vpc_config=None if vpc is None else VpcConfig(
+                subnet_ids=tuple(vpc.get("SubnetIds") or ()),
+                security_group_ids=tuple(vpc.get("SecurityGroupIds") or ()),
+                ipv6_allowed_for_dual_stack=bool(vpc.get("Ipv6AllowedForDualStack", False)),
+            ),
         )
 
     def create_function(self, params: Params, ctx: CallContext) -> dict[str, Any]:
@@ -141,3 +155,33 @@ class LambdaOperations:
                 "FunctionCount": usage.function_count,
             },
         }
+
+    # resource-based policy ----------------------------------------------------------------
+    def add_permission(self, params: Params, ctx: CallContext) -> dict[str, Any]:
+        ref = self._ref(params, ctx)
+        grant = PermissionGrant(
+            statement_id=params["StatementId"],
+            action=params["Action"],
+            principal=params["Principal"],
+            source_arn=params.get("SourceArn"),
+            source_account=params.get("SourceAccount"),
+            principal_org_id=params.get("PrincipalOrgID"),
+            function_url_auth_type=params.get("FunctionUrlAuthType"),
+            event_source_token=params.get("EventSourceToken"),
+            invoked_via_function_url=params.get("InvokedViaFunctionUrl"),
+        )
+        statement = self._permissions.add_permission(ref, grant, params.get("RevisionId"), ctx.scope)
+        resource = ctx.scope.function_arn(ref.name, ref.qualifier)
+        return {"Statement": compact_json(policy_statement(statement, resource))}
+
+    def get_policy(self, params: Params, ctx: CallContext) -> dict[str, Any]:
+        ref = self._ref(params, ctx)
+        policy = self._permissions.get_policy(ref)
+        resource = ctx.scope.function_arn(ref.name, policy_qualifier(ref.qualifier))
+        return {"Policy": compact_json(policy_document(policy, resource)), "RevisionId": policy.revision_id}
+
+    def remove_permission(self, params: Params, ctx: CallContext) -> dict[str, Any]:
+        self._permissions.remove_permission(
+            self._ref(params, ctx), params["StatementId"], params.get("RevisionId"), ctx.scope
+        )
+        return {}

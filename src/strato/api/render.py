@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from strato.domain.arns import Scope
 from strato.domain.models import FunctionVersion, format_last_modified
+from strato.domain.permissions import (
+    POLICY_ID,
+    POLICY_VERSION,
+    PermissionStatement,
+    PrincipalKind,
+    ResourcePolicy,
+)
 
 
 def function_configuration(
@@ -41,6 +49,13 @@ def function_configuration(
         },
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": record.log_group},
     }
+    if record.vpc_config.subnet_ids or record.vpc_config.security_group_ids:
+        config["VpcConfig"] = {
+            "SubnetIds": list(record.vpc_config.subnet_ids),
+            "SecurityGroupIds": list(record.vpc_config.security_group_ids),
+            "VpcId": "vpc-strato",
+            "Ipv6AllowedForDualStack": record.vpc_config.ipv6_allowed_for_dual_stack,
+        }
     optional = {
         "StateReason": record.state_reason,
         "StateReasonCode": record.state_reason_code,
@@ -50,3 +65,38 @@ def function_configuration(
     }
     config.update({k: v for k, v in optional.items() if v is not None})
     return config
+
+
+def policy_statement(statement: PermissionStatement, resource_arn: str) -> dict[str, Any]:
+    """One statement of a resource-based policy in IAM's JSON form (AWS's member order)."""
+    principal = statement.principal
+    rendered: dict[str, Any] = {
+        "Sid": statement.sid,
+        "Effect": statement.effect.value,
+        "Principal": "*" if principal.kind is PrincipalKind.ANY else {principal.kind.value: principal.value},
+        "Action": statement.action,
+        "Resource": resource_arn,
+    }
+    if statement.conditions:
+        block: dict[str, dict[str, Any]] = {}
+        for condition in statement.conditions:
+            values = condition.values
+            block.setdefault(condition.operator, {})[condition.key] = (
+                values[0] if len(values) == 1 else list(values)
+            )
+        rendered["Condition"] = block
+    return rendered
+
+
+def policy_document(policy: ResourcePolicy, resource_arn: str) -> dict[str, Any]:
+    """``{"Version": "2012-10-17", "Id": "default", "Statement": [...]}`` as GetPolicy has it."""
+    return {
+        "Version": POLICY_VERSION,
+        "Id": POLICY_ID,
+        "Statement": [policy_statement(s, resource_arn) for s in policy.statements],
+    }
+
+
+def compact_json(document: dict[str, Any]) -> str:
+    """JSON as AWS embeds it in a string member (``Policy``, ``Statement``): no spaces."""
+    return json.dumps(document, separators=(",", ":"))

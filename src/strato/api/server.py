@@ -1,6 +1,13 @@
 """The API endpoint: one HTTP handler in front of the Lambda API, CloudWatch Logs' subset, and
 strato's own routes (``/_strato/…``: health, code downloads).
 
+Every request outside ``/_strato/`` is authenticated first (SigV4, ``strato.auth``: the
+principal it acts as, or a 403 in AWS's words), then, once its operation and target are known,
+authorised (``authorizer(principal, action, resource_arn)``, which raises to deny). A request
+over its body limit is answered 413 before authentication: its body was dropped unread, so its
+signature cannot be checked, and nothing runs. ``/_strato/`` routes carry their own checks
+(code URLs are signed by strato) or need none (health).
+
 Invoke has its own path through this module (no routing table, no thread hop): the function is
 resolved in memory and the invocation handed to the pool on the event loop's thread. Every
 other Lambda operation is routed with botocore's model, parsed, validated, and run on the
@@ -10,6 +17,7 @@ single control-plane thread; its result is serialised back on the loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -21,13 +29,14 @@ from urllib.parse import parse_qs, unquote
 import botocore.session
 from botocore.model import OperationModel
 
-from strato.api import rest_json
+from strato.api import json_protocol, rest_json
 from strato.api.http import Request, Responder
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.routing import Router
 from strato.api.validation import validate
+from strato.auth.sigv4 import SigV4Verifier
 from strato.domain import limits
-from strato.domain.arns import Scope
+from strato.domain.arns import Scope, resolve_function_name
 from strato.domain.errors import (
     LambdaApiError,
     RequestEntityTooLargeException,
@@ -35,6 +44,7 @@ from strato.domain.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from strato.domain.principals import Principal, anonymous_admin
 from strato.scheduler.invocation import InvocationResult
 from strato.services.invocations import DRY_RUN, InvocationService
 
@@ -49,6 +59,12 @@ _JSON = ("Content-Type", "application/json")
 _CHECKED_BY_SERVICES = frozenset({"Runtime"})
 
 InternalRoute = Callable[[Request], tuple[int, list[tuple[str, str]], bytes]]
+#: ``authorizer(principal, action, resource_arn)`` returns to allow and raises a
+#: LambdaApiError (AccessDeniedException) to deny.
+Authorize = Callable[[Principal, str, str], None]
+
+#: IAM action names that differ from the operation's (``lambda:<Operation>`` otherwise).
+_ACTIONS = {"Invoke": "lambda:InvokeFunction"}
 
 
 def _request_id() -> str:
@@ -70,9 +86,15 @@ class ApiServer:
         account: str,
         default_region: str,
         internal: dict[str, InternalRoute],
+        verifier: SigV4Verifier | None,
+        authorizer: Authorize | None = None,
         logs_api: Callable[[Request, Responder, Scope], None] | None = None,
     ) -> None:
-        model = botocore.session.get_session().get_service_model("lambda")
+        """``verifier`` authenticates requests; None turns authentication off, and every
+        request then acts as ``anonymous_admin(account)`` (``strato serve --auth none``).
+        Without ``authorizer`` every authenticated request is allowed."""
+        session = botocore.session.get_session()
+        model = session.get_service_model("lambda")
         self._router = Router(model)
         self._invoke_op: OperationModel = model.operation_model("Invoke")
         self._operations = operations
@@ -82,6 +104,10 @@ class ApiServer:
         self._default_region = default_region
         self._internal = internal
         self._logs_api = logs_api
+        self._logs_model = session.get_service_model("logs") if logs_api is not None else None
+        self._verifier = verifier
+        self._authorizer = authorizer
+        self._anonymous = anonymous_admin(account)
         self._scopes: dict[str, Scope] = {}
         members = self._invoke_op.input_shape.members
         # The model's own constraints, compiled once for the hot path; a request that fails
@@ -118,29 +144,85 @@ class ApiServer:
     # dispatch --------------------------------------------------------------------------
     def handle(self, request: Request, responder: Responder) -> None:
         request_id = _request_id()
+        logs = False
         try:
             path = request.path
             if path.startswith("/_strato/"):
                 self._handle_internal(request, responder)
                 return
-            if "x-amz-target" in request.headers and self._logs_api is not None:
-                self._logs_api(request, responder, self._scope(request))
+            logs = "x-amz-target" in request.headers and self._logs_api is not None
+            if request.too_large:
+                raise self._too_large(request, logs)
+            if logs:
+                self._logs(request, responder, self._authenticate(request, "logs"))
                 return
+            principal = self._authenticate(request, "lambda")
             match = _INVOKE_PATH.fullmatch(path)
             if match and request.method == "POST":
-                self._invoke(request, responder, unquote(match.group(1)), request_id)
+                self._invoke(request, responder, principal, unquote(match.group(1)), request_id)
                 return
-            self._control_plane(request, responder, request_id)
+            self._control_plane(request, responder, principal, request_id)
         except LambdaApiError as error:
-            self._send_error(responder, error, request_id)
+            self._send_error(responder, error, request_id, json_protocol_error=logs)
         except Exception:
             log.exception("error serving %s %s", request.method, request.path)
-            self._send_error(responder, ServiceException("Internal error"), request_id)
+            self._send_error(responder, ServiceException("Internal error"), request_id,
+                             json_protocol_error=logs)
 
-    def _send_error(self, responder: Responder, error: LambdaApiError, request_id: str) -> None:
-        response = rest_json.serialize_error(error)
-        responder.send(response.status, [*response.headers, ("x-amzn-RequestId", request_id)],
-                       response.body)
+    def _send_error(
+        self, responder: Responder, error: LambdaApiError, request_id: str,
+        *, json_protocol_error: bool = False,
+    ) -> None:
+        """Send ``error`` in the Lambda API's form, or in the json protocol's (CloudWatch Logs)."""
+        if json_protocol_error:
+            response = json_protocol.serialize_error(error)
+            headers = [*response.headers, ("x-amzn-ErrorType", error.code)]
+        else:
+            response = rest_json.serialize_error(error)
+            headers = list(response.headers)
+        responder.send(response.status, [*headers, ("x-amzn-RequestId", request_id)], response.body)
+
+    def _too_large(self, request: Request, logs: bool) -> LambdaApiError:
+        """The error for a request whose body was over its limit (and was dropped unread)."""
+        limit = self.body_limit(request.method, request.path)
+        if logs and self._logs_model is not None:
+            target = request.headers["x-amz-target"]
+            operation = json_protocol.operation_for_target(self._logs_model, target)
+            name = operation.name if operation is not None else target
+        elif _INVOKE_PATH.fullmatch(request.path) and request.method == "POST":
+            name = "InvokeFunction"
+        else:
+            query = parse_qs(request.query_string, keep_blank_values=True)
+            route = self._router.match(request.method, request.path, query)
+            if route is None:
+                raise UnsupportedOperationException(
+                    f"strato has no Lambda operation at {request.method} {request.path}"
+                )
+            name = route.operation.name
+        return RequestEntityTooLargeException(
+            f"Request must be smaller than {limit} bytes for the {name} operation"
+        )
+
+    # authentication and authorisation ---------------------------------------------------
+    def _authenticate(self, request: Request, service: str) -> Principal:
+        """The principal ``request`` acts as; raises the AWS error of a bad signature."""
+        verifier = self._verifier
+        if verifier is None:
+            return self._anonymous
+        return verifier.verify(request.method, request.path, request.query_string,
+                               request.headers, request.body, service)
+
+    def _logs(self, request: Request, responder: Responder, principal: Principal) -> None:
+        scope = self._scope(request)
+        if self._authorizer is not None and self._logs_model is not None:
+            operation = json_protocol.operation_for_target(
+                self._logs_model, request.headers["x-amz-target"]
+            )
+            if operation is not None:  # an unknown target is refused by the logs API itself
+                self._authorizer(principal, f"logs:{operation.name}",
+                                 _log_group_arn(scope, request.body))
+        assert self._logs_api is not None  # handle() routes here only when there is one
+        self._logs_api(request, responder, scope)
 
     def _handle_internal(self, request: Request, responder: Responder) -> None:
         route = self._internal.get(request.path.split("/")[2])
@@ -151,14 +233,10 @@ class ApiServer:
 
     # invoke: the hot path ------------------------------------------------------------
     def _invoke(
-        self, request: Request, responder: Responder, function_name: str, request_id: str
+        self, request: Request, responder: Responder, principal: Principal, function_name: str,
+        request_id: str,
     ) -> None:
         headers = request.headers
-        if request.too_large:
-            raise RequestEntityTooLargeException(
-                f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
-                "InvokeFunction operation"
-            )
         qualifier = None
         if request.query_string:
             qualifier = next(iter(parse_qs(request.query_string).get("Qualifier", [])), None)
@@ -169,6 +247,11 @@ class ApiServer:
         params["InvocationType"] = invocation_type
         if not self._invoke_params_ok(function_name, qualifier, invocation_type):
             raise ValidationException.from_items(validate(self._invoke_op.input_shape, params))
+        scope = self._scope(request)
+        if self._authorizer is not None:
+            ref = resolve_function_name(function_name, scope, qualifier)
+            self._authorizer(principal, "lambda:InvokeFunction",
+                             scope.function_arn(ref.name, ref.qualifier))
 
         def on_done(result: InvocationResult) -> None:
             out = [_JSON, ("x-amzn-RequestId", request_id),
@@ -180,7 +263,7 @@ class ApiServer:
             responder.send(200, out, result.payload)
 
         result = self._invocations.invoke(
-            function_name, qualifier, request.body, self._scope(request), on_done,
+            function_name, qualifier, request.body, scope, on_done,
             request_id=request_id,
             invocation_type=invocation_type,
             tail=headers.get("x-amz-log-type") == "Tail",
@@ -191,7 +274,9 @@ class ApiServer:
                                  ("X-Amz-Executed-Version", result.executed_version)])
 
     # control plane ---------------------------------------------------------------------
-    def _control_plane(self, request: Request, responder: Responder, request_id: str) -> None:
+    def _control_plane(
+        self, request: Request, responder: Responder, principal: Principal, request_id: str
+    ) -> None:
         query = parse_qs(request.query_string, keep_blank_values=True)
         route = self._router.match(request.method, request.path, query)
         if route is None:
@@ -203,11 +288,6 @@ class ApiServer:
             raise UnsupportedOperationException(
                 f"strato does not offer the Lambda operation {route.operation.name} yet"
             )
-        if request.too_large:
-            raise RequestEntityTooLargeException(
-                f"Request must be smaller than {limits.CREATE_FUNCTION_REQUEST_MAX_BYTES} bytes "
-                f"for the {route.operation.name} operation"
-            )
         params = rest_json.parse_request(
             route.operation, route.uri_params, query, request.headers, request.body
         )
@@ -215,8 +295,13 @@ class ApiServer:
         errors = validate(route.operation.input_shape, checked) if route.operation.input_shape else []
         if errors:
             raise ValidationException.from_items(errors)
+        scope = self._scope(request)
+        if self._authorizer is not None:
+            name = route.operation.name
+            self._authorizer(principal, _ACTIONS.get(name, f"lambda:{name}"),
+                             _function_arn(params, scope))
         host = request.headers.get("host", "127.0.0.1")
-        context = CallContext(self._scope(request), f"http://{host}")
+        context = CallContext(scope, f"http://{host}")
         op_model = route.operation
         future = asyncio.get_running_loop().run_in_executor(
             self._control, operation, params, context
@@ -236,3 +321,27 @@ class ApiServer:
                            response.body)
 
         future.add_done_callback(done)
+
+
+def _function_arn(params: dict[str, Any], scope: Scope) -> str:
+    """The resource of a Lambda operation: the function (qualified when the request names a
+    qualifier) for operations on a function, ``*`` for account-level ones (ListFunctions,
+    GetAccountSettings)."""
+    name = params.get("FunctionName")
+    if not isinstance(name, str):
+        return "*"
+    ref = resolve_function_name(name, scope, params.get("Qualifier"))
+    return scope.function_arn(ref.name, ref.qualifier)
+
+
+def _log_group_arn(scope: Scope, body: bytes) -> str:
+    """The resource of a CloudWatch Logs request: its log group, or ``*`` when it names none
+    (or its body cannot be read, which the logs API then reports)."""
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        return "*"
+    group = document.get("logGroupName") if isinstance(document, dict) else None
+    if not isinstance(group, str) or not group:
+        return "*"
+    return f"arn:aws:logs:{scope.region}:{scope.account}:log-group:{group}"

@@ -1,7 +1,9 @@
 """The ``strato`` command.
 
-``strato serve`` runs the embedded platform; every other command is a client of the HTTP API
-(like any AWS SDK), so it works against a local or a remote strato alike.
+``strato serve`` runs the embedded platform; ``strato credentials`` manages the access keys
+in a data dir's credentials file (the server need not run: it picks changes up within about a
+second); every other command is a client of the HTTP API (like any AWS SDK), so it works
+against a local or a remote strato alike.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import time
 from pathlib import Path
 
 from strato import __version__
+from strato.cli import credentials
 from strato.config import Settings
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+AUTH_MODES = ("sigv4", "none")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -29,8 +33,21 @@ def _serve(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     settings = Settings.from_environment(
-        host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive
+        host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive,
+        sandbox="unconfined" if args.unsafe_no_sandbox else args.sandbox, egress=args.egress,
+        auth=args.auth,
     )
+    if settings.auth not in AUTH_MODES:
+        print(f"strato: STRATO_AUTH must be one of {', '.join(AUTH_MODES)}, not {settings.auth!r}",
+              file=sys.stderr)
+        return 2
+    if settings.auth == "none":
+        print(
+            f"WARNING: --auth none: the API on {settings.host}:{settings.port} is UNAUTHENTICATED. "
+            f"Every request acts as an administrator of account {settings.account_id}, whoever "
+            "sends it. Use it only on a machine and network you trust.",
+            file=sys.stderr, flush=True,
+        )
     try:
         import uvloop
 
@@ -57,16 +74,29 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from strato.cli.doctor import report
+
+    print(report(Settings.from_environment()))
+    return 0
+
+
 def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
+    """A botocore client of ``endpoint``, signing with the credentials the AWS CLI would use
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``, ``~/.aws``)."""
     import botocore.session
 
     session = botocore.session.get_session()
+    if session.get_credentials() is None:
+        raise SystemExit(
+            "strato: no AWS credentials to sign with: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a strato access key "
+            "(`strato credentials create` issues one)"
+        )
     return session.create_client(
         service,
         endpoint_url=endpoint,
         region_name=os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1")),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "strato"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "strato"),
     )
 
 
@@ -109,7 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--keep-alive", type=float, default=None,
                        help="seconds an idle execution environment stays warm (default 300)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--sandbox", choices=("auto", "namespaces", "fallback"), default=None,
+                       help="confinement tier of execution environments (default auto: the "
+                            "strongest this host allows; see `strato doctor`)")
+    serve.add_argument("--unsafe-no-sandbox", action="store_true",
+                       help="run function code unconfined (development only)")
+    serve.add_argument("--egress", choices=("internet", "none"), default=None,
+                       help="network egress of functions outside a VPC (default internet)")
+    serve.add_argument("--auth", choices=AUTH_MODES, default=None,
+                       help="API authentication: sigv4 (default; strato's access keys) or none "
+                            "(unauthenticated, development only)")
     serve.set_defaults(run=_serve)
+
+    credentials.add_parser(commands)
+
+    doctor = commands.add_parser("doctor", help="what sandboxing this host allows")
+    doctor.set_defaults(run=_doctor)
 
     logs = commands.add_parser("logs", help="print a function's logs")
     logs.add_argument("function")

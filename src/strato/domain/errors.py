@@ -15,6 +15,11 @@ Hierarchy::
     ├── ValidationException               400  (model constraints: patterns, lengths, enums)
     ├── InvalidParameterValueException    400
     ├── InvalidRequestContentException    400
+    ├── AccessDeniedException             403  (IAM: the caller may not perform the action)
+    ├── MissingAuthenticationTokenException 403  (SigV4: the request carries no Authorization)
+    ├── IncompleteSignatureException      403  (SigV4: the Authorization header is malformed)
+    ├── UnrecognizedClientException       403  (SigV4: no credential has the access key id)
+    ├── InvalidSignatureException         403  (SigV4: wrong signature, scope or date)
     ├── ResourceNotFoundException         404
     ├── ResourceConflictException         409
     ├── PreconditionFailedException       412
@@ -72,6 +77,59 @@ class InvalidRequestContentException(LambdaApiError):
     code = "InvalidRequestContentException"
     status = 400
     body_type = "User"
+
+
+class AccessDeniedException(LambdaApiError):
+    """The caller's policies do not let it perform the action (IAM's authorisation decision).
+
+    AWS's text is ``User: <arn> is not authorized to perform: <action> on resource: <arn>
+    because ...`` under ``Message``, with no ``Type``.
+    """
+
+    code = "AccessDeniedException"
+    status = 403
+    message_key = "Message"
+    body_type = None
+
+
+class MissingAuthenticationTokenException(LambdaApiError):
+    """The request is not signed: it has no ``Authorization`` header.
+
+    AWS answers ``Missing Authentication Token`` under ``message``.
+    """
+
+    code = "MissingAuthenticationTokenException"
+    status = 403
+    body_type = None
+
+
+class IncompleteSignatureException(LambdaApiError):
+    """The ``Authorization`` header cannot be read as a Signature Version 4 one: a component
+    (``Credential``, ``SignedHeaders``, ``Signature``) or the request date is missing, a
+    component is not ``key=value``, or the credential is not five ``/``-separated elements."""
+
+    code = "IncompleteSignatureException"
+    status = 403
+    body_type = None
+
+
+class UnrecognizedClientException(LambdaApiError):
+    """The access key id of the signature names no credential (AWS's text: ``The security
+    token included in the request is invalid.``)."""
+
+    code = "UnrecognizedClientException"
+    status = 403
+    body_type = None
+
+
+class InvalidSignatureException(LambdaApiError):
+    """The signature does not verify: it differs from the one strato computes, its date is
+    more than five minutes from now, or its credential scope names the wrong date, service or
+    terminator."""
+
+    code = "InvalidSignatureException"
+    status = 403
+    body_type = None
 
 
 class ResourceNotFoundException(LambdaApiError):

@@ -44,6 +44,7 @@ a resolv.conf naming one into environments as an extra bind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import errno
@@ -56,7 +57,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, TypeVar
@@ -107,6 +108,7 @@ class EgressConfig:
                 or len(self.bridge) + 1 + digits > _IFNAME_MAX:
             raise ValueError(f"bridge name {self.bridge!r} must be letters, digits or _ and at "
                              f"most {_IFNAME_MAX - 1 - digits} characters for subnet {network}")
+        EgressRules(self.table, self.bridge, network)  # refuses an unusable table name
         object.__setattr__(self, "network", network)
 
     @property
@@ -240,7 +242,12 @@ class EgressNetwork:
     def teardown(self) -> None:
         """Restore IPv4 forwarding if ``setup`` turned it on, remove the bridge and every
         ``<bridge>-*`` interface, then the nftables table. Idempotent. Raises SandboxError
-        listing what could not be undone, after trying everything."""
+        listing what could not be undone, after trying everything.
+
+        Forwarding is one switch for the whole host: when two EgressNetworks (two strato
+        processes, or the integration tests beside a running strato) are set up at once, the
+        one that found it off turns it off again here, and until then its forwarding guard
+        drops the other's traffic. Start the long-lived one first."""
         problems: list[str] = []
         if self._forwarding_was is not None:
             try:
@@ -329,6 +336,45 @@ def pyroute2() -> Any:
     return module
 
 
+_thread_state = threading.local()
+
+
+def open_iproute() -> Any:
+    """A pyroute2 IPRoute driven by a plain asyncio loop of the calling thread's own: the
+    platform runs under uvloop, whose loops cannot open netlink sockets. Close it with
+    ``close_iproute``."""
+    loop = getattr(_thread_state, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread_state.loop = asyncio.SelectorEventLoop()
+    return pyroute2().IPRoute(use_event_loop=loop)
+
+
+def close_iproute(ipr: Any) -> None:
+    """Close ``ipr`` and let its loop run the callbacks that finish closing its socket."""
+    ipr.close()
+    loop = getattr(_thread_state, "loop", None)
+    if loop is not None and not loop.is_closed():
+        loop.run_until_complete(asyncio.sleep(0))
+
+
+@contextlib.contextmanager
+def iproute() -> Iterator[Any]:
+    """``open_iproute`` as a context manager."""
+    ipr = open_iproute()
+    try:
+        yield ipr
+    finally:
+        close_iproute(ipr)
+
+
+def close_thread_loop() -> None:
+    """Close the loop ``iproute`` made for this thread (when the thread is done with it)."""
+    loop = getattr(_thread_state, "loop", None)
+    if loop is not None:
+        _thread_state.loop = None
+        loop.close()
+
+
 @functools.cache
 def _c() -> ctypes.CDLL:
     return ctypes.CDLL(None, use_errno=True)
@@ -356,10 +402,12 @@ def run_netlink(work: Callable[[Any], _T]) -> _T:
 
     def target() -> None:
         try:
-            with pyroute2().IPRoute() as ipr:
+            with iproute() as ipr:
                 outcome.append((True, work(ipr)))
         except BaseException as exc:  # handed to the calling thread
             outcome.append((False, exc))
+        finally:
+            close_thread_loop()
 
     thread = threading.Thread(target=target, name="strato-netlink")
     thread.start()

@@ -41,7 +41,10 @@ from strato.sandbox.network import (
     _delete_link,
     _index,
     _reason,
-    pyroute2,
+    close_iproute,
+    close_thread_loop,
+    iproute,
+    open_iproute,
     setns_net,
     unshare_net,
 )
@@ -305,7 +308,7 @@ class NetnsPool:
         host_fd = -1
         try:
             host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            with pyroute2().IPRoute() as host:
+            with iproute() as host:
                 bridge = _index(host, self.network.bridge)
                 self._started.set()
                 self._serve(host, host_fd, bridge)
@@ -320,6 +323,7 @@ class NetnsPool:
         finally:
             if host_fd >= 0:
                 os.close(host_fd)
+            close_thread_loop()
 
     def _serve(self, host: Any, host_fd: int, bridge: int) -> None:
         while True:
@@ -378,7 +382,7 @@ class NetnsPool:
             try:
                 unshare_net()
                 fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                inside = pyroute2().IPRoute()
+                inside = open_iproute()
             finally:
                 try:
                     setns_net(host_fd)
@@ -407,7 +411,7 @@ class NetnsPool:
             raise
         finally:
             if inside is not None:
-                inside.close()
+                close_iproute(inside)
         return NetworkNamespace(fd, address, name)
 
     def _delete(self, host: Any, namespace: NetworkNamespace) -> None:

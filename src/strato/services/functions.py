@@ -31,6 +31,7 @@ from strato.domain.models import (
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
+    VpcConfig,
     utcnow,
 )
 from strato.domain.runtimes import python_version
@@ -67,6 +68,7 @@ class ConfigurationChanges:
     description: str | None = None
     environment: Mapping[str, str] | None = None
     ephemeral_storage: int | None = None
+    vpc_config: VpcConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,15 @@ class FunctionService:
         interpreters: InterpreterRegistry,
         on_change: OnChange,
         defer: Defer,
+        on_delete: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._code = codestore
         self._interpreters = interpreters
         self._on_change = on_change
         self._defer = defer
+        #: Called with the name of a function just deleted (its resource policies go with it).
+        self._on_delete = on_delete
 
     # validation -------------------------------------------------------------------------
     def _check(self, changes: ConfigurationChanges) -> None:
@@ -136,6 +141,7 @@ class FunctionService:
             ephemeral_storage=changes.ephemeral_storage or 512,
             description=changes.description or "",
             environment=dict(changes.environment or {}),
+            vpc_config=changes.vpc_config or VpcConfig(),
         )
         try:
             self._store.create_function(record)
@@ -191,6 +197,8 @@ class FunctionService:
             raise ResourceNotFoundException(
                 f"Function not found: {scope.function_arn(ref.name, ref.qualifier)}"
             )
+        if self._on_delete is not None:
+            self._on_delete(ref.name)
         self._on_change(ref.name, None)
         self._defer(self._collect_code)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from strato.domain.models import FunctionVersion
+from strato.domain.permissions import ResourcePolicy
 
 
 class FunctionStore(Protocol):
@@ -44,6 +45,39 @@ class FunctionStore(Protocol):
 
     def code_references(self) -> set[str]:
         """The sha256 hex of every package any stored version uses (for code-store GC)."""
+
+
+class PolicyStore(Protocol):
+    """Resource-based policies, one per (function, qualifier); qualifier None is the
+    unqualified function's.
+
+    Writes are compare-and-swap on the policy's ``revision_id``: ``expected_revision`` is the
+    revision the caller read, None when it read no policy. A policy with no statements is not
+    stored (delete it instead). A backend that keeps functions alongside (SQLite) also drops a
+    function's policies when the function is deleted; every caller still calls
+    ``delete_policies`` then, which is idempotent.
+    """
+
+    def get_policy(self, function_name: str, qualifier: str | None) -> ResourcePolicy | None:
+        """The policy of (``function_name``, ``qualifier``), or None."""
+
+    def put_policy(self, policy: ResourcePolicy, *, expected_revision: str | None) -> None:
+        """Create or replace the policy of (``policy.function_name``, ``policy.qualifier``).
+
+        Raises RevisionMismatchError if the stored policy's revision (None if there is none)
+        is not ``expected_revision``; NotFoundError where the backend knows that the function
+        does not exist; ValueError for a policy without statements.
+        """
+
+    def delete_policy(self, function_name: str, qualifier: str | None, *, expected_revision: str) -> None:
+        """Delete one policy; raises RevisionMismatchError if its stored revision (None if
+        there is none) is not ``expected_revision``."""
+
+    def delete_policies(self, function_name: str) -> None:
+        """Delete every policy of the function (all qualifiers). Idempotent."""
+
+    def list_policies(self) -> list[ResourcePolicy]:
+        """Every stored policy, by function name then qualifier (unqualified first)."""
 
 
 @dataclass(frozen=True)

@@ -5,26 +5,48 @@ every field is named here and a renamed attribute cannot silently change the sto
 ``FORMAT`` is written into every record; a later change of shape bumps it and teaches
 ``decode_function_version`` to read both.
 
-Datetimes are stored as ISO 8601 text in UTC, enums by their AWS value, ``environment`` as an
-object and ``architectures`` as a list.
+Datetimes are stored as ISO 8601 text in UTC, enums by their AWS value and ``architectures``
+as a list. The environment variables are sealed (``store.secretbox``): ``environment_sealed``
+is the base64 of the sealed JSON object, bound to the function's name, version and revision
+so that a ciphertext moved to another record does not open. Format 1 kept them in plaintext
+(``environment``, an object); it is still read, so that a store can seal old records when it
+opens, and never written.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from datetime import UTC, datetime
 from typing import TypeAlias
 
-from strato.domain.models import CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
-from strato.errors import StoreError
+from strato.domain.models import (
+    CodeRef,
+    FunctionState,
+    FunctionVersion,
+    LastUpdateStatus,
+    VpcConfig,
+)
+from strato.errors import SealedSecretError, StoreError
+from strato.store.secretbox import SecretBox
 
 JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
 JsonObject: TypeAlias = dict[str, JsonValue]
 
-FORMAT = 1
+FORMAT = 2
+#: The format that kept environment variables in plaintext.
+PLAINTEXT_FORMAT = 1
 
 
-def encode_function_version(record: FunctionVersion) -> JsonObject:
-    """The record as plain JSON types. Raises ValueError if ``last_modified`` is naive."""
+def environment_binding(name: str, version: str, revision_id: str) -> bytes:
+    """The associated data a version's sealed environment is bound to."""
+    return json.dumps(["function-environment", name, version, revision_id]).encode()
+
+
+def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObject:
+    """The record as plain JSON types, its environment sealed by ``box``. Raises ValueError
+    if ``last_modified`` is naive."""
     if record.last_modified.tzinfo is None:
         raise ValueError(f"last_modified of {record.name} must be timezone-aware")
     return {
@@ -41,7 +63,7 @@ def encode_function_version(record: FunctionVersion) -> JsonObject:
         "timeout": record.timeout,
         "ephemeral_storage": record.ephemeral_storage,
         "description": record.description,
-        "environment": dict(record.environment),
+        "environment_sealed": _seal_environment(record, box),
         "architectures": list(record.architectures),
         "state": record.state.value,
         "state_reason": record.state_reason,
@@ -51,14 +73,25 @@ def encode_function_version(record: FunctionVersion) -> JsonObject:
         ),
         "last_update_status_reason": record.last_update_status_reason,
         "last_update_status_reason_code": record.last_update_status_reason_code,
+        "vpc_config": {
+            "subnet_ids": list(record.vpc_config.subnet_ids),
+            "security_group_ids": list(record.vpc_config.security_group_ids),
+            "ipv6_allowed_for_dual_stack": record.vpc_config.ipv6_allowed_for_dual_stack,
+        },
     }
 
 
-def decode_function_version(data: JsonValue) -> FunctionVersion:
-    """The record ``encode_function_version`` made. Raises StoreError if ``data`` is not one."""
+def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
+    """The record ``encode_function_version`` made (or one of format 1), its environment
+    opened by ``box``. Raises SealedSecretError if the environment does not open under
+    ``box`` for this record, StoreError if ``data`` is not a record."""
     try:
         obj = _object(data, "record")
-        if obj.get("format") != FORMAT:
+        if obj.get("format") == FORMAT:
+            environment = _open_environment(obj, box)
+        elif obj.get("format") == PLAINTEXT_FORMAT:
+            environment = _str_map(obj.get("environment"), "environment")
+        else:
             raise StoreError(f"unknown function record format {obj.get('format')!r}")
         code = _object(obj.get("code"), "code")
         status = _opt_str(obj, "last_update_status")
@@ -75,7 +108,7 @@ def decode_function_version(data: JsonValue) -> FunctionVersion:
             timeout=_int(obj, "timeout"),
             ephemeral_storage=_int(obj, "ephemeral_storage"),
             description=_str(obj, "description"),
-            environment=_str_map(obj.get("environment"), "environment"),
+            environment=environment,
             architectures=tuple(_str_list(obj.get("architectures"), "architectures")),
             state=FunctionState(_str(obj, "state")),
             state_reason=_opt_str(obj, "state_reason"),
@@ -83,9 +116,33 @@ def decode_function_version(data: JsonValue) -> FunctionVersion:
             last_update_status=None if status is None else LastUpdateStatus(status),
             last_update_status_reason=_opt_str(obj, "last_update_status_reason"),
             last_update_status_reason_code=_opt_str(obj, "last_update_status_reason_code"),
+            vpc_config=_vpc_config(obj.get("vpc_config")),
         )
     except ValueError as e:  # an unknown enum value or a malformed datetime
         raise StoreError(f"corrupt function record: {e}") from e
+
+
+def _seal_environment(record: FunctionVersion, box: SecretBox) -> str:
+    plaintext = json.dumps(dict(record.environment), separators=(",", ":"), sort_keys=True)
+    binding = environment_binding(record.name, record.version, record.revision_id)
+    return base64.b64encode(box.seal(plaintext.encode(), binding)).decode("ascii")
+
+
+def _open_environment(obj: JsonObject, box: SecretBox) -> dict[str, str]:
+    name, version = _str(obj, "name"), _str(obj, "version")
+    try:
+        sealed = base64.b64decode(_str(obj, "environment_sealed"), validate=True)
+    except binascii.Error as e:
+        raise StoreError(f"corrupt function record: environment_sealed is not base64: {e}") from e
+    try:
+        plaintext = box.open(sealed, environment_binding(name, version, _str(obj, "revision_id")))
+    except SealedSecretError as e:
+        raise SealedSecretError(f"the environment of {name}:{version} does not open: {e}") from e
+    try:
+        variables: JsonValue = json.loads(plaintext)
+    except ValueError as e:  # authentic yet not JSON: only a bug of the writer can do this
+        raise StoreError(f"corrupt function record: sealed environment is not JSON: {e}") from e
+    return _str_map(variables, "environment")
 
 
 def _object(value: JsonValue, what: str) -> JsonObject:
@@ -131,3 +188,15 @@ def _datetime(text: str) -> datetime:
     if moment.tzinfo is None:
         raise StoreError(f"corrupt function record: last_modified {text!r} has no time zone")
     return moment
+
+
+def _vpc_config(data: JsonValue) -> VpcConfig:
+    """A stored VpcConfig; records written before it existed have none."""
+    if data is None:
+        return VpcConfig()
+    obj = _object(data, "vpc_config")
+    return VpcConfig(
+        subnet_ids=tuple(_str_list(obj.get("subnet_ids"), "subnet_ids")),
+        security_group_ids=tuple(_str_list(obj.get("security_group_ids"), "security_group_ids")),
+        ipv6_allowed_for_dual_stack=obj.get("ipv6_allowed_for_dual_stack") is True,
+    )

@@ -3,6 +3,9 @@
 Each store owns a ``SqliteDatabase`` (connections, pragmas, migrations: see ``sqlite_db``) on
 the file it is given; both stores may be given the same file. Thread safety is that of
 ``SqliteDatabase``: one connection per thread, writes in ``BEGIN IMMEDIATE`` transactions.
+
+Environment variables are sealed in every stored record (see ``store.secretbox``, which also
+says why they are opened on read); no row holds them in plaintext.
 """
 
 from __future__ import annotations
@@ -22,7 +25,12 @@ from strato.errors import (
     StoreError,
 )
 from strato.store.base import LogEvent, LogStreamInfo, StoredLogEvent
-from strato.store.codec import decode_function_version, encode_function_version
+from strato.store.codec import (
+    PLAINTEXT_FORMAT,
+    decode_function_version,
+    encode_function_version,
+)
+from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite_db import SqliteDatabase
 
 
@@ -35,10 +43,21 @@ class SqliteFunctionStore:
 
     ``revision_id`` and the code's sha256 are also columns, so that compare-and-swap is one
     ``UPDATE ... WHERE revision_id = ?`` and ``code_references`` needs no JSON parsing.
+
+    ``box`` seals and opens environment variables; without one, the store uses the master key
+    beside the database file (``master.key``, created if absent). Opening the store seals the
+    records an older strato wrote in plaintext (``_seal_plaintext_records``). Raises
+    ConfigError if the master key is unusable.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, box: SecretBox | None = None) -> None:
         self._db = SqliteDatabase(path)
+        try:
+            self._box = box or SecretBox(master_key(path.parent / MASTER_KEY_FILE))
+            self._seal_plaintext_records()
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         """Close the database; legal once no other thread uses the store. Idempotent."""
@@ -47,7 +66,7 @@ class SqliteFunctionStore:
     def create_function(self, latest: FunctionVersion) -> None:
         if latest.version != LATEST:
             raise ValueError(f"a new function starts at {LATEST}, not {latest.version}")
-        row = _version_row(latest)
+        row = _version_row(latest, self._box)
         with self._db.transaction() as conn:
             try:
                 conn.execute("INSERT INTO functions (name) VALUES (?)", (latest.name,))
@@ -64,10 +83,10 @@ class SqliteFunctionStore:
             "SELECT record FROM function_versions WHERE name = ? AND version = ?",
             (name, version),
         )
-        return _decode(rows[0][0]) if rows else None
+        return _decode(rows[0][0], self._box) if rows else None
 
     def put_version(self, record: FunctionVersion, *, expected_revision: str) -> None:
-        name, version, revision_id, code_sha256, text = _version_row(record)
+        name, version, revision_id, code_sha256, text = _version_row(record, self._box)
         with self._db.transaction() as conn:
             updated = conn.execute(
                 "UPDATE function_versions SET revision_id = ?, code_sha256 = ?, record = ?"
@@ -95,7 +114,7 @@ class SqliteFunctionStore:
             " ORDER BY name LIMIT ?",
             (LATEST, after or "", limit),
         )
-        return [_decode(row[0]) for row in rows]
+        return [_decode(row[0], self._box) for row in rows]
 
     def delete_function(self, name: str) -> bool:
         with self._db.transaction() as conn:
@@ -106,6 +125,39 @@ class SqliteFunctionStore:
     def code_references(self) -> set[str]:
         rows = self._db.fetchall("SELECT DISTINCT code_sha256 FROM function_versions")
         return {str(row[0]) for row in rows}
+
+    def _seal_plaintext_records(self) -> None:
+        """Rewrite every record of ``PLAINTEXT_FORMAT`` with its environment sealed, leaving no
+        copy of the plaintext in the file. Idempotent, and one scan of the records once done.
+        Raises StoreError (and seals nothing) if such a record is corrupt.
+
+        The order survives a crash half way. VACUUM first rebuilds the file without the free
+        space where earlier updates left old plaintext (``temp_store`` in memory, so that no
+        temporary file holds it); the rewrite then runs with ``secure_delete``, which zeroes
+        the cells it frees; the WAL is checkpointed and truncated last. A crash before the
+        rewrite commits leaves plaintext records, so the next open does it all again.
+        """
+        if not self._db.fetchall(_SELECT_OF_FORMAT + " LIMIT 1", (PLAINTEXT_FORMAT,)):
+            return
+        conn = self._db.connection()
+        try:
+            [[secure_delete]] = conn.execute("PRAGMA secure_delete").fetchall()
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("VACUUM")
+            with self._db.transaction():
+                rows = conn.execute(_SELECT_OF_FORMAT, (PLAINTEXT_FORMAT,)).fetchall()
+                for name, version, text in rows:
+                    sealed = _version_row(_decode(text, self._box), self._box)[4]
+                    conn.execute(
+                        "UPDATE function_versions SET record = ? WHERE name = ? AND version = ?",
+                        (sealed, name, version),
+                    )
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.execute(f"PRAGMA secure_delete = {int(secure_delete)}")  # as SQLite was built
+            conn.execute("PRAGMA temp_store = DEFAULT")
+        except sqlite3.Error as e:
+            raise StoreError(f"could not seal the plaintext records of {self._db.path}: {e}") from e
 
 
 class SqliteLogStore:
@@ -201,14 +253,21 @@ class SqliteLogStore:
             conn.execute("DELETE FROM log_events WHERE log_group = ?", (group,))
 
 
-def _version_row(record: FunctionVersion) -> tuple[str, str, str, str, str]:
-    text = json.dumps(encode_function_version(record), separators=(",", ":"), sort_keys=True)
+#: Rows whose record is of a given format (a record that is not JSON is left to ``_decode``).
+_SELECT_OF_FORMAT = (
+    "SELECT name, version, record FROM function_versions"
+    " WHERE CASE WHEN json_valid(record) THEN json_extract(record, '$.format') END = ?"
+)
+
+
+def _version_row(record: FunctionVersion, box: SecretBox) -> tuple[str, str, str, str, str]:
+    text = json.dumps(encode_function_version(record, box), separators=(",", ":"), sort_keys=True)
     return record.name, record.version, record.revision_id, record.code.sha256_hex, text
 
 
-def _decode(text: object) -> FunctionVersion:
+def _decode(text: object, box: SecretBox) -> FunctionVersion:
     try:
         data = json.loads(str(text))
     except ValueError as e:
         raise StoreError(f"corrupt function record: {e}") from e
-    return decode_function_version(data)
+    return decode_function_version(data, box)

@@ -50,6 +50,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX log_events_by_group ON log_events (log_group, position)",
         "CREATE INDEX log_events_by_stream ON log_events (log_group, log_stream)",
     ),
+    (  # 3: resource-based policies, one per (function, qualifier); '' is the unqualified one
+        """CREATE TABLE function_policies (
+            function_name TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+            qualifier TEXT NOT NULL,
+            revision_id TEXT NOT NULL,
+            statements TEXT NOT NULL,
+            PRIMARY KEY (function_name, qualifier)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 BUSY_TIMEOUT_MS = 5_000

@@ -378,6 +378,7 @@ class Zygote:
         tier = request.get("tier", "unconfined")
         step = "setsid"
         try:
+            os.umask(0o022)  # the platform's own umask is stricter; an environment's is Lambda's
             if tier != "namespaces":
                 os.setsid()
             pid_text = str(os.getpid()).encode()
