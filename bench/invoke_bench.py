@@ -196,7 +196,7 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def one_run(seconds: float, auth: str) -> dict[str, float]:
+def one_run(seconds: float, auth: str, memory: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as data_dir:
         process, port = start(Path(data_dir), auth)
         try:
@@ -205,7 +205,7 @@ def one_run(seconds: float, auth: str) -> dict[str, float]:
                                   aws_secret_access_key=SECRET_KEY)
             client.create_function(FunctionName="noop", Runtime="python3.11", Handler="app.handler",
                                    Role="arn:aws:iam::000000000000:role/bench",
-                                   Code={"ZipFile": make_zip(NOOP)}, MemorySize=128)
+                                   Code={"ZipFile": make_zip(NOOP)}, MemorySize=memory)
             client.get_waiter("function_active_v2").wait(FunctionName="noop")
             warm_latency(port, "noop", 200)
             idle_rss = rss_mb(process.pid)
@@ -223,6 +223,14 @@ def one_run(seconds: float, auth: str) -> dict[str, float]:
     }
 
 
+def sandbox_tier() -> str:
+    """The tier ``strato serve`` uses on this host (what the figures were measured with)."""
+    from strato.config import Settings
+    from strato.sandbox import tiers
+
+    return tiers.choose(tiers.probe(), Settings.from_environment().sandbox).value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
@@ -230,18 +238,23 @@ def main() -> None:
     parser.add_argument("--auth", choices=("sigv4", "none"), default="sigv4",
                         help="sigv4 (default): every request signed and verified; none: an "
                              "unauthenticated server, for comparison")
+    parser.add_argument("--memory", type=int, default=1769,
+                        help="MemorySize of the benchmarked function (default 1769 MB: one full "
+                             "vCPU, so the figures measure strato, not the function's CPU share)")
     args = parser.parse_args()
     if args.auth == "sigv4" and args.seconds > MAX_SIGNED_SECONDS:
         parser.error(f"a signature is valid for 5 minutes: keep --seconds at most {MAX_SIGNED_SECONDS}")
-    runs = [one_run(args.seconds, args.auth) for _ in range(args.runs)]
+    runs = [one_run(args.seconds, args.auth, args.memory) for _ in range(args.runs)]
     summary = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     client = "wrk -t1" if shutil.which("wrk") else "asyncio client"
     result = {"runs": runs, "median": summary, "cpus": os.cpu_count(), "load_client": client,
-              "auth": args.auth, "date": time.strftime("%Y-%m-%d")}
+              "auth": args.auth, "memory_mb": args.memory, "sandbox": sandbox_tier(),
+              "date": time.strftime("%Y-%m-%d")}
     out = ROOT / "bench" / "results" / "invoke.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     table = "\n".join([
-        f"| figure (median of {args.runs} runs, {os.cpu_count()} cores, auth {args.auth}) | value |",
+        f"| figure (median of {args.runs} runs, {os.cpu_count()} cores, auth {args.auth}, "
+        f"sandbox {result['sandbox']}, function {args.memory} MB) | value |",
         "| --- | --- |",
         f"| warm invoke latency p50 / p99 | {summary['warm_p50_us']:.0f} µs / {summary['warm_p99_us']:.0f} µs |",
         f"| throughput, 8 clients ({client}) | {summary['throughput_8']:.0f} invokes/s |",

@@ -57,6 +57,12 @@ _KEYS_CACHED = 1024
 _PATHS_CACHED = 1024
 #: The components an Authorization header must have, in the order AWS reports them missing.
 _REQUIRED = ("Credential", "Signature", "SignedHeaders")
+#: The header as SDKs write it, read in one match (a fast path: what it accepts, the general
+#: parser would read the same way).
+_USUAL_FORM = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([^/\s,=]+)/((\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/(aws4_request)),"
+    r" ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})"
+)
 _REGION = re.compile(r"[a-z0-9-]+")
 _BASIC_FORMAT = "%Y%m%dT%H%M%SZ"
 
@@ -127,6 +133,11 @@ def request_time(headers: Mapping[str, str]) -> tuple[str, float] | None:
 def parse_authorization(value: str, has_date: bool) -> Authorization:
     """The components of ``value``; IncompleteSignatureException (AWS's text) when one is
     missing or malformed, or when the request has no date (``has_date`` False)."""
+    usual = _USUAL_FORM.fullmatch(value)
+    if usual is not None and has_date:
+        key, scope, date, region, service, terminator, signed_headers, signature = usual.groups()
+        return Authorization(key, scope, date, region, service, terminator, signed_headers,
+                             signed_headers.split(";"), signature)
     algorithm, _, rest = value.strip().partition(" ")
     fields: dict[str, str] = {}
     if algorithm == ALGORITHM:
@@ -221,9 +232,11 @@ class SigV4Verifier:
     ) -> None:
         self._credentials = credentials
         self._clock = clock
-        self._keys: dict[tuple[str, str, str, str], bytes] = {}
+        #: HMAC-SHA256 keyed with each signing key in use, copied for every request.
+        self._macs: dict[tuple[str, str, str, str], hmac.HMAC] = {}
         # Requests come in runs: the same path (one function invoked), the same X-Amz-Date
-        # within a second. Both caches only ever hold what verified credentials sent.
+        # within a second. Paths are cached once the access key is known, and the cache is
+        # bounded; a date only once its request verified.
         self._paths: dict[str, str] = {}
         self._last_time: tuple[str, float] | None = None
 
@@ -268,8 +281,9 @@ class SigV4Verifier:
             f"{ALGORITHM}\n{timestamp}\n{auth.scope}\n"
             + hashlib.sha256(canonical_request.encode()).hexdigest()
         )
-        key = self._signing_key(credential.secret_access_key, auth)
-        expected = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+        mac = self._mac(credential.secret_access_key, auth).copy()
+        mac.update(string_to_sign.encode())
+        expected = mac.hexdigest()
         if not hmac.compare_digest(expected.encode(), auth.signature.encode("latin-1")):
             raise InvalidSignatureException(SIGNATURE_MISMATCH)
         if "x-amz-date" in headers:  # the Date header's text is not the timestamp's
@@ -284,11 +298,14 @@ class SigV4Verifier:
             canonical = self._paths[path] = canonical_path(path)
         return canonical
 
-    def _signing_key(self, secret: str, auth: Authorization) -> bytes:
+    def _mac(self, secret: str, auth: Authorization) -> hmac.HMAC:
+        """The HMAC keyed with the signing key of ``secret`` in ``auth``'s scope (derived once
+        per secret, date, region and service: four HMACs saved on every request)."""
         cache_key = (secret, auth.date, auth.region, auth.service)
-        key = self._keys.get(cache_key)
-        if key is None:
-            if len(self._keys) >= _KEYS_CACHED:
-                self._keys.clear()
-            key = self._keys[cache_key] = signing_key(secret, auth.date, auth.region, auth.service)
-        return key
+        mac = self._macs.get(cache_key)
+        if mac is None:
+            if len(self._macs) >= _KEYS_CACHED:
+                self._macs.clear()
+            key = signing_key(secret, auth.date, auth.region, auth.service)
+            mac = self._macs[cache_key] = hmac.new(key, digestmod=hashlib.sha256)
+        return mac
