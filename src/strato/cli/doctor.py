@@ -5,6 +5,7 @@ from __future__ import annotations
 from strato.config import Settings
 from strato.sandbox import tiers
 from strato.sandbox.cgroups import CgroupParent
+from strato.sandbox.network import EgressConfig, EgressNetwork
 
 
 def report(settings: Settings) -> str:
@@ -20,6 +21,13 @@ def report(settings: Settings) -> str:
                                                             ("cpu", cgroups.cpu)) if path]
         lines.append(f"  cgroup v1: {', '.join(controllers)}")
         cgroups.remove()
+    if settings.egress == "internet":
+        reason = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
+                                            subnet=settings.egress_subnet)).probe()
+        lines.append("  internet egress (bridge + nftables): "
+                     + ("yes" if reason is None else f"no ({reason}); loopback only"))
+    else:
+        lines.append("  internet egress: off (--egress none)")
     try:
         tier = tiers.choose(capabilities, settings.sandbox)
         lines.append(f"tier in use with these settings: {tier.value}")
