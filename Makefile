@@ -9,7 +9,7 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench soak clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(VENV)/.dev
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
+
+# Thousands of invocations, some crashing, timing out or running out of memory: fails if the
+# platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).
+soak: $(VENV)/.dev
+	$(BIN)/python bench/soak.py $(if $(INVOCATIONS),--invocations $(INVOCATIONS))
 
 clean:
 	rm -rf $(VENV) $(DATA) build *.egg-info src/*.egg-info

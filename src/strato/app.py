@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 import secrets
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -247,6 +248,13 @@ class Application:
                 log.warning("fallback tier: %s cannot be traversed by other users; functions "
                             "will not reach their code (chmod o+x it, or pick another "
                             "--data-dir)", blocked[0])
+            for interpreter in [sys.executable]:
+                real = Path(os.path.realpath(interpreter))
+                hidden = [p for p in real.parents if not p.stat().st_mode & 0o001]
+                if hidden:
+                    log.warning("fallback tier: %s cannot be traversed by other users; "
+                                "functions run by %s cannot import modules (install the "
+                                "interpreter where other users can read it)", hidden[0], real)
         network = self._start_egress(settings) if tier is tiers.Tier.NAMESPACES else None
         return ProcessSandbox(
             self._interpreters,
@@ -263,7 +271,8 @@ class Application:
         if settings.egress != EGRESS_INTERNET:
             return None
         egress = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
-                                            subnet=settings.egress_subnet))
+                                            subnet=settings.egress_subnet,
+                                            table=settings.egress_bridge))
         reason = egress.probe()
         if reason is not None:
             log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)

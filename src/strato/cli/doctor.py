@@ -23,7 +23,8 @@ def report(settings: Settings) -> str:
         cgroups.remove()
     if settings.egress == "internet":
         reason = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
-                                            subnet=settings.egress_subnet)).probe()
+                                            subnet=settings.egress_subnet,
+                                            table=settings.egress_bridge)).probe()
         lines.append("  internet egress (bridge + nftables): "
                      + ("yes" if reason is None else f"no ({reason}); loopback only"))
     else:

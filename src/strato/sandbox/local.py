@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -98,8 +99,9 @@ class LocalProcess:
         if self.runtime_socket is not None:
             self.runtime_socket.close()
         if self._cgroup is not None:
-            self._cgroup.kill_all()
-            self._cgroup.remove()
+            # Usually empty already; a tree that keeps forking (no pid namespace in the
+            # fallback tier) is killed round after round until the group can go.
+            self._cgroup.remove_now()
         if self._on_release is not None:
             on_release, self._on_release = self._on_release, None
             on_release()
@@ -149,9 +151,11 @@ class ProcessSandbox:
         self._uids = UidPool() if os.geteuid() == 0 and tier is not Tier.UNCONFINED else None
         self._work_dir = work_dir
         self._staging = os.path.join(work_dir, "root")
-        self._tmp_root = os.path.join(work_dir, "tmp")
-        for path in (self._staging, self._tmp_root):
-            os.makedirs(path, mode=0o711, exist_ok=True)
+        os.makedirs(self._staging, mode=0o700, exist_ok=True)
+        # The fallback tier's temporary directories must be reachable by environments' uids
+        # whatever the modes above the data dir: they live below the host's /tmp.
+        self._tmp_root = tempfile.mkdtemp(prefix="strato-env-tmp-")
+        os.chmod(self._tmp_root, 0o711)
         self._binds, self._symlinks = system_binds(extra_binds)
         self._watched: dict[int, LocalProcess] = {}
         self._watcher: asyncio.Task[None] | None = None

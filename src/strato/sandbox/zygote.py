@@ -48,6 +48,10 @@ class Zygote:
                 [interpreter, "-E", "-s", "-S", str(GUEST_DIR / "zygote.py"), str(child.fileno())],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
+                # Nothing of strato's own environment (keys, credentials) may reach the zygote:
+                # its initial stack is inherited by every environment it forks.
+                env={"LD_LIBRARY_PATH": os.environ["LD_LIBRARY_PATH"]}
+                if "LD_LIBRARY_PATH" in os.environ else {},
                 start_new_session=True,
             )
         except OSError as exc:

@@ -1,0 +1,264 @@
+"""Hostile functions against the network: strato's own API, the host's services (TCP, UDP,
+unix sockets), the metadata address; in the namespaces tier with egress ``none`` and
+``internet``, and in the fallback tier with egress ``none``.
+
+The fallback tier shares the host's network; with egress ``none`` Landlock limits TCP connect
+to the environment's own Runtime API port. Its ``internet`` mode leaves the host's network
+wide open by design (no firewall without a network namespace), so it is not tested here.
+
+In internet mode a "remote host" (a network namespace behind a veth pair, as in
+``tests/integration/test_network.py``) plays the internet: reaching it proves that egress
+works, so that what is not reached is held back by the firewall, not by a missing route.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from strato.sandbox.network import EgressConfig, EgressNetwork
+from tests.e2e.hostile import PROBER, TierServer, create, open_up, probe, serve_tier, unique
+
+MODES = [("namespaces", "none"), ("namespaces", "internet"), ("fallback", "none")]
+TAG = os.getpid() % 250 + 1
+EGRESS = EgressConfig(bridge=f"stratot{TAG}", subnet="10.214.0.0/16")
+REMOTE_NETNS = f"strato-hostile-{os.getpid()}"
+REMOTE_HOST_END = f"sthr{os.getpid() % 100000}"
+REMOTE_HOST_SIDE, REMOTE_SIDE = f"100.65.{TAG}.1", f"100.65.{TAG}.2"
+#: Behind the remote host: an "internet" address and a link-local one (as a metadata service).
+INTERNET_ADDRESS, LINK_LOCAL_ADDRESS = f"203.0.113.{TAG}", f"169.254.213.{TAG}"
+REMOTE_PORT = 8080
+METADATA = ("169.254.169.254", 80)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+@contextlib.contextmanager
+def remote_host() -> Iterator[None]:
+    """INTERNET_ADDRESS and LINK_LOCAL_ADDRESS, routed through a directly connected
+    neighbour, both answering ``remote`` on REMOTE_PORT."""
+    server: subprocess.Popen[str] | None = None
+    try:
+        _ip("netns", "add", REMOTE_NETNS)
+        _ip("link", "add", REMOTE_HOST_END, "type", "veth", "peer", "name", "remote0",
+            "netns", REMOTE_NETNS)
+        _ip("addr", "add", f"{REMOTE_HOST_SIDE}/30", "dev", REMOTE_HOST_END)
+        _ip("link", "set", REMOTE_HOST_END, "up")
+        inside = ["-n", REMOTE_NETNS]
+        _ip(*inside, "addr", "add", f"{REMOTE_SIDE}/30", "dev", "remote0")
+        _ip(*inside, "link", "set", "remote0", "up")
+        _ip(*inside, "link", "set", "lo", "up")
+        for address in (INTERNET_ADDRESS, LINK_LOCAL_ADDRESS):
+            _ip(*inside, "addr", "add", f"{address}/32", "dev", "lo")
+            _ip("route", "add", f"{address}/32", "via", REMOTE_SIDE)
+        _ip(*inside, "route", "add", "default", "via", REMOTE_HOST_SIDE)
+        code = ("import socket\n"
+                "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                f"s.bind(('0.0.0.0', {REMOTE_PORT})); s.listen(64); print('ready', flush=True)\n"
+                "while True:\n"
+                "    c, _ = s.accept(); c.sendall(b'remote\\n'); c.close()\n")
+        server = subprocess.Popen(["ip", "netns", "exec", REMOTE_NETNS, sys.executable, "-I",
+                                   "-S", "-c", code], stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+        yield
+    finally:
+        if server is not None:
+            server.kill()
+            server.communicate()
+        for address in (INTERNET_ADDRESS, LINK_LOCAL_ADDRESS):
+            subprocess.run(["ip", "route", "del", f"{address}/32"], capture_output=True)
+        subprocess.run(["ip", "link", "del", REMOTE_HOST_END], capture_output=True)
+        subprocess.run(["ip", "netns", "del", REMOTE_NETNS], capture_output=True)
+
+
+@pytest.fixture(scope="module", params=MODES, ids=["-".join(m) for m in MODES])
+def hostile(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TierServer]:
+    tier, egress = request.param
+    with contextlib.ExitStack() as stack:
+        env = {}
+        if egress == "internet":
+            reason = EgressNetwork(EGRESS).probe()
+            if reason is not None:
+                if os.environ.get("CI"):
+                    pytest.fail(f"internet egress unavailable in CI: {reason}")
+                pytest.skip(f"internet egress is unavailable here: {reason}")
+            stack.enter_context(remote_host())
+            env = {"STRATO_EGRESS_BRIDGE": EGRESS.bridge, "STRATO_EGRESS_SUBNET": EGRESS.subnet}
+        yield stack.enter_context(serve_tier(tier, tmp_path_factory, egress=egress, env=env))
+
+
+@pytest.fixture(scope="module")
+def prober(hostile: TierServer) -> str:
+    name = unique("prober")
+    create(hostile.client, name, {"app.py": PROBER})
+    return name
+
+
+@dataclass
+class Services:
+    """Services on the host that no environment may reach."""
+
+    tcp: int            # TCP on 0.0.0.0, answers "host"
+    udp: socket.socket  # UDP on 0.0.0.0
+    unix: str           # a unix socket anyone may connect to (mode 0777), answers "host"
+    abstract: str       # "@name" of an abstract unix socket, answers "host"
+
+    @property
+    def udp_port(self) -> int:
+        return int(self.udp.getsockname()[1])
+
+    def datagrams(self) -> list[bytes]:
+        """What reached the UDP service: everything before a sentinel the host sends to it
+        now (datagrams sent earlier are queued ahead of it)."""
+        sentinel = unique("sentinel").encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(sentinel, ("127.0.0.1", self.udp_port))
+        received = []
+        while (data := self.udp.recv(4096)) != sentinel:
+            received.append(data)
+        return received
+
+
+def _serve(listener: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while True:
+            connection, _ = listener.accept()
+            with connection:
+                connection.sendall(b"host\n")
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    directory = tmp_path_factory.mktemp("hostile-services")
+    open_up(directory, tmp_path_factory.getbasetemp().parent)
+    tcp = socket.create_server(("0.0.0.0", 0))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("0.0.0.0", 0))
+    udp.settimeout(10)
+    path = str(directory / "service.sock")
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(path)
+    os.chmod(path, 0o777)
+    unix.listen()
+    abstract_name = unique("strato-hostile")
+    abstract = socket.socket(socket.AF_UNIX)
+    abstract.bind("\0" + abstract_name)
+    abstract.listen()
+    listeners = [tcp, unix, abstract]
+    for listener in listeners:
+        threading.Thread(target=_serve, args=(listener,), daemon=True).start()
+    try:
+        yield Services(tcp.getsockname()[1], udp, path, "@" + abstract_name)
+    finally:
+        for sock in [*listeners, udp]:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+
+def host_addresses() -> list[str]:
+    """Every IPv4 address of the host (loopback, eth0, bridges)."""
+    out = subprocess.run(["ip", "-j", "-4", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
+    return [a["local"] for link in json.loads(out) for a in link.get("addr_info", [])]
+
+
+def _targets(hostile: TierServer, port: int) -> list[list[Any]]:
+    """Where an environment might find a host service on ``port``: the loopback, and in
+    internet mode every address of the host (the bridge's gateway among them)."""
+    if hostile.egress == "internet":
+        assert str(EGRESS.gateway) in host_addresses()
+        return [[address, port] for address in host_addresses()]
+    return [["127.0.0.1", port]]
+
+
+def _unreached(hostile: TierServer, outcomes: dict[str, dict[str, Any]]) -> None:
+    reached = {k: v for k, v in outcomes.items() if v["ok"]}
+    assert reached == {}, reached
+    if hostile.tier == "fallback":  # Landlock refuses every TCP connect but the Runtime API's
+        assert {v["errno"] for v in outcomes.values()} == {"EACCES"}, outcomes
+
+
+def _internet_control(hostile: TierServer, prober: str) -> None:
+    """In internet mode the remote host is reachable: egress works."""
+    if hostile.egress == "internet":
+        outcome = probe(hostile.client, prober, ("connect", INTERNET_ADDRESS, REMOTE_PORT))[0]
+        assert outcome == {"ok": True, "result": "reached remote"}, outcome
+
+
+def test_strato_api_is_out_of_reach(hostile: TierServer, prober: str) -> None:
+    with socket.create_connection(("127.0.0.1", hostile.port), timeout=5):
+        pass  # the API listens
+    outcome = probe(hostile.client, prober, ("connect_many", _targets(hostile, hostile.port)))[0]
+    _unreached(hostile, outcome["result"])
+    _internet_control(hostile, prober)
+
+
+def test_host_tcp_service_is_out_of_reach(hostile: TierServer, prober: str,
+                                          services: Services) -> None:
+    targets = _targets(hostile, services.tcp)
+    for address, port in targets:  # each one answers the host itself
+        with socket.create_connection((address, port), timeout=5) as sock:
+            assert sock.recv(16) == b"host\n"
+    outcome = probe(hostile.client, prober, ("connect_many", targets))[0]
+    _unreached(hostile, outcome["result"])
+    _internet_control(hostile, prober)
+
+
+def test_metadata_and_link_local_addresses_are_out_of_reach(hostile: TierServer,
+                                                            prober: str) -> None:
+    targets = [list(METADATA)]
+    if hostile.egress == "internet":
+        with socket.create_connection((LINK_LOCAL_ADDRESS, REMOTE_PORT), timeout=5) as sock:
+            assert sock.recv(16) == b"remote\n"  # reachable from the host
+        targets.append([LINK_LOCAL_ADDRESS, REMOTE_PORT])
+    outcome = probe(hostile.client, prober, ("connect_many", targets))[0]
+    _unreached(hostile, outcome["result"])
+    _internet_control(hostile, prober)
+
+
+def test_udp_to_the_host_is_not_delivered(request: pytest.FixtureRequest, hostile: TierServer, prober: str,
+                                          services: Services) -> None:
+    """UDP is not TCP: Landlock has no rule for it. Whatever the function manages to send,
+    nothing may arrive at a host service."""
+    if hostile.tier == "fallback":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known gap of the fallback tier: Landlock does not govern UDP (docs/security.md)")))
+    text = unique("udp-from-a-function")
+    steps = [("udp", address, port, text) for address, port in _targets(hostile, services.udp_port)]
+    probe(hostile.client, prober, *steps)
+    assert text.encode() not in services.datagrams()
+
+
+def test_host_unix_sockets_are_out_of_reach(request: pytest.FixtureRequest, hostile: TierServer, prober: str,
+                                            services: Services) -> None:
+    if hostile.tier == "fallback":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "known gap of the fallback tier: Landlock does not govern connecting to a host unix socket (docs/security.md)")))
+    for address in (services.unix, "\0" + services.abstract[1:]):
+        with socket.socket(socket.AF_UNIX) as sock:  # both answer the host
+            sock.connect(address)
+            assert sock.recv(16) == b"host\n"
+    path, abstract = probe(hostile.client, prober, ("unix", services.unix),
+                           ("unix", services.abstract))
+    assert not path["ok"], path
+    assert not abstract["ok"], abstract
+    if hostile.tier == "namespaces":
+        # The path is not in its file system; the abstract name lives in the host's network
+        # namespace, not in its own.
+        assert (path["errno"], abstract["errno"]) == ("ENOENT", "ECONNREFUSED")
+    else:
+        assert abstract["errno"] == "EPERM"  # Landlock's scope (ABI 6)
