@@ -101,9 +101,8 @@ def serve_tier(tier: str, tmp_path_factory: pytest.TempPathFactory, *, egress: s
                ) -> Iterator[TierServer]:
     """A server of ``tier`` (``--keep-alive 60``) with a random administrator secret.
 
-    ``workarounds`` (fallback tier): run on an interpreter other users can reach, and make
-    ``<data>/sandbox`` traversable so that environments can use their ``TMPDIR``; both are
-    defects of the platform that ``test_hostile_fallback.py`` shows on a server without them."""
+    ``workarounds`` (fallback tier): run on an interpreter other users can reach, which the
+    default one may not be (``test_hostile_fallback.py`` shows a server without that help)."""
     if os.geteuid() != 0:
         pytest.skip("the sandbox tiers need root (distinct uids, cgroups, namespaces)")
     data_dir = tmp_path_factory.mktemp(f"hostile-{tier}-{egress}")
