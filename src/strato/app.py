@@ -27,7 +27,7 @@ from strato.api.server import ApiServer
 from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.config import Settings
-from strato.domain.models import CodeRef, FunctionVersion, LastUpdateStatus
+from strato.domain.models import CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
 from strato.errors import CodeStoreError
 from strato.sandbox import tiers
@@ -37,14 +37,19 @@ from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.network import EgressConfig, EgressNetwork
 from strato.sandbox.network_pool import NetnsPool
 from strato.scheduler.pool import EnvironmentPool
+from strato.services.aliases import AliasService
+from strato.services.applier import EntryApplier
 from strato.services.authorization import Authorizer, ResourcePolicyCache
+from strato.services.concurrency import ConcurrencyService, ProvisionedState
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.permissions import PermissionService
-from strato.services.registry import FunctionRegistry
+from strato.services.registry import FunctionRegistry, load_entry
+from strato.services.tags import TagService
 from strato.store.log_writer import BatchingLogWriter
 from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
+from strato.store.sqlite_aliases import SqliteAliasStore, SqliteProvisionedStore
 from strato.store.sqlite_policies import SqlitePolicyStore
 
 log = logging.getLogger(__name__)
@@ -70,9 +75,11 @@ class Application:
         self._netns_pool: NetnsPool | None = None
 
     def _environment(
-        self, version: FunctionVersion, address: str, stream: str, task_root: str
+        self, version: FunctionVersion, address: str, stream: str, task_root: str,
+        initialization_type: str,
     ) -> dict[str, str]:
-        """Lambda's environment variables for an environment of ``version``
+        """Lambda's environment variables for an environment of ``version``;
+        ``initialization_type`` is ``on-demand`` or ``provisioned-concurrency``
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)."""
         region = self.settings.default_region
         variables = {
@@ -90,7 +97,7 @@ class Application:
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.memory_size),
             "AWS_LAMBDA_LOG_GROUP_NAME": version.log_group,
             "AWS_LAMBDA_LOG_STREAM_NAME": stream,
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "AWS_LAMBDA_RUNTIME_API": address,
         }
         variables.update(version.environment)
@@ -120,27 +127,29 @@ class Application:
     def _health(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         return 200, [("Content-Type", "application/json")], b'{"status":"ok"}'
 
-    def _on_change(self, name: str, record: FunctionVersion | None) -> None:
-        """A committed change of a function (on the loop's thread). An update in flight keeps
-        serving the previous settled configuration until it succeeds, as on Lambda."""
-        current = self._registry.get(name)
-        if (
-            record is not None
-            and current is not None
-            and record.last_update_status is LastUpdateStatus.IN_PROGRESS
-        ):
-            return
-        previous = self._registry.put(name, record)
-        if previous is not None and (record is None or previous.revision_id != record.revision_id):
-            self._pool.retire(name)
-        if record is not None and record.is_ready:
-            version = python_version(record.runtime)
+    def _notify(self, loop: asyncio.AbstractEventLoop, name: str) -> None:
+        """A committed change of function ``name`` (on the control-plane thread): reload its
+        entry and apply it on the loop's thread."""
+        entry = load_entry(name, self._function_store, self._alias_store, self._provisioned_store)
+        loop.call_soon_threadsafe(self._applier.apply, name, entry)
+
+    def _prepare_runtime(self, record: FunctionVersion) -> None:
+        version = python_version(record.runtime)
+        if version not in self._prepared:
+            self._prepared.add(version)
             asyncio.ensure_future(self._prepare(version))
 
-    def _call_on_loop(
-        self, loop: asyncio.AbstractEventLoop, name: str, record: FunctionVersion | None
-    ) -> None:
-        loop.call_soon_threadsafe(self._on_change, name, record)
+    def _provisioned_state(self, loop: asyncio.AbstractEventLoop, function: str,
+                           qualifier: str) -> ProvisionedState | None:
+        """The pool's view of a provisioned configuration, read on the loop's thread."""
+        async def read() -> ProvisionedState | None:
+            try:
+                status = self._pool.provisioned_status((function, qualifier))
+            except KeyError:  # stored, not applied yet
+                return None
+            return ProvisionedState(status.allocated, status.available, status.status,
+                                    status.reason)
+        return asyncio.run_coroutine_threadsafe(read(), loop).result(timeout=10)
 
     def _defer(self, job: Callable[[], None]) -> None:
         self._control.submit(job)
@@ -164,10 +173,15 @@ class Application:
         self._function_store = SqliteFunctionStore(data / "state.db", box=box)
         self._log_store = SqliteLogStore(data / "state.db")
         self._policy_store = SqlitePolicyStore(data / "state.db")
+        self._alias_store = SqliteAliasStore(data / "state.db")
+        self._provisioned_store = SqliteProvisionedStore(data / "state.db")
         policy_cache = ResourcePolicyCache(self._policy_store.list_policies())
         #: Decides whether a principal may act (the API server calls it); reads no database.
         self.authorizer = Authorizer(settings.account_id, policy_cache)
-        permissions = PermissionService(self._policy_store, self._function_store, policy_cache)
+        permissions = PermissionService(
+            self._policy_store, self._function_store, policy_cache,
+            alias_exists=lambda name, alias: self._alias_store.get_alias(name, alias) is not None,
+        )
         self._codestore = FilesystemCodeStore(data / "code")
         self._interpreters = InterpreterRegistry(settings.interpreters)
         self._sandbox = self._make_sandbox(settings, data)
@@ -183,26 +197,54 @@ class Application:
             account_concurrency=settings.account_concurrency,
             default_egress=settings.egress,
         )
-        records = []
-        after = None
-        while batch := self._function_store.list_latest(after=after, limit=500):
-            records += batch
-            after = batch[-1].name
-        self._registry = FunctionRegistry(records)
+        names: list[str] = []
+        while batch := self._function_store.list_latest(after=names[-1] if names else None,
+                                                        limit=500):
+            names += [record.name for record in batch]
+        entries = [e for e in (load_entry(n, self._function_store, self._alias_store,
+                                          self._provisioned_store) for n in names) if e]
+        self._registry = FunctionRegistry()
+        self._prepared: set[str | None] = set()
+        self._applier = EntryApplier(self._registry, self._pool, self._prepare_runtime)
+        self._applier.load(entries)
+
+        def notify(name: str) -> None:
+            self._notify(loop, name)
+
+        concurrency = ConcurrencyService(
+            self._function_store, self._alias_store, self._provisioned_store,
+            settings.account_concurrency, notify,
+            lambda function, qualifier: self._provisioned_state(loop, function, qualifier),
+        )
+
+        def qualifier_deleted(name: str, qualifier: str | None) -> None:
+            if qualifier is None:
+                permissions.function_deleted(name)
+                return
+            permissions.qualifier_deleted(name, qualifier)
+            concurrency.qualifier_deleted(name, qualifier)
+
         functions = FunctionService(
             self._function_store,
             self._codestore,
             self._interpreters,
-            on_change=lambda name, record: self._call_on_loop(loop, name, record),
+            on_change=notify,
             defer=self._defer,
-            on_delete=permissions.function_deleted,
+            on_delete=qualifier_deleted,
+            aliases=self._alias_store,
         )
+        aliases = AliasService(self._function_store, self._alias_store, notify,
+                               on_delete=qualifier_deleted)
         # Finish whatever a previous run left Pending or InProgress.
-        for record in records:
-            if record.state.value == "Pending" or record.last_update_status is LastUpdateStatus.IN_PROGRESS:
-                self._control.submit(functions.settle, record.name, record.revision_id)
+        for entry in entries:
+            for record in entry.records():
+                if (record.state is FunctionState.PENDING
+                        or record.last_update_status is LastUpdateStatus.IN_PROGRESS):
+                    self._control.submit(functions.settle, record.name, record.revision_id,
+                                         record.version)
         operations = LambdaOperations(
-            functions, self._code_url, settings.account_concurrency, permissions=permissions
+            functions, self._code_url, settings.account_concurrency, permissions=permissions,
+            aliases=aliases, concurrency=concurrency, tags=TagService(self._function_store),
         )
         invocations = InvocationService(self._registry, self._pool)
         logs_api = LogsApi(self._log_store, self._queries)
@@ -298,3 +340,5 @@ class Application:
         self._function_store.close()
         self._log_store.close()
         self._policy_store.close()
+        self._alias_store.close()
+        self._provisioned_store.close()

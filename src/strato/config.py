@@ -68,6 +68,8 @@ class Settings:
             values["account_id"] = env["STRATO_ACCOUNT_ID"]
         if "STRATO_REGION" in env:
             values["default_region"] = env["STRATO_REGION"]
+        if "STRATO_ACCOUNT_CONCURRENCY" in env:
+            values["account_concurrency"] = int(env["STRATO_ACCOUNT_CONCURRENCY"])
         if env.get("STRATO_NO_CGROUPS") == "1":
             values["use_cgroups"] = False
         if "STRATO_SANDBOX" in env:

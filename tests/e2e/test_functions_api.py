@@ -75,9 +75,12 @@ def test_function_is_reachable_by_name_partial_and_full_arn(
 ) -> None:
     create_function(SOURCE)
     arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
-    for spelling in (function_name, f"000000000000:function:{function_name}", arn, f"{arn}:$LATEST"):
+    for spelling in (function_name, f"000000000000:function:{function_name}", arn):
         config = lambda_client.get_function_configuration(FunctionName=spelling)
         assert config["FunctionArn"] == arn
+    # A qualifier, $LATEST included, qualifies the ARN AWS answers with.
+    config = lambda_client.get_function_configuration(FunctionName=f"{arn}:$LATEST")
+    assert config["FunctionArn"] == f"{arn}:$LATEST"
     with pytest.raises(ClientError) as other_region:
         lambda_client.get_function(FunctionName=arn.replace("us-east-1", "eu-west-1"))
     assert _error(other_region) == (

@@ -13,24 +13,64 @@ import pytest
 
 from strato.domain.models import LATEST
 from strato.errors import StoreError
-from strato.store.base import FunctionStore, LogEvent, LogStore
+from strato.store.base import (
+    AliasStore,
+    FunctionStore,
+    LogEvent,
+    LogStore,
+    ProvisionedConcurrencyStore,
+)
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
+from strato.store.sqlite_aliases import SqliteAliasStore, SqliteProvisionedStore
 from strato.store.sqlite_db import MIGRATIONS, SqliteDatabase
 from tests.support.store_contracts import (
+    AliasStoreContract,
     FakeClock,
     FunctionStoreContract,
     LogStoreContract,
+    ProvisionedStoreContract,
+    PublishedVersionContract,
     make_version,
     run_threads,
 )
 
 
-class TestSqliteFunctionStore(FunctionStoreContract):
+class SqliteStores:
+    """The contracts' fixtures: every store on one database file, as ``app`` opens them."""
+
     @pytest.fixture
     def function_store(self, tmp_path: Path) -> Iterator[FunctionStore]:
         store = SqliteFunctionStore(tmp_path / "strato.db")
         yield store
         store.close()
+
+    @pytest.fixture
+    def alias_store(self, tmp_path: Path) -> Iterator[AliasStore]:
+        store = SqliteAliasStore(tmp_path / "strato.db")
+        yield store
+        store.close()
+
+    @pytest.fixture
+    def provisioned_store(self, tmp_path: Path) -> Iterator[ProvisionedConcurrencyStore]:
+        store = SqliteProvisionedStore(tmp_path / "strato.db")
+        yield store
+        store.close()
+
+
+class TestSqliteFunctionStore(SqliteStores, FunctionStoreContract):
+    pass
+
+
+class TestSqlitePublishedVersions(SqliteStores, PublishedVersionContract):
+    pass
+
+
+class TestSqliteAliasStore(SqliteStores, AliasStoreContract):
+    pass
+
+
+class TestSqliteProvisionedStore(SqliteStores, ProvisionedStoreContract):
+    pass
 
 
 class TestSqliteLogStore(LogStoreContract):

@@ -1,11 +1,15 @@
 """The contracts of ``strato.store.base``, written once and run against every backend.
 
-A backend's test module subclasses ``FunctionStoreContract`` / ``LogStoreContract`` in a
-``Test...`` class and overrides the ``function_store`` / ``log_store`` fixture.
+A backend's test module subclasses ``FunctionStoreContract`` / ``PublishedVersionContract`` /
+``AliasStoreContract`` / ``ProvisionedStoreContract`` / ``LogStoreContract`` in a ``Test...``
+class and overrides the fixtures they use (``function_store``, ``alias_store``,
+``provisioned_store``, ``log_store``). The alias and provisioned stores must be on the same
+functions as ``function_store``: the contracts create and delete functions through it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import uuid
 from collections.abc import Callable
@@ -15,13 +19,21 @@ import pytest
 
 from strato.domain.models import (
     LATEST,
+    Alias,
     CodeRef,
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
+    ProvisionedConcurrencyConfig,
 )
 from strato.errors import AlreadyExistsError, NotFoundError, RevisionMismatchError
-from strato.store.base import FunctionStore, LogEvent, LogStore
+from strato.store.base import (
+    AliasStore,
+    FunctionStore,
+    LogEvent,
+    LogStore,
+    ProvisionedConcurrencyStore,
+)
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -38,6 +50,21 @@ def make_version(name: str = "fn", **changes: object) -> FunctionVersion:
         last_modified=datetime(2024, 1, 15, 10, 30, 0, 123456, tzinfo=UTC),
     )
     return record.replace(**changes)
+
+
+def make_alias(function_name: str = "fn", name: str = "live", **changes: object) -> Alias:
+    alias = Alias(function_name=function_name, name=name, function_version="1",
+                  revision_id=str(uuid.uuid4()))
+    return alias.replace(**changes)
+
+
+def make_provisioned(function_name: str = "fn", qualifier: str = "1", requested: int = 2,
+                     **changes: object) -> ProvisionedConcurrencyConfig:
+    config = ProvisionedConcurrencyConfig(
+        function_name=function_name, qualifier=qualifier, requested=requested,
+        last_modified=datetime(2024, 2, 1, 8, 0, 0, 654321, tzinfo=UTC),
+    )
+    return dataclasses.replace(config, **changes)  # type: ignore[arg-type]
 
 
 def run_threads(count: int, work: Callable[[int], None]) -> None:
@@ -249,6 +276,512 @@ class FunctionStoreContract:
         run_threads(8, lambda i: function_store.create_function(make_version(f"fn-{i:02d}")))
         names = [r.name for r in function_store.list_latest(after=None, limit=100)]
         assert names == [f"fn-{i:02d}" for i in range(8)]
+
+    # tags and reserved concurrency ----------------------------------------------------
+    def test_tags_are_replaced_whole(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        assert function_store.get_tags("fn") == {}
+        function_store.put_tags("fn", {"team": "core", "empty": ""})
+        assert function_store.get_tags("fn") == {"team": "core", "empty": ""}
+        function_store.put_tags("fn", {"stage": "prod"})
+        assert function_store.get_tags("fn") == {"stage": "prod"}
+        function_store.get_tags("fn")["stage"] = "changed by the caller"
+        assert function_store.get_tags("fn") == {"stage": "prod"}
+        function_store.put_tags("fn", {})
+        assert function_store.get_tags("fn") == {}
+
+    def test_tags_of_an_unknown_function(self, function_store: FunctionStore) -> None:
+        assert function_store.get_tags("ghost") == {}
+        with pytest.raises(NotFoundError):
+            function_store.put_tags("ghost", {"a": "b"})
+
+    def test_reserved_concurrency_is_set_and_cleared(self, function_store: FunctionStore) -> None:
+        for name in ("a", "b", "c"):
+            function_store.create_function(make_version(name))
+        assert function_store.get_reserved_concurrency("a") is None
+        assert function_store.reserved_concurrency() == {}
+        function_store.put_reserved_concurrency("a", 5)
+        function_store.put_reserved_concurrency("c", 0)
+        assert function_store.get_reserved_concurrency("a") == 5
+        assert function_store.get_reserved_concurrency("c") == 0
+        assert function_store.reserved_concurrency() == {"a": 5, "c": 0}
+        function_store.put_reserved_concurrency("a", None)
+        assert function_store.get_reserved_concurrency("a") is None
+        assert function_store.reserved_concurrency() == {"c": 0}
+
+    def test_reserved_concurrency_of_an_unknown_function_or_below_zero(
+        self, function_store: FunctionStore
+    ) -> None:
+        assert function_store.get_reserved_concurrency("ghost") is None
+        with pytest.raises(NotFoundError):
+            function_store.put_reserved_concurrency("ghost", 1)
+        function_store.create_function(make_version("fn"))
+        with pytest.raises(ValueError):
+            function_store.put_reserved_concurrency("fn", -1)
+        assert function_store.get_reserved_concurrency("fn") is None
+
+    def test_tags_and_reserved_concurrency_leave_the_versions_alone(
+        self, function_store: FunctionStore
+    ) -> None:
+        record = make_version("fn")
+        function_store.create_function(record)
+        function_store.put_tags("fn", {"k": "v"})
+        function_store.put_reserved_concurrency("fn", 3)
+        assert function_store.get_version("fn", LATEST) == record
+
+
+def publish(store: FunctionStore, name: str = "fn", **changes: object) -> FunctionVersion:
+    """Publish the next version of ``name`` (a copy of its ``$LATEST`` with ``changes``)."""
+    latest = store.get_version(name, LATEST)
+    assert latest is not None
+    record = latest.replace(version=str(store.last_version_number(name) + 1),
+                            revision_id=str(uuid.uuid4()), **changes)
+    store.publish_version(record)
+    return record
+
+
+def versions_of(store: FunctionStore, name: str = "fn") -> list[str]:
+    return [record.version for record in store.list_versions(name, after=None, limit=1000)]
+
+
+class PublishedVersionContract:
+    @pytest.fixture
+    def function_store(self) -> FunctionStore:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    def test_a_published_version_reads_back_and_moves_the_last_number(
+        self, function_store: FunctionStore
+    ) -> None:
+        latest = make_version("fn", environment={"K": "v"}, state=FunctionState.ACTIVE)
+        function_store.create_function(latest)
+        assert function_store.last_version_number("fn") == 0
+        one = latest.replace(version="1", revision_id="r1", description="first")
+        function_store.publish_version(one)
+        assert function_store.get_version("fn", "1") == one
+        assert function_store.get_version("fn", LATEST) == latest
+        assert function_store.last_version_number("fn") == 1
+
+    def test_publish_refuses_latest_and_what_is_not_a_positive_number(
+        self, function_store: FunctionStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        for version in (LATEST, "0", "01", "-1", "+1", "1.0", " 1", "one", "", "\u0661"):
+            with pytest.raises(ValueError):
+                function_store.publish_version(make_version("fn", version=version))
+        assert versions_of(function_store) == [LATEST]
+        assert function_store.last_version_number("fn") == 0
+
+    def test_publish_or_last_number_of_an_unknown_function_raises_not_found(
+        self, function_store: FunctionStore
+    ) -> None:
+        with pytest.raises(NotFoundError):
+            function_store.publish_version(make_version("ghost", version="1"))
+        with pytest.raises(NotFoundError):
+            function_store.last_version_number("ghost")
+        assert function_store.get_version("ghost", "1") is None
+
+    def test_publish_takes_only_the_next_number(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        with pytest.raises(AlreadyExistsError):
+            function_store.publish_version(make_version("fn", version="2"))
+        first = make_version("fn", version="1", description="first")
+        function_store.publish_version(first)
+        with pytest.raises(AlreadyExistsError):
+            function_store.publish_version(make_version("fn", version="1", description="again"))
+        assert function_store.get_version("fn", "1") == first
+        assert versions_of(function_store) == [LATEST, "1"]
+
+    def test_numbers_are_never_reused_after_a_delete(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        for _ in range(3):
+            publish(function_store)
+        assert function_store.delete_version("fn", "3") is True
+        assert function_store.delete_version("fn", "3") is False
+        assert function_store.get_version("fn", "3") is None
+        assert function_store.last_version_number("fn") == 3
+        with pytest.raises(AlreadyExistsError):
+            function_store.publish_version(make_version("fn", version="3"))
+        assert publish(function_store).version == "4"
+        assert versions_of(function_store) == [LATEST, "1", "2", "4"]
+
+    def test_delete_version_refuses_latest(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        with pytest.raises(ValueError):
+            function_store.delete_version("fn", LATEST)
+        assert function_store.get_version("fn", LATEST) is not None
+
+    def test_delete_version_of_an_unknown_function_or_version_is_false(
+        self, function_store: FunctionStore
+    ) -> None:
+        assert function_store.delete_version("ghost", "1") is False
+        function_store.create_function(make_version("fn"))
+        assert function_store.delete_version("fn", "1") is False
+
+    def test_versions_list_latest_first_then_by_number(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        function_store.create_function(make_version("other"))
+        for _ in range(12):  # "10" sorts before "2" as text, not as a number
+            publish(function_store)
+        publish(function_store, "other")
+        assert versions_of(function_store) == [LATEST, *(str(n) for n in range(1, 13))]
+        assert versions_of(function_store, "other") == [LATEST, "1"]
+        assert all(r.name == "fn" for r in function_store.list_versions("fn", after=None, limit=99))
+
+    def test_versions_page_with_after(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        for _ in range(11):
+            publish(function_store)
+        function_store.delete_version("fn", "5")
+        pages: list[list[str]] = []
+        after: str | None = None
+        while page := function_store.list_versions("fn", after=after, limit=4):
+            pages.append([record.version for record in page])
+            after = page[-1].version
+        assert pages == [[LATEST, "1", "2", "3"], ["4", "6", "7", "8"], ["9", "10", "11"]]
+        assert [r.version for r in function_store.list_versions("fn", after=LATEST, limit=2)] == [
+            "1", "2",
+        ]
+        assert [r.version for r in function_store.list_versions("fn", after="5", limit=2)] == [
+            "6", "7",
+        ]
+        assert function_store.list_versions("fn", after="11", limit=5) == []
+
+    def test_list_versions_of_an_unknown_function_is_empty(
+        self, function_store: FunctionStore
+    ) -> None:
+        assert function_store.list_versions("ghost", after=None, limit=10) == []
+
+    def test_list_versions_refuses_a_bad_limit_or_cursor(self, function_store: FunctionStore) -> None:
+        function_store.create_function(make_version("fn"))
+        with pytest.raises(ValueError):
+            function_store.list_versions("fn", after=None, limit=0)
+        with pytest.raises(ValueError):
+            function_store.list_versions("fn", after="not-a-version", limit=5)
+
+    def test_published_versions_count_as_code_references(
+        self, function_store: FunctionStore
+    ) -> None:
+        latest = make_version("fn")
+        function_store.create_function(latest)
+        publish(function_store)
+        function_store.put_version(
+            latest.replace(code=CodeRef(SHA_B, 1), revision_id="r2"),
+            expected_revision=latest.revision_id,
+        )
+        assert function_store.code_references() == {SHA_A, SHA_B}
+        function_store.delete_version("fn", "1")
+        assert function_store.code_references() == {SHA_B}
+
+    def test_deleting_the_function_deletes_versions_tags_and_reserved_concurrency(
+        self, function_store: FunctionStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        function_store.create_function(make_version("kept"))
+        publish(function_store)
+        publish(function_store)
+        function_store.put_tags("fn", {"k": "v"})
+        function_store.put_reserved_concurrency("fn", 7)
+        function_store.put_reserved_concurrency("kept", 1)
+        assert function_store.delete_function("fn") is True
+        assert function_store.get_version("fn", "1") is None
+        assert function_store.list_versions("fn", after=None, limit=10) == []
+        assert function_store.get_tags("fn") == {}
+        assert function_store.get_reserved_concurrency("fn") is None
+        assert function_store.reserved_concurrency() == {"kept": 1}
+        function_store.create_function(make_version("fn"))  # a new function of the same name
+        assert function_store.last_version_number("fn") == 0
+        assert versions_of(function_store) == [LATEST]
+        assert function_store.get_tags("fn") == {}
+        assert function_store.get_reserved_concurrency("fn") is None
+
+    def test_concurrent_publishes_of_one_number_have_one_winner(
+        self, function_store: FunctionStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        winners: list[int] = []
+
+        def race(index: int) -> None:
+            try:
+                function_store.publish_version(
+                    make_version("fn", version="1", description=str(index))
+                )
+            except AlreadyExistsError:
+                return
+            winners.append(index)
+
+        run_threads(8, race)
+        assert len(winners) == 1
+        stored = function_store.get_version("fn", "1")
+        assert stored is not None and stored.description == str(winners[0])
+        assert function_store.last_version_number("fn") == 1
+
+    def test_concurrent_publishers_get_distinct_consecutive_numbers(
+        self, function_store: FunctionStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        threads, each = 8, 4
+        won: dict[int, str] = {}  # number -> the publisher that got it
+
+        def publisher(index: int) -> None:
+            for attempt in range(each):
+                mine = f"{index}/{attempt}"
+                while True:
+                    number = function_store.last_version_number("fn") + 1
+                    try:
+                        function_store.publish_version(
+                            make_version("fn", version=str(number), description=mine)
+                        )
+                    except AlreadyExistsError:
+                        continue
+                    assert number not in won
+                    won[number] = mine
+                    break
+
+        run_threads(threads, publisher)
+        assert sorted(won) == list(range(1, threads * each + 1))
+        assert function_store.last_version_number("fn") == threads * each
+        for number, description in won.items():
+            stored = function_store.get_version("fn", str(number))
+            assert stored is not None and stored.description == description
+
+
+class AliasStoreContract:
+    @pytest.fixture
+    def function_store(self) -> FunctionStore:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    @pytest.fixture
+    def alias_store(self) -> AliasStore:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    def test_an_alias_round_trips_with_every_field(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        alias = make_alias("fn", "live", function_version="3", description="blue/green",
+                           additional_weights={"4": 0.1})
+        alias_store.create_alias(alias)
+        stored = alias_store.get_alias("fn", "live")
+        assert stored == alias
+        assert stored is not None and dict(stored.additional_weights) == {"4": 0.1}
+        plain = make_alias("fn", "plain", function_version=LATEST)
+        alias_store.create_alias(plain)
+        assert alias_store.get_alias("fn", "plain") == plain
+
+    def test_get_and_list_of_unknown_aliases(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        assert alias_store.get_alias("ghost", "live") is None
+        assert alias_store.list_aliases("ghost") == []
+        function_store.create_function(make_version("fn"))
+        assert alias_store.get_alias("fn", "live") is None
+        assert alias_store.list_aliases("fn") == []
+
+    def test_aliases_list_by_name_per_function(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        function_store.create_function(make_version("other"))
+        for name in ("prod", "beta", "dev"):
+            alias_store.create_alias(make_alias("fn", name))
+        alias_store.create_alias(make_alias("other", "alpha"))
+        assert [a.name for a in alias_store.list_aliases("fn")] == ["beta", "dev", "prod"]
+        assert [a.name for a in alias_store.list_aliases("other")] == ["alpha"]
+
+    def test_creating_an_existing_alias_raises_and_keeps_the_first(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        first = make_alias("fn", "live", description="first")
+        alias_store.create_alias(first)
+        with pytest.raises(AlreadyExistsError):
+            alias_store.create_alias(make_alias("fn", "live", description="second"))
+        assert alias_store.get_alias("fn", "live") == first
+
+    def test_an_alias_of_an_unknown_function_raises_not_found(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        with pytest.raises(NotFoundError):
+            alias_store.create_alias(make_alias("ghost", "live"))
+        assert alias_store.get_alias("ghost", "live") is None
+
+    def test_put_with_the_stored_revision_replaces_the_alias(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        old = make_alias("fn", "live")
+        alias_store.create_alias(old)
+        new = old.replace(function_version="2", additional_weights={"3": 0.5}, revision_id="r2")
+        alias_store.put_alias(new, expected_revision=old.revision_id)
+        assert alias_store.get_alias("fn", "live") == new
+
+    def test_put_with_a_stale_revision_raises_and_changes_nothing(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        old = make_alias("fn", "live")
+        alias_store.create_alias(old)
+        with pytest.raises(RevisionMismatchError):
+            alias_store.put_alias(old.replace(description="lost", revision_id="r3"),
+                                  expected_revision="stale")
+        assert alias_store.get_alias("fn", "live") == old
+
+    def test_put_of_an_unknown_alias_raises_not_found(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        with pytest.raises(NotFoundError):
+            alias_store.put_alias(make_alias("ghost", "live"), expected_revision="any")
+        function_store.create_function(make_version("fn"))
+        with pytest.raises(NotFoundError):
+            alias_store.put_alias(make_alias("fn", "live"), expected_revision="any")
+        assert alias_store.get_alias("fn", "live") is None
+
+    def test_delete_alias(self, function_store: FunctionStore, alias_store: AliasStore) -> None:
+        function_store.create_function(make_version("fn"))
+        alias_store.create_alias(make_alias("fn", "live"))
+        alias_store.create_alias(make_alias("fn", "kept"))
+        assert alias_store.delete_alias("fn", "live") is True
+        assert alias_store.delete_alias("fn", "live") is False
+        assert alias_store.delete_alias("ghost", "live") is False
+        assert [a.name for a in alias_store.list_aliases("fn")] == ["kept"]
+        alias_store.create_alias(make_alias("fn", "live"))  # the name is free again
+
+    def test_deleting_the_function_deletes_its_aliases(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        function_store.create_function(make_version("other"))
+        alias_store.create_alias(make_alias("fn", "live"))
+        alias_store.create_alias(make_alias("other", "live"))
+        function_store.delete_function("fn")
+        assert alias_store.get_alias("fn", "live") is None
+        assert alias_store.list_aliases("fn") == []
+        with pytest.raises(NotFoundError):
+            alias_store.create_alias(make_alias("fn", "live"))
+        function_store.create_function(make_version("fn"))  # a new function of the same name
+        assert alias_store.list_aliases("fn") == []
+        assert [a.name for a in alias_store.list_aliases("other")] == ["live"]
+
+    def test_concurrent_compare_and_swap_loses_no_update(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        alias_store.create_alias(make_alias("fn", "counter", description="0"))
+        threads, increments = 8, 20
+
+        def increment(_: int) -> None:
+            done = 0
+            while done < increments:
+                current = alias_store.get_alias("fn", "counter")
+                assert current is not None
+                updated = current.replace(description=str(int(current.description) + 1),
+                                          revision_id=str(uuid.uuid4()))
+                try:
+                    alias_store.put_alias(updated, expected_revision=current.revision_id)
+                except RevisionMismatchError:
+                    continue
+                done += 1
+
+        run_threads(threads, increment)
+        final = alias_store.get_alias("fn", "counter")
+        assert final is not None and final.description == str(threads * increments)
+
+    def test_concurrent_creates_of_one_alias_have_one_winner(
+        self, function_store: FunctionStore, alias_store: AliasStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        winners: list[int] = []
+
+        def create(index: int) -> None:
+            try:
+                alias_store.create_alias(make_alias("fn", "race", description=str(index)))
+            except AlreadyExistsError:
+                return
+            winners.append(index)
+
+        run_threads(8, create)
+        assert len(winners) == 1
+        stored = alias_store.get_alias("fn", "race")
+        assert stored is not None and stored.description == str(winners[0])
+
+
+class ProvisionedStoreContract:
+    @pytest.fixture
+    def function_store(self) -> FunctionStore:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    @pytest.fixture
+    def provisioned_store(self) -> ProvisionedConcurrencyStore:
+        raise NotImplementedError("a backend's test class provides this fixture")
+
+    def test_a_configuration_round_trips_and_keeps_its_instant(
+        self, function_store: FunctionStore, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        moment = datetime(2024, 6, 1, 12, 0, 0, 1, tzinfo=timezone(timedelta(hours=-5)))
+        config = make_provisioned("fn", "live", 10, last_modified=moment)
+        provisioned_store.put_provisioned(config)
+        stored = provisioned_store.get_provisioned("fn", "live")
+        assert stored == config
+        assert stored is not None and stored.last_modified.utcoffset() is not None
+
+    def test_put_replaces_the_configuration_of_a_qualifier(
+        self, function_store: FunctionStore, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        provisioned_store.put_provisioned(make_provisioned("fn", "1", 2))
+        later = make_provisioned("fn", "1", 5, last_modified=datetime(2025, 1, 1, tzinfo=UTC))
+        provisioned_store.put_provisioned(later)
+        assert provisioned_store.get_provisioned("fn", "1") == later
+        assert provisioned_store.list_provisioned("fn") == [later]
+
+    def test_put_of_an_unknown_function_raises_not_found(
+        self, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        with pytest.raises(NotFoundError):
+            provisioned_store.put_provisioned(make_provisioned("ghost"))
+        assert provisioned_store.get_provisioned("ghost", "1") is None
+        assert provisioned_store.list_provisioned() == []
+
+    def test_list_by_function_then_qualifier(
+        self, function_store: FunctionStore, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        for name in ("b", "a"):
+            function_store.create_function(make_version(name))
+        for name, qualifier in (("b", "live"), ("a", "2"), ("b", "1"), ("a", "10")):
+            provisioned_store.put_provisioned(make_provisioned(name, qualifier))
+        assert [(c.function_name, c.qualifier) for c in provisioned_store.list_provisioned()] == [
+            ("a", "10"), ("a", "2"), ("b", "1"), ("b", "live"),
+        ]
+        assert [c.qualifier for c in provisioned_store.list_provisioned("b")] == ["1", "live"]
+        assert provisioned_store.list_provisioned("ghost") == []
+
+    def test_delete_provisioned(
+        self, function_store: FunctionStore, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        provisioned_store.put_provisioned(make_provisioned("fn", "1"))
+        provisioned_store.put_provisioned(make_provisioned("fn", "live"))
+        assert provisioned_store.delete_provisioned("fn", "1") is True
+        assert provisioned_store.delete_provisioned("fn", "1") is False
+        assert provisioned_store.delete_provisioned("ghost", "1") is False
+        assert provisioned_store.get_provisioned("fn", "1") is None
+        assert [c.qualifier for c in provisioned_store.list_provisioned()] == ["live"]
+
+    def test_deleting_the_function_deletes_its_configurations(
+        self, function_store: FunctionStore, provisioned_store: ProvisionedConcurrencyStore
+    ) -> None:
+        function_store.create_function(make_version("fn"))
+        function_store.create_function(make_version("other"))
+        provisioned_store.put_provisioned(make_provisioned("fn", "1"))
+        provisioned_store.put_provisioned(make_provisioned("fn", "live"))
+        kept = make_provisioned("other", "1")
+        provisioned_store.put_provisioned(kept)
+        function_store.delete_function("fn")
+        assert provisioned_store.get_provisioned("fn", "1") is None
+        assert provisioned_store.list_provisioned() == [kept]
+        function_store.create_function(make_version("fn"))  # a new function of the same name
+        assert provisioned_store.list_provisioned("fn") == []
 
 
 class FakeClock:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from strato.domain.arns import Scope
-from strato.domain.models import FunctionVersion, format_last_modified
+from strato.domain.models import Alias, FunctionVersion, format_last_modified
 from strato.domain.permissions import (
     POLICY_ID,
     POLICY_VERSION,
@@ -17,15 +17,18 @@ from strato.domain.permissions import (
 
 
 def function_configuration(
-    record: FunctionVersion, scope: Scope, *, qualified_arn: bool = False
+    record: FunctionVersion, scope: Scope, *, qualified_arn: bool = False,
+    arn_qualifier: str | None = None,
 ) -> dict[str, Any]:
     """``FunctionConfiguration`` as AWS returns it for ``record``.
 
     ``qualified_arn`` adds the version to ``FunctionArn`` (ListFunctions with
-    FunctionVersion=ALL, and the configuration of a published version do so)."""
+    FunctionVersion=ALL, and the configuration of a published version do so);
+    ``arn_qualifier`` adds another qualifier (the alias a read went through)."""
+    qualifier = arn_qualifier or (record.version if qualified_arn else None)
     config: dict[str, Any] = {
         "FunctionName": record.name,
-        "FunctionArn": scope.function_arn(record.name, record.version if qualified_arn else None),
+        "FunctionArn": scope.function_arn(record.name, qualifier),
         "Runtime": record.runtime,
         "Role": record.role,
         "Handler": record.handler,
@@ -64,6 +67,20 @@ def function_configuration(
         "LastUpdateStatusReasonCode": record.last_update_status_reason_code,
     }
     config.update({k: v for k, v in optional.items() if v is not None})
+    return config
+
+
+def alias_configuration(alias: Alias, scope: Scope) -> dict[str, Any]:
+    """``AliasConfiguration``; ``RoutingConfig`` only when the alias splits traffic."""
+    config: dict[str, Any] = {
+        "AliasArn": scope.function_arn(alias.function_name, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description,
+        "RevisionId": alias.revision_id,
+    }
+    if alias.additional_weights:
+        config["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.additional_weights)}
     return config
 
 

@@ -326,8 +326,8 @@ class ApiServer:
 def _function_arn(params: dict[str, Any], scope: Scope) -> str:
     """The resource of a Lambda operation: the function (qualified when the request names a
     qualifier) for operations on a function, ``*`` for account-level ones (ListFunctions,
-    GetAccountSettings)."""
-    name = params.get("FunctionName")
+    GetAccountSettings). Tag operations name their function as ``Resource``."""
+    name = params.get("FunctionName", params.get("Resource"))
     if not isinstance(name, str):
         return "*"
     ref = resolve_function_name(name, scope, params.get("Qualifier"))

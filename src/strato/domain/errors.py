@@ -21,6 +21,7 @@ Hierarchy::
     ├── UnrecognizedClientException       403  (SigV4: no credential has the access key id)
     ├── InvalidSignatureException         403  (SigV4: wrong signature, scope or date)
     ├── ResourceNotFoundException         404
+    ├── ProvisionedConcurrencyConfigNotFoundException 404
     ├── ResourceConflictException         409
     ├── PreconditionFailedException       412
     ├── RequestTooLargeException          413
@@ -136,6 +137,12 @@ class ResourceNotFoundException(LambdaApiError):
     code = "ResourceNotFoundException"
     status = 404
     message_key = "Message"
+    body_type = "User"
+
+
+class ProvisionedConcurrencyConfigNotFoundException(LambdaApiError):
+    code = "ProvisionedConcurrencyConfigNotFoundException"
+    status = 404
     body_type = "User"
 
 

@@ -1,8 +1,10 @@
 """Frozen models of functions, the records that cross every boundary of strato.
 
-A function has one mutable version, ``$LATEST``; published versions (later) are immutable
-snapshots of the same record. A ``FunctionVersion`` is everything needed to answer
-GetFunctionConfiguration and to start an execution environment for that version.
+A function has one mutable version, ``$LATEST``, and published versions (``1``, ``2``, …):
+immutable snapshots of the same record. A ``FunctionVersion`` is everything needed to answer
+GetFunctionConfiguration and to start an execution environment for that version. An ``Alias``
+names a published version (or ``$LATEST``), optionally sending a share of invocations to a
+second version; a ``ProvisionedConcurrencyConfig`` asks for environments kept initialised.
 """
 
 from __future__ import annotations
@@ -110,6 +112,43 @@ class FunctionVersion:
     def is_ready(self) -> bool:
         """True when the version can run (Active; an update in flight does not stop it)."""
         return self.state is FunctionState.ACTIVE
+
+
+@dataclass(frozen=True)
+class Alias:
+    """An alias of a function: ``function_version`` serves every invocation except the share
+    ``additional_weights`` (at most one version → weight in [0, 1]) sends elsewhere.
+
+    ``revision_id`` changes on every change of the alias (compare-and-swap, as on AWS)."""
+
+    function_name: str
+    name: str
+    function_version: str
+    revision_id: str
+    description: str = ""
+    additional_weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.additional_weights, MappingProxyType):
+            object.__setattr__(self, "additional_weights",
+                               MappingProxyType(dict(self.additional_weights)))
+
+    def replace(self, **changes: object) -> Alias:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def versions(self) -> tuple[str, ...]:
+        """Every version the alias may route to, its own first."""
+        return (self.function_version, *self.additional_weights)
+
+
+@dataclass(frozen=True)
+class ProvisionedConcurrencyConfig:
+    """A request to keep ``requested`` environments of a version or alias initialised."""
+
+    function_name: str
+    qualifier: str
+    requested: int
+    last_modified: datetime
 
 
 def utcnow() -> datetime:

@@ -4,12 +4,19 @@ Each environment is one process tree forked from a warm interpreter (``zygote.py
 in the forked child by the recipe of its tier (``guest/confine.py``; tiers in ``tiers.py``),
 limited by cgroup v1 memory, cpu and pids where the host has them (memory by sampling resident
 size where it does not), and given a uid of its own from a pool.
+
+In the fallback tier (no mount namespace) an environment's ``TMPDIR`` is a directory of its
+own below the host's /tmp, on which strato, when it runs as root and may mount, mounts a
+private tmpfs sized by EphemeralStorage; the mount goes when the environment is released, or
+at the latest when the sandbox closes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import errno
 import logging
 import os
 import shutil
@@ -37,6 +44,8 @@ RUNTIME_API_INSIDE = "127.0.0.1:9001"
 MAX_PIDS = 1024
 _PAGE_MB = 1024 * 1024
 _DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
+_MS_NOSUID, _MS_NODEV = 0x2, 0x4
+_MNT_DETACH = 2
 
 
 class NetworkPool(Protocol):
@@ -126,6 +135,47 @@ class LocalProcess:
             self.kill()
 
 
+class TmpfsMounts:
+    """Private tmpfs mounts made by the platform itself (no helper program), and which of
+    them are still mounted."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._mount = libc.mount
+        self._mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_ulong, ctypes.c_char_p]
+        self._umount2 = libc.umount2
+        self._umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+        self.mounted: set[str] = set()
+
+    def mount(self, path: str, size_mb: int, uid: int, gid: int) -> None:
+        """Mount a tmpfs of ``size_mb`` on the directory ``path``, its root mode 0700 and
+        owned by ``uid``/``gid``, without setuid programs or device files. Raises OSError."""
+        options = f"size={size_mb}m,mode=0700,uid={uid},gid={gid}".encode()
+        if self._mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"mount a tmpfs on {path}: {os.strerror(code)}")
+        self.mounted.add(path)
+
+    def unmount(self, path: str) -> None:
+        """Detach the tmpfs on ``path`` if this object mounted it (and still has it); what
+        is open in it stays usable until closed. Raises OSError (``path`` stays listed)."""
+        if path not in self.mounted:
+            return
+        if self._umount2(path.encode(), _MNT_DETACH) != 0:
+            code = ctypes.get_errno()
+            if code != errno.EINVAL:  # EINVAL: not a mount point (any more)
+                raise OSError(code, f"unmount the tmpfs on {path}: {os.strerror(code)}")
+        self.mounted.discard(path)
+
+    def unmount_all(self) -> None:
+        for path in sorted(self.mounted):
+            try:
+                self.unmount(path)
+            except OSError as exc:
+                log.warning("%s", exc)
+
+
 class ProcessSandbox:
     """Sandbox that forks environments from per-interpreter zygotes."""
 
@@ -154,8 +204,13 @@ class ProcessSandbox:
         os.makedirs(self._staging, mode=0o700, exist_ok=True)
         # The fallback tier's temporary directories must be reachable by environments' uids
         # whatever the modes above the data dir: they live below the host's /tmp.
-        self._tmp_root = tempfile.mkdtemp(prefix="strato-env-tmp-")
+        # The server's pid in the name says whose mounts are below it.
+        self._tmp_root = tempfile.mkdtemp(prefix=f"strato-env-tmp-{os.getpid()}-")
         os.chmod(self._tmp_root, 0o711)
+        # Fallback tier as root: tmpfs mounts for TMPDIRs, made while the probe and every
+        # mount since succeeded (``_mount_tmp``); the object keeps track of what to unmount.
+        self._tmpfs = TmpfsMounts() if tier is Tier.FALLBACK and self._uids is not None else None
+        self._mount_tmp = self._probe_tmpfs()
         self._binds, self._symlinks = system_binds(extra_binds)
         self._watched: dict[int, LocalProcess] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -167,7 +222,34 @@ class ProcessSandbox:
         if tier is Tier.NAMESPACES:
             parts.append("internet egress through a filtered bridge" if network
                          else "no egress (loopback only)")
+        if tier is Tier.FALLBACK:
+            parts.append("TMPDIR on a tmpfs sized by EphemeralStorage" if self._mount_tmp
+                         else "TMPDIR unlimited in size")
         self.description = ", ".join(parts)
+
+    def _probe_tmpfs(self) -> bool:
+        """Whether this process may mount the fallback tier's TMPDIRs (root with
+        CAP_SYS_ADMIN); says once, at start-up, when it may not."""
+        if self._tmpfs is None:
+            return False
+        probe = os.path.join(self._tmp_root, "probe")
+        os.mkdir(probe, 0o700)
+        try:
+            self._tmpfs.mount(probe, 1, 0, 0)
+            self._tmpfs.unmount(probe)
+        except OSError as exc:
+            self._tmpfs_unavailable(exc)
+            return False
+        finally:
+            with contextlib.suppress(OSError):
+                os.rmdir(probe)
+        return True
+
+    def _tmpfs_unavailable(self, exc: OSError) -> None:
+        """Stop mounting TMPDIRs, with the one warning that says so."""
+        self._mount_tmp = False
+        log.warning("fallback tier: %s; environments' temporary directories (TMPDIR) are "
+                    "not limited in size (EphemeralStorage is not enforced)", exc)
 
     def _interpreter_for(self, python_version: str | None) -> str:
         if python_version is None:
@@ -230,9 +312,11 @@ class ProcessSandbox:
                     request["netns"] = True
                     fds.append(namespace.fd)
             elif self._tier is Tier.FALLBACK:
-                tmp_dir = self._private_tmp(spec.env_id, uid)
-                cleanups.append(lambda: shutil.rmtree(tmp_dir, ignore_errors=True))
+                tmp_dir = self._private_tmp(spec.env_id, uid, spec.tmp_mb, cleanups)
                 env["TMPDIR"] = tmp_dir
+                # Sharing the host's network, it may make only TCP sockets (which Landlock
+                # governs) and connected unix pairs.
+                request["restrict_sockets"] = spec.egress != EGRESS_INTERNET
                 if self._landlock:
                     request["landlock"] = {
                         "read": readable_paths(self._binds) + [spec.cwd],
@@ -258,13 +342,35 @@ class ProcessSandbox:
             self._watch(process)
         return process
 
-    def _private_tmp(self, env_id: str, uid: int | None) -> str:
-        """The fallback tier's stand-in for a private /tmp: a directory only ``uid`` reads."""
+    def _private_tmp(self, env_id: str, uid: int | None, tmp_mb: int,
+                     cleanups: list[Callable[[], None]]) -> str:
+        """The fallback tier's stand-in for a private /tmp: a directory only ``uid`` reads
+        and writes, a tmpfs of ``tmp_mb`` where the platform may mount. Its removal (after
+        the unmount) joins ``cleanups`` as soon as there is something to remove."""
         path = os.path.join(self._tmp_root, env_id)
         os.mkdir(path, 0o700)
-        if uid is not None:
-            os.chown(path, uid, uid)
+        cleanups.append(lambda: self._remove_private_tmp(path))
+        if uid is None:
+            return path
+        if self._tmpfs is not None and self._mount_tmp:
+            try:
+                self._tmpfs.mount(path, tmp_mb, uid, uid)
+                return path
+            except OSError as exc:
+                self._tmpfs_unavailable(exc)  # this environment and the next: unlimited
+        os.chown(path, uid, uid)
         return path
+
+    def _remove_private_tmp(self, path: str) -> None:
+        """Unmount (if mounted) and remove an environment's TMPDIR. Never raises: a tmpfs
+        that cannot be unmounted now stays listed for ``close`` to try again."""
+        if self._tmpfs is not None:
+            try:
+                self._tmpfs.unmount(path)
+            except OSError as exc:
+                log.warning("%s", exc)
+                return
+        shutil.rmtree(path, ignore_errors=True)
 
     def _watch(self, process: LocalProcess) -> None:
         self._watched[process.pid] = process
@@ -284,6 +390,8 @@ class ProcessSandbox:
             self._watcher.cancel()
         if self._cgroups is not None:
             self._cgroups.remove()
+        if self._tmpfs is not None:
+            self._tmpfs.unmount_all()
         shutil.rmtree(self._tmp_root, ignore_errors=True)
 
 

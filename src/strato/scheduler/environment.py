@@ -8,11 +8,17 @@ Lifecycle (a transition outside this table raises IllegalTransition)::
                      ▼
                    DEAD   (timeout, crash, init error, reaped, retired)
 
-An environment serves one function version, one invocation at a time. The runtime inside
-talks to it through its own Runtime API endpoint (``AWS_LAMBDA_RUNTIME_API``), served here:
-``GET /2018-06-01/runtime/invocation/next``, ``POST …/invocation/{id}/response``,
-``POST …/invocation/{id}/error``, ``POST /2018-06-01/runtime/init/error``. All methods run on
-the event loop's thread.
+An environment serves one function version, one invocation at a time. Every invocation
+assigned to it ends in ``_complete``, which calls ``on_finished`` and then
+``Invocation.finish``, exactly once, whatever the outcome (result, error, timeout, crash, INIT
+failure, failed start). An environment started without an invocation (provisioned
+concurrency) runs INIT, parks on ``next`` as IDLE, and reports no Init Duration on its first
+invocation: nobody waited for its INIT.
+
+The runtime inside talks to the environment through its own Runtime API endpoint
+(``AWS_LAMBDA_RUNTIME_API``), served here: ``GET /2018-06-01/runtime/invocation/next``,
+``POST …/invocation/{id}/response``, ``POST …/invocation/{id}/error``,
+``POST /2018-06-01/runtime/init/error``. All methods run on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -79,7 +85,12 @@ def _error_response(status: int, error_type: str, message: str) -> tuple[int, li
 
 class ExecutionEnvironment:
     """See the module docstring. Built by the pool, which passes ``on_released`` (called when
-    an invocation finished and the environment can take another) and ``on_dead``."""
+    the environment became IDLE and can take an invocation), ``on_dead`` and ``on_finished``
+    (called once per assigned invocation as it ends, before the caller hears of it).
+
+    ``init_error`` is the error type that ended INIT (``Runtime.ImportModuleError``,
+    ``Sandbox.Timedout``, ``Runtime.ExitError``, ``Sandbox.StartFailed``), None otherwise.
+    """
 
     def __init__(
         self,
@@ -90,6 +101,7 @@ class ExecutionEnvironment:
         on_released: Callable[[ExecutionEnvironment], None],
         on_dead: Callable[[ExecutionEnvironment], None],
         *,
+        on_finished: Callable[[ExecutionEnvironment], None],
         initialization_type: str = "on-demand",
     ) -> None:
         self.env_id = env_id
@@ -99,11 +111,13 @@ class ExecutionEnvironment:
         self.state = State.INIT
         self.idle_since = time.monotonic()
         self.retired = False
+        self.init_error: str | None = None
         self.process: EnvironmentProcess | None = None
         self.server: asyncio.Server | None = None
         self._sink = sink
         self._on_released = on_released
         self._on_dead = on_dead
+        self._on_finished = on_finished
         self._loop = asyncio.get_running_loop()
         self._spawned_at = time.monotonic()
         self._init_ms: float | None = None
@@ -119,6 +133,11 @@ class ExecutionEnvironment:
         self._death_fault: Fault | None = None
 
     # lifecycle -------------------------------------------------------------------------
+    @property
+    def dead(self) -> bool:
+        """True once the environment is DEAD (it never leaves that state)."""
+        return self.state is State.DEAD
+
     def _move(self, target: State) -> None:
         if target not in _TRANSITIONS[self.state]:
             raise IllegalTransition(f"environment {self.env_id}: {self.state.name} → {target.name}")
@@ -159,6 +178,16 @@ class ExecutionEnvironment:
             self._move(State.DEAD)
             self._on_dead(self)
 
+    def fail_start(self, reason: str) -> None:
+        """The process could not be started: INIT failed with ``Sandbox.StartFailed`` and the
+        environment is destroyed; an assigned invocation fails with ``reason``. Only while
+        INIT and before ``attach``; a no-op once DEAD."""
+        if self.state is State.DEAD:
+            return
+        self.init_error = faults.SANDBOX_START_FAILED
+        request_id = self._current.request_id if self._current is not None else ""
+        self.destroy(Fault(faults.SANDBOX_START_FAILED, f"RequestId: {request_id} Error: {reason}"))
+
     # Runtime API -----------------------------------------------------------------------
     def handle(self, request: Request, responder: Responder) -> None:
         path = request.path
@@ -180,7 +209,9 @@ class ExecutionEnvironment:
 
     def _on_next(self, responder: Responder) -> None:
         if self.state is State.INIT:
-            self._init_ms = (time.monotonic() - self._spawned_at) * 1000
+            # Init Duration belongs to the invocation that waited for INIT (a cold start).
+            if self._current is not None:
+                self._init_ms = (time.monotonic() - self._spawned_at) * 1000
             self._cancel_timer()
             self._move(State.BUSY if self._current is not None else State.IDLE)
             if self._current is None:
@@ -244,10 +275,11 @@ class ExecutionEnvironment:
                                             "init/error is only legal during INIT"))
             return
         responder.send(202, *_ACCEPTED)
-        self._init_ms = (time.monotonic() - self._spawned_at) * 1000
         body = self._error_body(request)
+        self.init_error = self._error_type(body)
         invocation = self._current
         if invocation is not None:
+            self._init_ms = (time.monotonic() - self._spawned_at) * 1000
             self._move(State.BUSY)
             self._delivered = True
             self._started_at = time.monotonic()
@@ -268,11 +300,22 @@ class ExecutionEnvironment:
             return json.dumps({"errorMessage": body.decode("utf-8", "replace"),
                                "errorType": error_type}).encode()
 
+    @staticmethod
+    def _error_type(body: bytes) -> str:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return "Runtime.Unknown"
+        error_type = document.get("errorType") if isinstance(document, dict) else None
+        return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
+
     # completion ------------------------------------------------------------------------
     def _complete(self, payload: bytes, error: bool, *, then_destroy: bool = False,
                   extra_line: str | None = None) -> None:
         invocation = self._current
         assert invocation is not None
+        # First, so that nothing below can keep the invocation's concurrency lease.
+        self._on_finished(self)
         self._cancel_timer()
         duration_ms = (time.monotonic() - self._started_at) * 1000
         self._drain_output()
@@ -308,9 +351,11 @@ class ExecutionEnvironment:
         else:
             self._move(State.IDLE)
             self.idle_since = time.monotonic()
-        invocation.finish(result)
-        if self.state is State.IDLE:
-            self._on_released(self)
+        try:
+            invocation.finish(result)
+        finally:
+            if self.state is State.IDLE:
+                self._on_released(self)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -325,6 +370,8 @@ class ExecutionEnvironment:
         fault = faults.timed_out(invocation.request_id, self.version.timeout)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         self.destroy()
+        if self._current is not invocation:  # the process had exited already: failed as such
+            return
         self._complete(fault.payload(), True, extra_line=(
             f"{stamp}.{int(time.time() * 1000) % 1000:03d}Z {invocation.request_id} "
             f"Task timed out after {self.version.timeout:.2f} seconds"))
@@ -333,9 +380,10 @@ class ExecutionEnvironment:
         self._timer = None
         if self.state is not State.INIT:
             return
+        self.init_error = faults.SANDBOX_TIMEDOUT
         invocation = self._current
         self.destroy()
-        if invocation is not None:
+        if invocation is not None and self._current is invocation:
             self._started_at = self._spawned_at
             self._delivered = True
             self._lines.insert(0, self._start_line(invocation))
@@ -352,9 +400,12 @@ class ExecutionEnvironment:
         self._drain_output()
         invocation = self._current
         was_dead = self.state is State.DEAD
+        if self.state is State.INIT and self.init_error is None:
+            oom = self.process is not None and self.process.oom_killed()
+            self.init_error = faults.RUNTIME_OUT_OF_MEMORY if oom else faults.RUNTIME_EXIT_ERROR
         if self.state is not State.DEAD:
             self._move(State.DEAD)
-        if invocation is not None and not invocation.done:
+        if invocation is not None:
             process = self.process
             oom = process.oom_killed() if process else False
             fault = self._death_fault

@@ -1,12 +1,23 @@
-"""The environment pool: warm environments per function version, cold starts, reaping.
+"""The environment pool: warm environments per function version, cold starts, provisioned
+concurrency, concurrency leases, reaping.
 
-``invoke`` is the hot path: with a warm environment idle it is a dictionary lookup, a list pop
-and a write to the runtime's parked ``next`` request; no database, no task creation. A cold
-start spawns an environment (a task) with the invocation already assigned to it.
+``invoke`` is the hot path: it takes a concurrency lease (``concurrency.ConcurrencyLimits``;
+a 429 when there is none) and, with a warm environment idle, it is a dictionary lookup, a
+list pop and a write to the runtime's parked ``next`` request; no database, no task creation.
+Environments are picked in this order: provisioned ones of the version, then on-demand idle
+ones, then a cold start, which also needs a burst scaling token and spawns an environment (a
+task) with the invocation already assigned to it. The environment returns the lease when the
+invocation finishes, whatever the outcome (``ExecutionEnvironment`` guarantees one
+``on_finished`` per assigned invocation).
 
 Environments are keyed by (function name, version, revision id): a configuration or code
 update changes the revision, so new invocations never reach an environment of the old one,
 and ``retire`` destroys the old ones (idle at once, busy when their invocation ends).
+
+Provisioned concurrency (``provision``): environments started without an invocation, which
+run INIT and wait IDLE; never reaped, replaced when they die while their configuration
+stands, retried with a backoff when their INIT fails
+(https://docs.aws.amazon.com/lambda/latest/dg/provisioned-concurrency.html).
 All methods run on the event loop's thread.
 """
 
@@ -21,27 +32,73 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from strato.api.http import serve, serve_socket
-from strato.domain.errors import TooManyRequestsException
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import SUPPORTED as RUNTIMES
 from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.errors import SandboxError, StratoError
-from strato.sandbox.base import EGRESS_INTERNET, EGRESS_NONE, EnvironmentSpec, Sandbox
-from strato.scheduler import invocation as faults
+from strato.sandbox.base import EGRESS_INTERNET, EGRESS_NONE, EnvironmentProcess, EnvironmentSpec, Sandbox
+from strato.scheduler.concurrency import (
+    ACCOUNT_LIMIT_EXCEEDED,
+    ConcurrencyLimits,
+    ProvisionedStatus,
+    provisioned_status,
+    provisioning_backoff,
+    throttled,
+)
 from strato.scheduler.environment import ExecutionEnvironment, LogSink, State
-from strato.scheduler.invocation import Fault, Invocation, InvocationResult
-from strato.scheduler.placement import expired, pick_warm
+from strato.scheduler.invocation import Invocation
+from strato.scheduler.placement import expired
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str, str]
+#: A provisioned concurrency configuration: (function name, qualifier the user named).
+ConfigId = tuple[str, str]
 #: Builds the environment variables of an environment: (version, runtime API address,
-#: log stream) → variables.
-EnvironmentBuilder = Callable[[FunctionVersion, str, str, str], Mapping[str, str]]
+#: log stream, task root, initialization type) → variables.
+EnvironmentBuilder = Callable[[FunctionVersion, str, str, str, str], Mapping[str, str]]
+#: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of the two kinds of environments.
+ON_DEMAND = "on-demand"
+PROVISIONED = "provisioned-concurrency"
 
 
 def key_of(version: FunctionVersion) -> Key:
     return (version.name, version.version, version.revision_id)
+
+
+def _matches(version: FunctionVersion, function_name: str, qualifier: str | None) -> bool:
+    return version.name == function_name and qualifier in (None, version.version)
+
+
+class _Provisioned:
+    """The pool's state of one provisioned concurrency configuration.
+
+    ``starting`` and ``ready`` hold the ids of its environments in INIT and initialised (idle
+    or busy); ``stale`` is set when its version was retired or the config removed: nothing is
+    started for it until ``provision`` is called again."""
+
+    __slots__ = ("config_id", "version", "requested", "starting", "ready", "failure",
+                 "failures", "retry", "stale")
+
+    def __init__(self, config_id: ConfigId, version: FunctionVersion, requested: int) -> None:
+        self.config_id = config_id
+        self.version = version
+        self.requested = requested
+        self.starting: set[str] = set()
+        self.ready: set[str] = set()
+        self.failure: str | None = None
+        self.failures = 0
+        self.retry: asyncio.TimerHandle | None = None
+        self.stale = False
+
+    @property
+    def alive(self) -> int:
+        return len(self.starting) + len(self.ready)
+
+    def cancel_retry(self) -> None:
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
 
 
 class EnvironmentPool:
@@ -54,6 +111,8 @@ class EnvironmentPool:
         *,
         keep_alive_s: float,
         account_concurrency: int,
+        burst: int = 1000,
+        burst_window_s: float = 10.0,
         runtime_api_host: str = "127.0.0.1",
         default_egress: str = EGRESS_INTERNET,
     ) -> None:
@@ -62,91 +121,132 @@ class EnvironmentPool:
         self._build_environment = build_environment
         self._code_dir = code_dir
         self._keep_alive_s = keep_alive_s
-        self._account_concurrency = account_concurrency
+        self._limits = ConcurrencyLimits(account_concurrency, burst=burst,
+                                         burst_window_s=burst_window_s)
         self._host = runtime_api_host
         self._default_egress = default_egress
+        #: On-demand and provisioned idle environments, each list in the order they became
+        #: idle, so that ``pop()`` takes the most recently used (``placement.pick_warm``).
         self._idle: dict[Key, list[ExecutionEnvironment]] = {}
+        self._provisioned_idle: dict[Key, list[ExecutionEnvironment]] = {}
         self._live: dict[str, ExecutionEnvironment] = {}
-        self._busy = 0
+        self._configs: dict[ConfigId, _Provisioned] = {}
+        #: Provisioned environment id → its configuration (absent once detached from it).
+        self._owners: dict[str, _Provisioned] = {}
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
+
+    @property
+    def limits(self) -> ConcurrencyLimits:
+        """The account's concurrency bookkeeping: ``in_flight``, ``unreserved_limit``,
+        ``reserved`` for GetAccountSettings and GetFunctionConcurrency; ``forget`` when a
+        function is deleted. Reservations change through ``set_reserved``."""
+        return self._limits
 
     # hot path ---------------------------------------------------------------------------
     def invoke(self, version: FunctionVersion, invocation: Invocation) -> None:
         """Run ``invocation`` on ``version``; its ``on_done`` receives the result.
 
-        Raises TooManyRequestsException (before anything runs) when the account's
-        concurrency is exhausted.
+        Raises TooManyRequestsException (before anything runs) when the function's reserved
+        concurrency, the unreserved pool or the function's burst scaling is exhausted.
         """
-        idle = self._idle.get(key_of(version))
-        env = pick_warm(idle) if idle else None
-        if env is not None:
-            assert idle is not None
-            idle.remove(env)
-            self._busy += 1
-            env.assign(invocation)
-            return
-        if self._busy >= self._account_concurrency:
-            raise TooManyRequestsException("Rate Exceeded.", Reason="ConcurrentInvocationLimitExceeded")
-        self._busy += 1
-        asyncio.ensure_future(self._cold_start(version, invocation))
+        name = version.name
+        self._limits.acquire(name)
+        try:
+            env = self._place(version)
+        except BaseException:
+            self._limits.release(name)
+            raise
+        env.assign(invocation)  # from here the environment returns the lease (_finished)
+
+    def _place(self, version: FunctionVersion) -> ExecutionEnvironment:
+        """A provisioned idle environment of ``version``, else an on-demand idle one, else a
+        new one (cold start) when a scaling token allows it. Caller holds a lease."""
+        key = (version.name, version.version, version.revision_id)
+        idle = self._provisioned_idle.get(key) or self._idle.get(key)
+        if idle:
+            return idle.pop()
+        if not self._limits.take_scaling_token(version.name):
+            # AWS documents a 429 when burst scaling runs out but not its Reason; this is the
+            # Reason it gives for concurrency exhausted outside a reservation.
+            raise throttled(ACCOUNT_LIMIT_EXCEEDED)
+        env = self._new_environment(version, ON_DEMAND)
+        asyncio.ensure_future(self._start(env))
+        return env
 
     # environments -----------------------------------------------------------------------
-    async def _cold_start(self, version: FunctionVersion, invocation: Invocation) -> None:
+    def _new_environment(self, version: FunctionVersion, initialization_type: str) -> ExecutionEnvironment:
+        """An environment in INIT, registered as live; the caller schedules ``_start``."""
         env_id = uuid.uuid4().hex
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[{version.version}]{env_id}"
-        env = ExecutionEnvironment(env_id, version, stream, self._sink, self._released, self._dead)
+        env = ExecutionEnvironment(env_id, version, stream, self._sink, self._released, self._dead,
+                                   on_finished=self._finished,
+                                   initialization_type=initialization_type)
         self._live[env_id] = env
-        env.assign(invocation)
+        return env
+
+    async def _start(self, env: ExecutionEnvironment) -> None:
+        """Start ``env``'s process and hand it over. Any failure destroys ``env`` with
+        ``Sandbox.StartFailed`` (its invocation, if any, fails with it); nothing stays half
+        started, not even when the task is cancelled."""
+        if env.dead:  # destroyed (closed, retired) before it started
+            return
         try:
-            inside = self._sandbox.runtime_api
-            server: asyncio.Server | None = None
-            if inside is None:
-                server = await serve(env.handle, env.body_limit, self._host, 0)
-                port = int(server.sockets[0].getsockname()[1])
-                address = f"{self._host}:{port}"
-            else:
-                port, address = None, inside
-            spec = self._spec(version, env_id, address, port, stream)
-            try:
-                process = await self._sandbox.start(spec)
-                if process.runtime_socket is not None:
-                    runtime_socket, process.runtime_socket = process.runtime_socket, None
-                    server = await serve_socket(env.handle, env.body_limit, runtime_socket)
-            except BaseException:
-                if server is not None:
-                    server.close()
-                raise
-            if server is None:
-                process.kill()
-                raise SandboxError("the sandbox gave no Runtime API endpoint")
+            if self._closing:
+                raise SandboxError("strato is shutting down")
+            process, server = await self._launch(env)
         except StratoError as exc:
-            log.error("cannot start an environment for %s: %s", version.name, exc)
-            self._fail_start(env, invocation, str(exc))
+            log.error("cannot start an environment for %s: %s", env.version.name, exc)
+            env.fail_start(str(exc))
             return
-        if env.state is State.DEAD:  # retired while starting
+        except Exception as exc:  # reported to the invocation waiting for it, not swallowed
+            log.exception("cannot start an environment for %s", env.version.name)
+            env.fail_start(f"{type(exc).__name__}: {exc}")
+            return
+        except BaseException:
+            env.destroy()
+            raise
+        if env.dead:  # retired or closed while starting
             process.kill()
-            env.attach(process, server)
-            return
         env.attach(process, server)
 
-    def _fail_start(self, env: ExecutionEnvironment, invocation: Invocation, reason: str) -> None:
-        env.destroy(Fault(faults.SANDBOX_START_FAILED, reason))
-        invocation.finish(InvocationResult(
-            Fault(faults.SANDBOX_START_FAILED, f"RequestId: {invocation.request_id} Error: {reason}")
-            .payload(), env.version.version, "Unhandled"))
+    async def _launch(self, env: ExecutionEnvironment) -> tuple[EnvironmentProcess, asyncio.Server]:
+        """The started process of ``env`` and the server of its Runtime API."""
+        inside = self._sandbox.runtime_api
+        server: asyncio.Server | None = None
+        if inside is None:
+            server = await serve(env.handle, env.body_limit, self._host, 0)
+            port: int | None = int(server.sockets[0].getsockname()[1])
+            address = f"{self._host}:{port}"
+        else:
+            port, address = None, inside
+        spec = self._spec(env, address, port)
+        try:
+            process = await self._sandbox.start(spec)
+            if process.runtime_socket is not None:
+                runtime_socket, process.runtime_socket = process.runtime_socket, None
+                server = await serve_socket(env.handle, env.body_limit, runtime_socket)
+        except BaseException:
+            if server is not None:
+                server.close()
+            raise
+        if server is None:
+            process.kill()
+            raise SandboxError("the sandbox gave no Runtime API endpoint")
+        return process, server
 
-    def _spec(self, version: FunctionVersion, env_id: str, address: str, port: int | None,
-              stream: str) -> EnvironmentSpec:
+    def _spec(self, env: ExecutionEnvironment, address: str, port: int | None) -> EnvironmentSpec:
+        version = env.version
         family = RUNTIMES[version.runtime]
         code_dir = self._code_dir(version)
         task_root = self._sandbox.task_root(code_dir)
         argv = None if family is RuntimeFamily.PYTHON else (f"{task_root}/bootstrap",)
         return EnvironmentSpec(
-            env_id=env_id,
+            env_id=env.env_id,
             python_version=python_version(version.runtime),
             argv=argv,
-            env=self._build_environment(version, address, stream, task_root),
+            env=self._build_environment(version, address, env.log_stream, task_root,
+                                        env.initialization_type),
             cwd=code_dir,
             memory_mb=version.memory_size,
             tmp_mb=version.ephemeral_storage,
@@ -159,38 +259,183 @@ class EnvironmentPool:
         to); any other gets the platform's default."""
         return EGRESS_NONE if version.vpc_config.subnet_ids else self._default_egress
 
+    def _finished(self, env: ExecutionEnvironment) -> None:
+        """An invocation assigned to ``env`` ended: return its lease."""
+        self._limits.release(env.version.name)
+
     def _released(self, env: ExecutionEnvironment) -> None:
         """An environment finished its INIT or its invocation and is IDLE."""
         if env.retired or self._closing:
             env.destroy()
             return
-        self._idle.setdefault(key_of(env.version), []).append(env)
-        self._busy -= 1
-        self._ensure_reaper()
+        config = self._owners.get(env.env_id)
+        if config is None:
+            self._idle.setdefault(key_of(env.version), []).append(env)
+            self._ensure_reaper()
+            return
+        if env.env_id in config.starting:
+            self._allocated(config, env)
+        self._provisioned_idle.setdefault(key_of(env.version), []).append(env)
 
     def _dead(self, env: ExecutionEnvironment) -> None:
         self._live.pop(env.env_id, None)
-        idle = self._idle.get(key_of(env.version))
-        if idle and env in idle:
-            idle.remove(env)
-        else:
-            self._busy -= 1
+        key = key_of(env.version)
+        for idle_by_key in (self._idle, self._provisioned_idle):
+            idle = idle_by_key.get(key)
+            if idle and env in idle:
+                idle.remove(env)
+                if not idle:
+                    del idle_by_key[key]
+        config = self._owners.pop(env.env_id, None)
+        if config is not None:
+            self._lost(config, env)
+
+    # provisioned concurrency ------------------------------------------------------------
+    def provision(self, config_id: ConfigId, version: FunctionVersion, count: int) -> None:
+        """Keep ``count`` environments of ``version`` initialised for ``config_id`` (count 0
+        removes the configuration). Idempotent; a new version or revision for an existing
+        configuration replaces its environments, a lower count destroys the surplus (idle
+        ones first, busy ones when their invocation ends). Resets a FAILED configuration's
+        backoff. After ``retire``, call it again with the new record to re-provision."""
+        if count <= 0:
+            self.unprovision(config_id)
+            return
+        config = self._configs.get(config_id)
+        if config is not None and key_of(config.version) != key_of(version):
+            self._drop(config)
+            config = None
+        if config is None:
+            config = self._configs[config_id] = _Provisioned(config_id, version, count)
+        config.requested = count
+        config.stale = False
+        config.failure = None
+        config.failures = 0
+        config.cancel_retry()
+        self._trim(config)
+        self._fill(config)
+
+    def unprovision(self, config_id: ConfigId) -> None:
+        """Remove a provisioned concurrency configuration; its environments are destroyed
+        (busy ones when their invocation ends). Idempotent."""
+        config = self._configs.pop(config_id, None)
+        if config is not None:
+            self._drop(config)
+
+    def provisioned_status(self, config_id: ConfigId) -> ProvisionedStatus:
+        """Requested, allocated (initialised and alive) and available (allocated and idle)
+        environments of a configuration, and its status. Raises KeyError for a
+        configuration that is not provisioned."""
+        config = self._configs[config_id]
+        available = sum(1 for env_id in config.ready
+                        if (env := self._live.get(env_id)) is not None and env.state is State.IDLE)
+        return provisioned_status(config.requested, len(config.ready), available, config.failure)
+
+    def _fill(self, config: _Provisioned) -> None:
+        """Start environments until the configuration has as many as it requested, unless it
+        is stale or waits out a backoff."""
+        if self._closing or config.stale or config.retry is not None:
+            return
+        while config.alive < config.requested:
+            env = self._new_environment(config.version, PROVISIONED)
+            self._owners[env.env_id] = config
+            config.starting.add(env.env_id)
+            asyncio.ensure_future(self._start(env))
+
+    def _trim(self, config: _Provisioned) -> None:
+        """Detach environments beyond the requested count: idle first, then starting, then
+        busy ones."""
+        surplus = config.alive - config.requested
+        if surplus <= 0:
+            return
+        envs = [self._live[i] for i in (*config.ready, *config.starting) if i in self._live]
+        order = {State.IDLE: 0, State.INIT: 1, State.BUSY: 2, State.DEAD: 3}
+        envs.sort(key=lambda env: order[env.state])
+        for env in envs[:surplus]:
+            self._detach(config, env)
+
+    def _drop(self, config: _Provisioned) -> None:
+        """Detach every environment of a configuration that no longer stands."""
+        config.stale = True
+        config.cancel_retry()
+        for env_id in (*config.starting, *config.ready):
+            env = self._live.get(env_id)
+            if env is not None:
+                self._detach(config, env)
+        config.starting.clear()
+        config.ready.clear()
+
+    def _detach(self, config: _Provisioned, env: ExecutionEnvironment) -> None:
+        """``env`` no longer serves ``config``: it is destroyed, now unless it is busy."""
+        self._owners.pop(env.env_id, None)
+        config.starting.discard(env.env_id)
+        config.ready.discard(env.env_id)
+        env.retired = True
+        if env.state is not State.BUSY:
+            env.destroy()
+
+    def _allocated(self, config: _Provisioned, env: ExecutionEnvironment) -> None:
+        """``env`` finished its INIT: it counts as allocated."""
+        config.starting.discard(env.env_id)
+        config.ready.add(env.env_id)
+        config.failures = 0
+        if len(config.ready) >= config.requested:
+            config.failure = None
+
+    def _lost(self, config: _Provisioned, env: ExecutionEnvironment) -> None:
+        """A provisioned environment died while serving ``config``: replace it, after a
+        backoff when it died in INIT (its INIT failed)."""
+        initialised = env.env_id in config.ready
+        config.starting.discard(env.env_id)
+        config.ready.discard(env.env_id)
+        if self._closing or config.stale:
+            return
+        if not initialised:
+            config.failures += 1
+            config.failure = f"Provisioned environment failed to initialize: {env.init_error or 'Unknown'}"
+            log.warning("provisioned concurrency %s: %s", config.config_id, config.failure)
+            if config.retry is None:
+                delay = provisioning_backoff(config.failures)
+                config.retry = asyncio.get_running_loop().call_later(delay, self._retry, config)
+            return
+        self._fill(config)
+
+    def _retry(self, config: _Provisioned) -> None:
+        config.retry = None
+        if self._configs.get(config.config_id) is config:
+            self._fill(config)
 
     # control ----------------------------------------------------------------------------
+    def set_reserved(self, function_name: str, value: int | None) -> None:
+        """Reserve concurrency for a function (0 disables it), or remove the reservation
+        with None; see ``ConcurrencyLimits.set_reserved``."""
+        self._limits.set_reserved(function_name, value)
+
     def retire(self, function_name: str, version: str | None = None) -> None:
-        """Destroy the environments of a function (or one of its versions): idle ones now,
-        busy ones when their invocation ends. Called after an update or a delete."""
+        """Destroy the environments of a function (or one of its versions), provisioned ones
+        included: idle ones now, busy ones when their invocation ends. Called after an update
+        or a delete. Provisioned configurations of what was retired stay, with nothing
+        allocated, until ``provision`` names the new record (call it after this)."""
         for env in list(self._live.values()):
-            if env.version.name == function_name and version in (None, env.version.version):
-                env.retired = True
-                if env.state is State.IDLE:
-                    env.destroy()
+            if _matches(env.version, function_name, version):
+                config = self._owners.get(env.env_id)
+                if config is not None:
+                    self._detach(config, env)
+                else:
+                    env.retired = True
+                    if env.state is State.IDLE:
+                        env.destroy()
+        for config in self._configs.values():
+            if _matches(config.version, function_name, version):
+                config.stale = True
+                config.cancel_retry()
 
     def _ensure_reaper(self) -> None:
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.ensure_future(self._reap_loop())
 
     async def _reap_loop(self) -> None:
+        """Destroy on-demand environments idle for longer than the keep-alive (provisioned
+        ones are never reaped)."""
         period = max(0.05, min(self._keep_alive_s / 2, 5.0))
         while any(self._idle.values()):
             await asyncio.sleep(period)
@@ -204,6 +449,8 @@ class EnvironmentPool:
         self._closing = True
         if self._reaper is not None:
             self._reaper.cancel()
+        for config in self._configs.values():
+            config.cancel_retry()
         waits = []
         for env in list(self._live.values()):
             if env.process is not None:

@@ -1,8 +1,14 @@
-"""The function service: create, read, update and delete functions (``$LATEST``).
+"""The function service: create, read, update and delete functions, publish versions.
 
 Runs on the control-plane thread (one at a time), never on the event loop. Every change is
-written to the store first, then announced through ``on_change`` (which the application
-relays to the invoke path's registry and to the environment pool).
+written to the store first, then announced through ``on_change(name)`` (the application
+reloads the function's entry and relays it to the invoke path's registry and to the
+environment pool).
+
+``$LATEST`` is the only mutable version. PublishVersion (or ``Publish`` on CreateFunction and
+UpdateFunctionCode) snapshots it as version ``n + 1``; publishing when nothing changed since
+the newest version returns that version. A qualifier names ``$LATEST``, a version number or
+an alias; reads through an alias show the version it points to under the alias's ARN.
 
 State transitions follow Lambda's: CreateFunction answers ``State: Pending`` and the function
 becomes ``Active`` once its code is unpacked and its runtime can start; updates answer
@@ -28,6 +34,7 @@ from strato.domain.errors import (
 )
 from strato.domain.models import (
     LATEST,
+    Alias,
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
@@ -43,11 +50,16 @@ from strato.errors import (
     StratoError,
 )
 from strato.sandbox.interpreters import InterpreterRegistry
-from strato.store.base import FunctionStore
+from strato.services.tags import check_tags
+from strato.store.base import AliasStore, FunctionStore
 
 log = logging.getLogger(__name__)
 
-OnChange = Callable[[str, FunctionVersion | None], None]
+OnChange = Callable[[str], None]
+#: Fields of a version that are not its configuration: publishing compares the rest.
+_NOT_CONFIGURATION = ("version", "revision_id", "last_modified", "description", "state",
+                      "state_reason", "state_reason_code", "last_update_status",
+                      "last_update_status_reason", "last_update_status_reason_code")
 Defer = Callable[[Callable[[], None]], None]
 
 _REVISION_MISMATCH = (
@@ -85,14 +97,17 @@ class FunctionService:
         interpreters: InterpreterRegistry,
         on_change: OnChange,
         defer: Defer,
-        on_delete: Callable[[str], None] | None = None,
+        on_delete: Callable[[str, str | None], None] | None = None,
+        aliases: AliasStore | None = None,
     ) -> None:
         self._store = store
+        self._aliases = aliases
         self._code = codestore
         self._interpreters = interpreters
         self._on_change = on_change
         self._defer = defer
-        #: Called with the name of a function just deleted (its resource policies go with it).
+        #: Called with (name, None) when a function was deleted and (name, version) when one
+        #: of its versions was (resource policies and provisioned concurrency go with them).
         self._on_delete = on_delete
 
     # validation -------------------------------------------------------------------------
@@ -113,9 +128,14 @@ class FunctionService:
 
     # operations ---------------------------------------------------------------------------
     def create(
-        self, name: str, changes: ConfigurationChanges, zip_file: bytes | None, scope: Scope
+        self, name: str, changes: ConfigurationChanges, zip_file: bytes | None, scope: Scope,
+        *, tags: Mapping[str, str] | None = None, publish: bool = False,
     ) -> FunctionVersion:
+        """Create a function; with ``publish``, also its version 1 (the returned record is
+        then that version's, still Pending like ``$LATEST``)."""
         validation.check_function_name(name)
+        if tags is not None:
+            check_tags(tags, {})
         if changes.runtime is None or not changes.handler:
             raise InvalidParameterValueException(
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
@@ -147,36 +167,87 @@ class FunctionService:
             self._store.create_function(record)
         except AlreadyExistsError as exc:
             raise ResourceConflictException(f"Function already exist: {name}") from exc
-        self._on_change(name, record)
+        if tags:
+            self._store.put_tags(name, tags)
+        result = self._publish_snapshot(record, None) if publish else record
+        self._on_change(name)
         self._defer(lambda: self.settle(name, record.revision_id))
-        return record
+        return result
 
     def get(self, ref: FunctionRef, scope: Scope) -> FunctionVersion:
-        """``$LATEST`` of a function (qualifiers other than ``$LATEST`` name versions, which
-        do not exist yet)."""
-        qualifier = ref.qualifier or LATEST
-        record = self._store.get_version(ref.name, qualifier) if qualifier == LATEST else None
+        """The version ``ref`` names: ``$LATEST`` when unqualified, a published version, or
+        the version an alias points to. Raises ResourceNotFoundException (AWS's message)."""
+        record = self._resolve(ref)
         if record is None:
             raise ResourceNotFoundException(
                 f"Function not found: {scope.function_arn(ref.name, ref.qualifier)}"
             )
         return record
 
-    def list(self, marker: str | None, max_items: int | None) -> tuple[list[FunctionVersion], str | None]:
+    def tags(self, name: str) -> dict[str, str]:
+        return self._store.get_tags(name)
+
+    def reserved_concurrency(self, name: str) -> int | None:
+        return self._store.get_reserved_concurrency(name)
+
+    def _resolve(self, ref: FunctionRef) -> FunctionVersion | None:
+        qualifier = ref.qualifier or LATEST
+        if qualifier == LATEST or qualifier.isdigit():
+            return self._store.get_version(ref.name, qualifier)
+        alias = self._aliases.get_alias(ref.name, qualifier) if self._aliases else None
+        return None if alias is None else self._store.get_version(ref.name, alias.function_version)
+
+    def list_functions(self, marker: str | None, max_items: int | None,
+             *, every_version: bool = False) -> tuple[list[FunctionVersion], str | None]:
+        """A page of functions by name (``$LATEST`` of each, or with ``every_version`` each
+        function's versions too; a function is never split across pages then)."""
         limit = min(max_items or 50, 50)
         records = self._store.list_latest(after=marker, limit=limit + 1)
+        marker_out = None
         if len(records) > limit:
-            return records[:limit], records[limit - 1].name
+            records, marker_out = records[:limit], records[limit - 1].name
+        if every_version:
+            records = [v for r in records for v in self._all_versions(r.name)]
+        return records, marker_out
+
+    def _all_versions(self, name: str) -> list[FunctionVersion]:
+        found: list[FunctionVersion] = []
+        while batch := self._store.list_versions(
+                name, after=found[-1].version if found else None, limit=500):
+            found += batch
+        return found
+
+    def list_versions(self, ref: FunctionRef, marker: str | None, max_items: int | None,
+                      scope: Scope) -> tuple[list[FunctionVersion], str | None]:
+        """A page of ListVersionsByFunction: ``$LATEST`` first, then versions by number."""
+        self._unqualified(ref, scope)
+        limit = min(max_items or 50, 50)
+        try:
+            records = self._store.list_versions(ref.name, after=marker, limit=limit + 1)
+        except ValueError as exc:
+            raise InvalidParameterValueException(f"Invalid marker: {marker}") from exc
+        if not records and marker is None:
+            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(ref.name)}")
+        if len(records) > limit:
+            return records[:limit], records[limit - 1].version
         return records, None
 
     def update_code(
-        self, ref: FunctionRef, zip_file: bytes | None, revision_id: str | None, scope: Scope
+        self, ref: FunctionRef, zip_file: bytes | None, revision_id: str | None, scope: Scope,
+        *, publish: bool = False,
     ) -> FunctionVersion:
+        """Replace ``$LATEST``'s code; with ``publish``, also publish it (the returned record
+        is then the new version's, Pending until the code is ready, as on AWS)."""
         current = self._for_update(ref, revision_id, scope)
         if zip_file is None:
             raise InvalidParameterValueException("strato accepts code as ZipFile only.")
         code = self._code.put_zip(zip_file)
-        return self._write_update(current, {"code": code})
+        updated = self._write_update(current, {"code": code}, announce=not publish)
+        if not publish:
+            return updated
+        published = self._publish_snapshot(updated, self._newest_published(ref.name))
+        self._on_change(ref.name)
+        return published
 
     def update_configuration(
         self, ref: FunctionRef, changes: ConfigurationChanges, revision_id: str | None, scope: Scope
@@ -189,18 +260,121 @@ class FunctionService:
         return self._write_update(current, fields)
 
     def delete(self, ref: FunctionRef, scope: Scope) -> None:
+        """Delete the function (unqualified) or one published version. A version an alias
+        routes to cannot go; a version that does not exist is no error (AWS answers 204)."""
         if ref.qualifier == LATEST:
             raise InvalidParameterValueException(
                 "$LATEST version cannot be deleted without deleting the function."
             )
-        if ref.qualifier is not None or not self._store.delete_function(ref.name):
+        if ref.qualifier is not None:
+            self._delete_version(ref, scope)
+            return
+        if not self._store.delete_function(ref.name):
             raise ResourceNotFoundException(
                 f"Function not found: {scope.function_arn(ref.name, ref.qualifier)}"
             )
         if self._on_delete is not None:
-            self._on_delete(ref.name)
-        self._on_change(ref.name, None)
+            self._on_delete(ref.name, None)
+        self._on_change(ref.name)
         self._defer(self._collect_code)
+
+    def _delete_version(self, ref: FunctionRef, scope: Scope) -> None:
+        version = ref.qualifier
+        assert version is not None
+        if self._store.get_version(ref.name, LATEST) is None:
+            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(ref.name)}")
+        if not version.isdigit():
+            raise InvalidParameterValueException(
+                "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias."
+            )
+        users = [a.name for a in self._list_aliases(ref.name) if version in a.versions()]
+        if users:
+            raise ResourceConflictException(
+                "Unable to delete version because the following aliases reference it: "
+                f"[{', '.join(users)}]"
+            )
+        if not self._store.delete_version(ref.name, version):
+            return
+        if self._on_delete is not None:
+            self._on_delete(ref.name, version)
+        self._on_change(ref.name)
+        self._defer(self._collect_code)
+
+    def _list_aliases(self, name: str) -> list[Alias]:
+        return self._aliases.list_aliases(name) if self._aliases is not None else []
+
+    # versions ----------------------------------------------------------------------------
+    def publish(self, ref: FunctionRef, code_sha256: str | None, description: str | None,
+                revision_id: str | None, scope: Scope) -> FunctionVersion:
+        """PublishVersion: snapshot ``$LATEST`` as the next version, or return the newest
+        version when neither code nor configuration changed since it was published."""
+        self._unqualified(ref, scope)
+        latest = self.get(FunctionRef(ref.name), scope)
+        if latest.last_update_status is LastUpdateStatus.IN_PROGRESS or not latest.is_ready:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for "
+                f"resource: {scope.function_arn(ref.name)}"
+            )
+        if code_sha256 is not None and code_sha256 != latest.code.code_sha256:
+            raise InvalidParameterValueException(
+                f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
+                f"({latest.code.code_sha256}). Please try again with the CodeSHA256 in $LATEST."
+            )
+        if revision_id is not None and revision_id != latest.revision_id:
+            raise PreconditionFailedException(_REVISION_MISMATCH)
+        newest = self._newest_published(ref.name)
+        if newest is not None and _same_configuration(latest, newest):
+            return newest
+        published = self._publish_snapshot(latest, newest, description)
+        self._on_change(ref.name)
+        return published
+
+    def _newest_published(self, name: str) -> FunctionVersion | None:
+        number = self._store.last_version_number(name)
+        while number > 0:
+            record = self._store.get_version(name, str(number))
+            if record is not None:
+                return record
+            number -= 1
+        return None
+
+    def _publish_snapshot(self, latest: FunctionVersion, newest: FunctionVersion | None,
+                          description: str | None = None) -> FunctionVersion:
+        """Store ``latest`` as the next version (its state as it is: a Pending snapshot is
+        settled with ``$LATEST``)."""
+        number = self._store.last_version_number(latest.name) + 1
+        record = latest.replace(
+            version=str(number),
+            revision_id=str(uuid.uuid4()),
+            last_modified=utcnow(),
+            description=latest.description if description is None else description,
+        )
+        if record.last_update_status is LastUpdateStatus.IN_PROGRESS:
+            record = record.replace(state=FunctionState.PENDING,
+                                    state_reason="The function is being created.",
+                                    state_reason_code="Creating",
+                                    last_update_status=None,
+                                    last_update_status_reason=None,
+                                    last_update_status_reason_code=None)
+        try:
+            self._store.publish_version(record)
+        except (AlreadyExistsError, NotFoundError) as exc:
+            raise ResourceConflictException(
+                "The operation cannot be performed at this time. An update is in progress for "
+                f"resource: {latest.name}"
+            ) from exc
+        if not record.is_ready:
+            self._defer(lambda: self.settle(latest.name, record.revision_id, record.version))
+        return record
+
+    @staticmethod
+    def _unqualified(ref: FunctionRef, scope: Scope) -> None:
+        if ref.qualifier is not None:
+            raise InvalidParameterValueException(
+                "This operation is permitted on Lambda functions only. Aliases and versions do "
+                "not support this operation. Please specify either a function name or an "
+                "unqualified function ARN."
+            )
 
     def account_usage(self) -> AccountUsage:
         count = size = 0
@@ -227,7 +401,8 @@ class FunctionService:
             raise PreconditionFailedException(_REVISION_MISMATCH)
         return current
 
-    def _write_update(self, current: FunctionVersion, fields: dict[str, object]) -> FunctionVersion:
+    def _write_update(self, current: FunctionVersion, fields: dict[str, object],
+                      *, announce: bool = True) -> FunctionVersion:
         updated = current.replace(
             **fields,
             revision_id=str(uuid.uuid4()),
@@ -240,14 +415,15 @@ class FunctionService:
             self._store.put_version(updated, expected_revision=current.revision_id)
         except RevisionMismatchError as exc:
             raise PreconditionFailedException(_REVISION_MISMATCH) from exc
-        self._on_change(current.name, updated)
+        if announce:
+            self._on_change(current.name)
         self._defer(lambda: self.settle(current.name, updated.revision_id))
         return updated
 
-    def settle(self, name: str, revision_id: str) -> None:
-        """Finish a create or update: unpack the code, then mark the version Active /
+    def settle(self, name: str, revision_id: str, version: str = LATEST) -> None:
+        """Finish a create, update or publish: unpack the code, then mark the version Active /
         Successful (or Failed with the reason). A later change supersedes this one."""
-        record = self._store.get_version(name, LATEST)
+        record = self._store.get_version(name, version)
         if record is None or record.revision_id != revision_id:
             return
         try:
@@ -273,10 +449,21 @@ class FunctionService:
             self._store.put_version(settled, expected_revision=revision_id)
         except (RevisionMismatchError, NotFoundError):
             return
-        self._on_change(name, settled)
+        self._on_change(name)
 
     def _collect_code(self) -> None:
+        """Remove packages no version uses any more."""
         try:
             self._code.collect_garbage(self._store.code_references())
         except StratoError as exc:
             log.warning("code store clean-up failed: %s", exc)
+
+
+def _same_configuration(a: FunctionVersion, b: FunctionVersion) -> bool:
+    """True when two versions have the same code and configuration (publishing ``a`` over
+    ``b`` would change nothing)."""
+    left, right = vars(a).copy(), vars(b).copy()
+    for name in _NOT_CONFIGURATION:
+        left.pop(name, None)
+        right.pop(name, None)
+    return left == right

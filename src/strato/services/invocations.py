@@ -1,7 +1,8 @@
 """The invocation service: from an Invoke request to a result, on the event loop's thread.
 
-Resolves the function in the registry (no database read), checks the payload and the
-function's state, and hands the invocation to the environment pool. The result reaches the
+Resolves the function and its qualifier in the registry (no database read; a weighted alias
+picks its version here), checks the payload and the function's state, and hands the
+invocation to the environment pool. The result reaches the
 caller through ``on_done``; errors before the function runs are raised as AWS errors.
 """
 
@@ -28,7 +29,7 @@ from strato.domain.errors import (
 from strato.domain.models import LATEST, FunctionVersion
 from strato.scheduler.invocation import Invocation, InvocationResult
 from strato.scheduler.pool import EnvironmentPool
-from strato.services.registry import FunctionRegistry
+from strato.services.registry import FunctionRegistry, resolve
 
 REQUEST_RESPONSE = "RequestResponse"
 DRY_RUN = "DryRun"
@@ -78,8 +79,9 @@ class InvocationService:
         self, function_name: str, qualifier: str | None, scope: Scope
     ) -> tuple[FunctionRef, FunctionVersion]:
         ref = resolve_function_name(function_name, scope, qualifier)
-        record = self._registry.get(ref.name)
-        if record is None or ref.qualifier not in (None, LATEST):
+        entry = self._registry.get(ref.name)
+        record = None if entry is None else resolve(entry, ref.qualifier)
+        if record is None:
             raise ResourceNotFoundException(
                 f"Function not found: {scope.function_arn(ref.name, ref.qualifier or LATEST)}"
             )

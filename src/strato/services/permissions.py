@@ -8,7 +8,7 @@ AWS's words (recorded responses of the Lambda API).
 
 Qualifiers: a policy belongs to the unqualified function (``$LATEST`` cannot have one of its
 own), to a published version or to an alias. A version is found in the function store; an
-alias through ``alias_exists`` (strato has no aliases yet, so by default none exists).
+alias through ``alias_exists``. A policy goes with the version or alias it belongs to.
 """
 
 from __future__ import annotations
@@ -152,6 +152,17 @@ class PermissionService:
         delete hook). Idempotent."""
         self._store.delete_policies(function_name)
         self._cache.drop_function(function_name)
+
+    def qualifier_deleted(self, function_name: str, qualifier: str) -> None:
+        """Drop the policy of a version or alias that was just deleted. Idempotent."""
+        current = self._store.get_policy(function_name, qualifier)
+        if current is None:
+            return
+        try:
+            self._store.delete_policy(function_name, qualifier, expected_revision=current.revision_id)
+        except RevisionMismatchError:
+            return  # changed meanwhile: the next deletion hook or read sees it
+        self._cache.remove(function_name, qualifier)
 
     # internals ---------------------------------------------------------------------------
     def _target(

@@ -10,16 +10,17 @@ Contracts shared by every backend:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from strato.domain.models import FunctionVersion
+from strato.domain.models import Alias, FunctionVersion, ProvisionedConcurrencyConfig
 from strato.domain.permissions import ResourcePolicy
 
 
 class FunctionStore(Protocol):
-    """Functions and their versions (only ``$LATEST`` for now)."""
+    """Functions: their versions (``$LATEST`` and published ones), tags and reserved
+    concurrency. Deleting a function deletes everything that belongs to it."""
 
     def create_function(self, latest: FunctionVersion) -> None:
         """Store a new function whose ``$LATEST`` is ``latest``.
@@ -45,6 +46,89 @@ class FunctionStore(Protocol):
 
     def code_references(self) -> set[str]:
         """The sha256 hex of every package any stored version uses (for code-store GC)."""
+
+    # published versions ---------------------------------------------------------------
+    def last_version_number(self, name: str) -> int:
+        """The number of the newest version ever published (0 if none). Numbers are never
+        reused: deleting version 3 does not make the next publish 3 again.
+
+        Raises NotFoundError if there is no such function."""
+
+    def publish_version(self, record: FunctionVersion) -> None:
+        """Store a published version. ``record.version`` must be the decimal text of
+        ``last_version_number(name) + 1``, which becomes the new last number.
+
+        Raises NotFoundError if the function does not exist, AlreadyExistsError if the number
+        is not the next one (another publish won), ValueError for ``$LATEST`` or a version
+        that is not a positive decimal number."""
+
+    def list_versions(self, name: str, *, after: str | None, limit: int) -> list[FunctionVersion]:
+        """The function's versions in AWS's order: ``$LATEST`` first, then published ones by
+        number; starting after the version ``after`` (None: from the start). Empty if there
+        is no such function. Raises ValueError unless ``limit`` >= 1."""
+
+    def delete_version(self, name: str, version: str) -> bool:
+        """Delete one published version; False if it did not exist. ValueError for
+        ``$LATEST`` (only the whole function deletes it)."""
+
+    # tags and reserved concurrency ----------------------------------------------------
+    def get_tags(self, name: str) -> dict[str, str]:
+        """The function's tags (empty if none or no such function)."""
+
+    def put_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        """Replace the function's tags with ``tags``. Raises NotFoundError if there is no
+        such function."""
+
+    def get_reserved_concurrency(self, name: str) -> int | None:
+        """The function's reserved concurrency, None if it has none (or no such function)."""
+
+    def put_reserved_concurrency(self, name: str, value: int | None) -> None:
+        """Set (an int >= 0) or clear (None) the function's reserved concurrency. Raises
+        NotFoundError if there is no such function."""
+
+    def reserved_concurrency(self) -> dict[str, int]:
+        """Every function's reserved concurrency, by name (functions with none are absent)."""
+
+
+class AliasStore(Protocol):
+    """Aliases of functions. Writes are compare-and-swap on the alias's ``revision_id``.
+    Deleting a function deletes its aliases (in SQLite by cascade; the service also calls
+    nothing extra for it)."""
+
+    def create_alias(self, alias: Alias) -> None:
+        """Raises AlreadyExistsError if the function has an alias of that name, NotFoundError
+        if the function does not exist."""
+
+    def get_alias(self, function_name: str, name: str) -> Alias | None: ...
+
+    def list_aliases(self, function_name: str) -> list[Alias]:
+        """The function's aliases by name (empty if none or no such function)."""
+
+    def put_alias(self, alias: Alias, *, expected_revision: str) -> None:
+        """Replace an alias. Raises NotFoundError if it does not exist, RevisionMismatchError
+        if its stored revision is not ``expected_revision``."""
+
+    def delete_alias(self, function_name: str, name: str) -> bool:
+        """False if there was no such alias."""
+
+
+class ProvisionedConcurrencyStore(Protocol):
+    """Provisioned concurrency configurations, one per (function, qualifier). Deleting a
+    function, or the version or alias a configuration names, deletes the configuration
+    (the services call ``delete_provisioned`` for versions and aliases)."""
+
+    def put_provisioned(self, config: ProvisionedConcurrencyConfig) -> None:
+        """Create or replace the configuration of (function, qualifier). Raises NotFoundError
+        if the function does not exist."""
+
+    def get_provisioned(self, function_name: str, qualifier: str) -> ProvisionedConcurrencyConfig | None: ...
+
+    def list_provisioned(self, function_name: str | None = None) -> list[ProvisionedConcurrencyConfig]:
+        """The configurations of one function (all functions when None), by function name
+        then qualifier."""
+
+    def delete_provisioned(self, function_name: str, qualifier: str) -> bool:
+        """False if there was no such configuration."""
 
 
 class PolicyStore(Protocol):

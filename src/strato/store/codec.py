@@ -39,6 +39,15 @@ FORMAT = 2
 PLAINTEXT_FORMAT = 1
 
 
+def published_number(version: str) -> int:
+    """The number of a published version from its text (``"1"``, ``"2"``, …). Raises
+    ValueError for ``$LATEST`` and for any text that is not a positive decimal number in its
+    canonical form (no sign, no leading zero, ASCII digits only)."""
+    if not (version.isascii() and version.isdecimal()) or version.startswith("0"):
+        raise ValueError(f"{version!r} is not the number of a published version")
+    return int(version)
+
+
 def environment_binding(name: str, version: str, revision_id: str) -> bytes:
     """The associated data a version's sealed environment is bound to."""
     return json.dumps(["function-environment", name, version, revision_id]).encode()

@@ -1,4 +1,5 @@
 """The SQLite backend of ``FunctionStore`` and ``LogStore`` (contracts in ``store.base``).
+Aliases and provisioned concurrency are in ``sqlite_aliases``, policies in ``sqlite_policies``.
 
 Each store owns a ``SqliteDatabase`` (connections, pragmas, migrations: see ``sqlite_db``) on
 the file it is given; both stores may be given the same file. Thread safety is that of
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from strato.store.codec import (
     PLAINTEXT_FORMAT,
     decode_function_version,
     encode_function_version,
+    published_number,
 )
 from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite_db import SqliteDatabase
@@ -39,10 +41,15 @@ def _wall_clock_ms() -> int:
 
 
 class SqliteFunctionStore:
-    """Functions as rows of ``function_versions`` keyed (name, version), the record as JSON.
+    """Functions as rows of ``function_versions`` keyed (name, version), the record as JSON;
+    ``$LATEST`` and published versions alike.
 
     ``revision_id`` and the code's sha256 are also columns, so that compare-and-swap is one
-    ``UPDATE ... WHERE revision_id = ?`` and ``code_references`` needs no JSON parsing.
+    ``UPDATE ... WHERE revision_id = ?`` and ``code_references`` needs no JSON parsing. The
+    ``functions`` row holds what belongs to the function rather than to a version: the last
+    version number ever published, the tags (a JSON object) and the reserved concurrency (NULL
+    for none). Every other table's rows reference it ``ON DELETE CASCADE``, so deleting the
+    row deletes the whole function in one statement.
 
     ``box`` seals and opens environment variables; without one, the store uses the master key
     beside the database file (``master.key``, created if absent). Opening the store seals the
@@ -125,6 +132,101 @@ class SqliteFunctionStore:
     def code_references(self) -> set[str]:
         rows = self._db.fetchall("SELECT DISTINCT code_sha256 FROM function_versions")
         return {str(row[0]) for row in rows}
+
+    # published versions ---------------------------------------------------------------
+    def last_version_number(self, name: str) -> int:
+        rows = self._db.fetchall("SELECT last_version FROM functions WHERE name = ?", (name,))
+        if not rows:
+            raise NotFoundError(f"function {name} does not exist")
+        return int(rows[0][0])
+
+    def publish_version(self, record: FunctionVersion) -> None:
+        """One ``BEGIN IMMEDIATE`` transaction reads the last number, inserts the version and
+        bumps the number, so that concurrent publishers of one function each get their own
+        number or AlreadyExistsError."""
+        number = published_number(record.version)
+        row = _version_row(record, self._box)
+        with self._db.transaction() as conn:
+            found = conn.execute(
+                "SELECT last_version FROM functions WHERE name = ?", (record.name,)
+            ).fetchone()
+            if found is None:
+                raise NotFoundError(f"function {record.name} does not exist")
+            if number != int(found[0]) + 1:
+                raise AlreadyExistsError(
+                    f"{record.name} is at version {found[0]}: {number} is not the next one"
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO function_versions"
+                    " (name, version, revision_id, code_sha256, record) VALUES (?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError as e:
+                raise AlreadyExistsError(f"{record.name}:{record.version} exists") from e
+            conn.execute(
+                "UPDATE functions SET last_version = ? WHERE name = ?", (number, record.name)
+            )
+
+    def list_versions(self, name: str, *, after: str | None, limit: int) -> list[FunctionVersion]:
+        """Raises ValueError if ``after`` is neither ``$LATEST`` nor a version number."""
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, not {limit}")
+        sql = "SELECT record FROM function_versions WHERE name = ?"
+        params: list[Any] = [name]
+        if after is not None:
+            sql += " AND version != ? AND CAST(version AS INTEGER) > ?"
+            params += [LATEST, 0 if after == LATEST else published_number(after)]
+        sql += " ORDER BY version != ?, CAST(version AS INTEGER) LIMIT ?"
+        params += [LATEST, limit]
+        return [_decode(row[0], self._box) for row in self._db.fetchall(sql, params)]
+
+    def delete_version(self, name: str, version: str) -> bool:
+        if version == LATEST:
+            raise ValueError(f"{LATEST} is deleted only with its function")
+        with self._db.transaction() as conn:
+            deleted = conn.execute(
+                "DELETE FROM function_versions WHERE name = ? AND version = ?", (name, version)
+            ).rowcount
+        return deleted > 0
+
+    # tags and reserved concurrency ----------------------------------------------------
+    def get_tags(self, name: str) -> dict[str, str]:
+        rows = self._db.fetchall("SELECT tags FROM functions WHERE name = ?", (name,))
+        return _decode_tags(rows[0][0]) if rows else {}
+
+    def put_tags(self, name: str, tags: Mapping[str, str]) -> None:
+        text = json.dumps(dict(tags), separators=(",", ":"), sort_keys=True)
+        self._update_function(name, "tags", text)
+
+    def get_reserved_concurrency(self, name: str) -> int | None:
+        rows = self._db.fetchall(
+            "SELECT reserved_concurrency FROM functions WHERE name = ?", (name,)
+        )
+        return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+    def put_reserved_concurrency(self, name: str, value: int | None) -> None:
+        """Raises ValueError for a negative ``value``."""
+        if value is not None and value < 0:
+            raise ValueError(f"reserved concurrency must be at least 0, not {value}")
+        self._update_function(name, "reserved_concurrency", value)
+
+    def reserved_concurrency(self) -> dict[str, int]:
+        rows = self._db.fetchall(
+            "SELECT name, reserved_concurrency FROM functions"
+            " WHERE reserved_concurrency IS NOT NULL ORDER BY name"
+        )
+        return {str(name): int(value) for name, value in rows}
+
+    def _update_function(self, name: str, column: str, value: object) -> None:
+        """Set one column of the function's row; ``column`` is one of ours, never input.
+        Raises NotFoundError if there is no such function."""
+        with self._db.transaction() as conn:
+            updated = conn.execute(
+                f"UPDATE functions SET {column} = ? WHERE name = ?", (value, name)
+            ).rowcount
+        if updated == 0:
+            raise NotFoundError(f"function {name} does not exist")
 
     def _seal_plaintext_records(self) -> None:
         """Rewrite every record of ``PLAINTEXT_FORMAT`` with its environment sealed, leaving no
@@ -263,6 +365,20 @@ _SELECT_OF_FORMAT = (
 def _version_row(record: FunctionVersion, box: SecretBox) -> tuple[str, str, str, str, str]:
     text = json.dumps(encode_function_version(record, box), separators=(",", ":"), sort_keys=True)
     return record.name, record.version, record.revision_id, record.code.sha256_hex, text
+
+
+def _decode_tags(text: object) -> dict[str, str]:
+    try:
+        tags: object = json.loads(str(text))
+    except ValueError as e:
+        raise StoreError(f"corrupt tags: {e}") from e
+    if not isinstance(tags, dict):
+        raise StoreError("corrupt tags: not an object")
+    decoded = {key: value for key, value in tags.items()
+               if isinstance(key, str) and isinstance(value, str)}
+    if len(decoded) != len(tags):
+        raise StoreError("corrupt tags: a value is not a string")
+    return decoded
 
 
 def _decode(text: object, box: SecretBox) -> FunctionVersion:

@@ -59,6 +59,31 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (function_name, qualifier)
         ) WITHOUT ROWID""",
     ),
+    (  # 4: published versions' numbering, tags, reserved concurrency, aliases, provisioned
+        "ALTER TABLE functions ADD COLUMN last_version INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE functions ADD COLUMN tags TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE functions ADD COLUMN reserved_concurrency INTEGER"
+        " CHECK (reserved_concurrency >= 0)",
+        # Numbers are never reused: start after any published row already in the file.
+        """UPDATE functions SET last_version = (
+            SELECT COALESCE(MAX(CAST(version AS INTEGER)), 0) FROM function_versions
+            WHERE function_versions.name = functions.name AND version != '$LATEST'
+        )""",
+        """CREATE TABLE function_aliases (
+            function_name TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            revision_id TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (function_name, name)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE provisioned_concurrency (
+            function_name TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+            qualifier TEXT NOT NULL,
+            requested INTEGER NOT NULL,
+            last_modified TEXT NOT NULL,
+            PRIMARY KEY (function_name, qualifier)
+        ) WITHOUT ROWID""",
+    ),
 )
 
 BUSY_TIMEOUT_MS = 5_000

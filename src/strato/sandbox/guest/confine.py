@@ -19,7 +19,8 @@ environment, which ends up without capabilities in a user namespace of its own, 
 none of them.
 
 Fallback tier: setsid ─ cgroups ─ RLIMIT_NOFILE ─ distinct uid/gid ─ no_new_privs ─ Landlock
-─ seccomp. Stdlib only.
+─ seccomp (with egress ``none``: the variant that allows only TCP sockets and connected unix
+pairs, as the environment shares the host's network). Stdlib only.
 """
 
 import ctypes
@@ -97,10 +98,14 @@ class Confiner:
         arch = seccomp.machine()
         self._arch = arch
         self.seccomp_available = seccomp.supported(arch)
+        # Both filters (plain, and with sockets restricted) are built here, before any fork.
+        self._fprogs = {}
         if self.seccomp_available:
-            program = seccomp.build_program(arch)
-            self._filter = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
-            self._fprog = _SockFprog(len(program), self._filter)
+            for restrict_sockets in (False, True):
+                program = seccomp.build_program(arch, restrict_sockets=restrict_sockets)
+                instructions = (_SockFilter * len(program))(*[_SockFilter(*i) for i in program])
+                self._fprogs[restrict_sockets] = (_SockFprog(len(program), instructions),
+                                                  instructions)
         self._cap_header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
         self._cap_data = (_CapData * 2)()
         self.landlock = landlock.Landlock()
@@ -234,10 +239,13 @@ class Confiner:
         if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             self._fail("no_new_privs")
 
-    def install_seccomp(self):
+    def install_seccomp(self, restrict_sockets=False):
+        """Install the filter (``seccomp.py``); with ``restrict_sockets``, the one that lets
+        the process make only TCP sockets and connected unix pairs."""
         if not self.seccomp_available:
             raise SetupError(f"seccomp: no filter for {self._arch}")
-        if self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(self._fprog),
+        fprog, _ = self._fprogs[bool(restrict_sockets)]
+        if self._prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(fprog),
                        0, 0) != 0:
             self._fail("install the seccomp filter")
 

@@ -10,8 +10,17 @@ flag; ``clone3`` answers ENOSYS so that the C library falls back to ``clone``, w
 filter can see (clone3 passes them in memory). A call made with a foreign architecture's
 convention (x32 on x86_64, or another audit arch) kills the process.
 
+With ``restrict_sockets`` (the fallback tier with egress ``none``: it shares the host's network,
+and Landlock governs neither UDP nor connecting to a pathname unix socket) the only sockets
+a process may make are TCP ones and connected unix pairs: ``socket`` is refused with EPERM
+unless its domain is ``AF_INET`` or ``AF_INET6``, its type ``SOCK_STREAM`` (the flags
+``SOCK_NONBLOCK`` and ``SOCK_CLOEXEC`` aside) and its protocol 0 or ``IPPROTO_TCP`` (not
+MPTCP or SCTP, which Landlock's TCP rules may not cover); ``socketpair`` is refused unless
+it makes an ``AF_UNIX`` pair of type ``SOCK_STREAM`` or ``SOCK_SEQPACKET``, whose sockets
+stay connected to each other (a datagram pair could still send to any unix socket's path).
+
 Numbers come from the kernel's ``asm/unistd_64.h`` (x86_64) and ``asm-generic/unistd.h``
-(aarch64); ``tests/unit/test_seccomp.py`` checks them against the headers where installed.
+(aarch64); ``tests/unit/test_sandbox_rules.py`` checks them against the headers where installed.
 Stdlib only: this module runs inside the zygote under the function's interpreter.
 """
 
@@ -55,7 +64,8 @@ SYSCALLS = {
         "kexec_file_load": 320, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163,
         "quotactl": 179, "quotactl_fd": 443, "settimeofday": 164, "clock_settime": 227,
         "clock_adjtime": 305, "adjtimex": 159, "syslog": 103, "vhangup": 153,
-        "sethostname": 170, "setdomainname": 171,
+        "sethostname": 170, "setdomainname": 171, "socket": 41,
+        "socketpair": 53,
     },
     "aarch64": {
         "clone": 220, "clone3": 435, "ptrace": 117, "process_vm_readv": 270,
@@ -70,19 +80,30 @@ SYSCALLS = {
         "kexec_file_load": 294, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89,
         "quotactl": 60, "quotactl_fd": 443, "settimeofday": 170, "clock_settime": 112,
         "clock_adjtime": 266, "adjtimex": 171, "syslog": 116, "vhangup": 58,
-        "sethostname": 161, "setdomainname": 162,
+        "sethostname": 161, "setdomainname": 162, "socket": 198,
+        "socketpair": 199,
     },
 }
 
 # Classic BPF opcodes and seccomp return values.
 _LD_ABS_W = 0x20
+_ALU_AND_K = 0x54
 _JEQ_K, _JGE_K, _JSET_K = 0x15, 0x35, 0x45
 _RET_K = 0x06
+_MAX_JUMP = 255
 RET_KILL_PROCESS = 0x80000000
 RET_ERRNO = 0x00050000
 RET_ALLOW = 0x7FFF0000
-# Offsets in struct seccomp_data.
-_NR, _ARCH, _ARG0_LOW = 0, 4, 16
+# Offsets in struct seccomp_data (the low word of a 64-bit argument: both architectures are
+# little-endian).
+_NR, _ARCH, _ARG0_LOW, _ARG1_LOW, _ARG2_LOW = 0, 4, 16, 24, 32
+
+#: What ``restrict_sockets`` lets ``socket(2)`` and ``socketpair(2)`` create.
+AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+SOCK_STREAM, SOCK_SEQPACKET = 1, 5
+IPPROTO_TCP = 6
+#: The type bits of a socket's type argument (the rest are SOCK_NONBLOCK and SOCK_CLOEXEC).
+_SOCK_TYPE_MASK = 0xF
 
 
 def machine():
@@ -95,59 +116,87 @@ def supported(arch=None):
     return (arch or machine()) in SYSCALLS
 
 
-def build_program(arch=None):
-    """The filter as a list of (code, jt, jf, k) instructions for ``arch``.
-
-    Jumps in classic BPF are relative and forward only, so the program is laid out with the
-    shared return instructions last and each jump's offset computed from its position."""
+def build_program(arch=None, *, restrict_sockets=False):
+    """The filter as a list of (code, jt, jf, k) instructions for ``arch``; with
+    ``restrict_sockets``, only TCP sockets and connected unix pairs (see the module's text)."""
     arch = arch or machine()
     numbers = SYSCALLS[arch]
     denied = sorted({numbers[name] for name in DENIED})
-    # Layout: [0] ld arch, [1] jeq arch, [2] ld nr, [3] x32 check (x86_64), then one jeq per
-    # denied number, jeq clone3, jeq clone, ld arg0, jset flags, ret allow,
-    # then the labelled returns: errno EPERM, errno ENOSYS, kill.
-    body = []
-    body.append(("ld", _ARCH))
-    body.append(("jeq_or_kill", _AUDIT_ARCH[arch]))
-    body.append(("ld", _NR))
+    source = [_load(_ARCH), (_JEQ_K, 0, "kill", _AUDIT_ARCH[arch]), _load(_NR)]
     if arch == "x86_64":
-        body.append(("jge_to", _X32_SYSCALL_BIT, "kill"))
-    for number in denied:
-        body.append(("jeq_to", number, "eperm"))
-    body.append(("jeq_to", numbers["clone3"], "enosys"))
-    body.append(("jne_allow", numbers["clone"]))
-    body.append(("ld", _ARG0_LOW))
-    body.append(("jset_to", CLONE_NAMESPACE_FLAGS, "eperm"))
-    body.append(("ret", RET_ALLOW))
-    labels = {"eperm": len(body), "enosys": len(body) + 1, "kill": len(body) + 2}
-    allow_at = len(body) - 1
-    program = []
-    for index, item in enumerate(body):
-        op = item[0]
+        source.append((_JGE_K, "kill", 0, _X32_SYSCALL_BIT))
+    source += [(_JEQ_K, "eperm", 0, number) for number in denied]
+    source.append((_JEQ_K, "enosys", 0, numbers["clone3"]))
+    if restrict_sockets:
+        source += [(_JEQ_K, "socket", 0, numbers["socket"]),
+                   (_JEQ_K, "socketpair", 0, numbers["socketpair"])]
+    source += [(_JEQ_K, 0, "allow", numbers["clone"]),
+               _load(_ARG0_LOW),
+               (_JSET_K, "eperm", "allow", CLONE_NAMESPACE_FLAGS)]
+    if restrict_sockets:
+        source += _socket_check()
+    source += ["allow", (_RET_K, 0, 0, RET_ALLOW),
+               "eperm", (_RET_K, 0, 0, RET_ERRNO | EPERM),
+               "enosys", (_RET_K, 0, 0, RET_ERRNO | ENOSYS),
+               "kill", (_RET_K, 0, 0, RET_KILL_PROCESS)]
+    return _assemble(source)
 
-        def to(label, index=index):
-            offset = labels[label] - index - 1
-            if not 0 <= offset <= 255:
-                raise ValueError("seccomp program too long for a relative jump")
-            return offset
-        if op == "ld":
-            program.append((_LD_ABS_W, 0, 0, item[1]))
-        elif op == "jeq_or_kill":
-            program.append((_JEQ_K, 0, to("kill"), item[1]))
-        elif op == "jge_to":
-            program.append((_JGE_K, to(item[2]), 0, item[1]))
-        elif op == "jeq_to":
-            program.append((_JEQ_K, to(item[2]), 0, item[1]))
-        elif op == "jne_allow":
-            program.append((_JEQ_K, 0, allow_at - index - 1, item[1]))
-        elif op == "jset_to":
-            program.append((_JSET_K, to(item[2]), 0, item[1]))
+
+def _load(offset):
+    return (_LD_ABS_W, 0, 0, offset)
+
+
+def _socket_check():
+    """Instructions labelled ``socket`` and ``socketpair`` that go on to ``allow`` for what
+    ``restrict_sockets`` lets through and to ``eperm`` for anything else."""
+    return ["socket",
+            _load(_ARG0_LOW),
+            (_JEQ_K, "inet", 0, AF_INET),
+            (_JEQ_K, 0, "eperm", AF_INET6),
+            "inet",
+            _load(_ARG1_LOW),
+            (_ALU_AND_K, 0, 0, _SOCK_TYPE_MASK),
+            (_JEQ_K, 0, "eperm", SOCK_STREAM),
+            _load(_ARG2_LOW),
+            (_JEQ_K, "allow", 0, 0),
+            (_JEQ_K, "allow", "eperm", IPPROTO_TCP),
+            "socketpair",
+            _load(_ARG0_LOW),
+            (_JEQ_K, 0, "eperm", AF_UNIX),
+            _load(_ARG1_LOW),
+            (_ALU_AND_K, 0, 0, _SOCK_TYPE_MASK),
+            (_JEQ_K, "allow", 0, SOCK_STREAM),
+            (_JEQ_K, "allow", "eperm", SOCK_SEQPACKET)]
+
+
+def _assemble(source):
+    """Resolve labels into relative jumps. ``source`` holds label names (strings) and
+    instructions whose ``jt``/``jf`` are offsets or label names. Classic BPF jumps forward
+    only, by at most 255 instructions: a label must come after every jump to it, near
+    enough, or this raises ``ValueError``."""
+    labels, count = {}, 0
+    for item in source:
+        if isinstance(item, str):
+            labels[item] = count
         else:
-            program.append((_RET_K, 0, 0, item[1]))
-    program.append((_RET_K, 0, 0, RET_ERRNO | EPERM))
-    program.append((_RET_K, 0, 0, RET_ERRNO | ENOSYS))
-    program.append((_RET_K, 0, 0, RET_KILL_PROCESS))
+            count += 1
+    program = []
+    for item in source:
+        if isinstance(item, str):
+            continue
+        code, jt, jf, k = item
+        index = len(program)
+        program.append((code, _offset(jt, index, labels), _offset(jf, index, labels), k))
     return program
+
+
+def _offset(target, index, labels):
+    if not isinstance(target, str):
+        return target
+    offset = labels[target] - index - 1
+    if not 0 <= offset <= _MAX_JUMP:
+        raise ValueError(f"seccomp program: no forward jump of {offset} to {target!r}")
+    return offset
 
 
 def encode(program):
@@ -155,15 +204,19 @@ def encode(program):
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
-def run(program, nr, arch_value, arg0=0):
+def run(program, nr, arch_value, arg0=0, arg1=0, arg2=0):
     """Interpret ``program`` for one system call (for tests): the seccomp return value."""
-    data = {_NR: nr, _ARCH: arch_value, _ARG0_LOW: arg0 & 0xFFFFFFFF}
+    data = {_NR: nr, _ARCH: arch_value, _ARG0_LOW: arg0 & 0xFFFFFFFF,
+            _ARG1_LOW: arg1 & 0xFFFFFFFF, _ARG2_LOW: arg2 & 0xFFFFFFFF}
     acc = 0
     pc = 0
     while True:
         code, jt, jf, k = program[pc]
         if code == _LD_ABS_W:
             acc = data[k]
+            pc += 1
+        elif code == _ALU_AND_K:
+            acc &= k
             pc += 1
         elif code == _JEQ_K:
             pc += 1 + (jt if acc == k else jf)

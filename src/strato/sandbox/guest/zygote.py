@@ -13,9 +13,10 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
   "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>,
   "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
-  "landlock": {"read", "write", "tcp_ports"} | null (fallback tier)}`` with the write end of
-  the environment's log pipe attached, and, when ``netns``, an fd of the network namespace to
-  join.
+  "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
+  tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
+  with the write end of the environment's log pipe attached, and, when ``netns``, an fd of
+  the network namespace to join.
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
@@ -104,6 +105,8 @@ def _valid_spawn(request, fds):
         value = request.get(key)
         if value is not None and (not isinstance(value, int) or value <= 0):
             return f"{key} must be a positive integer or null"
+    if not isinstance(request.get("restrict_sockets", False), bool):
+        return "restrict_sockets must be a boolean"
     cgroups = request.get("cgroups") or []
     if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
         return "cgroups must be a list of paths"
@@ -459,7 +462,7 @@ class Zygote:
         if rules is not None:
             read = list(rules.get("read") or ()) + [b[0] for b in self._interpreter_binds]
             c.restrict_paths(read, rules.get("write") or (), rules.get("tcp_ports"))
-        c.install_seccomp()
+        c.install_seccomp(restrict_sockets=request.get("restrict_sockets", False))
 
 
 def _exec(argv, env):
