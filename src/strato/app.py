@@ -195,6 +195,8 @@ class Application:
             lambda version: str(self._codestore.unpacked(version.code)),
             keep_alive_s=settings.keep_alive_s,
             account_concurrency=settings.account_concurrency,
+            burst=settings.burst_concurrency,
+            burst_window_s=settings.burst_window_s,
             default_egress=settings.egress,
         )
         names: list[str] = []

@@ -27,6 +27,10 @@ class Settings:
     keep_alive_s: float = 300.0
     #: Account-wide limit of concurrent executions (GetAccountSettings reports it).
     account_concurrency: int = 1_000
+    #: New execution environments a function may get per ``burst_window_s`` (Lambda's
+    #: concurrency scaling rate: 1,000 every 10 seconds, refilled continuously).
+    burst_concurrency: int = 1_000
+    burst_window_s: float = 10.0
     #: Interpreters given explicitly, by Python version ("3.12" → path).
     interpreters: Mapping[str, str] = field(default_factory=dict)
     #: Enforce memory with cgroup v1 when the host offers it.
@@ -56,7 +60,8 @@ class Settings:
     ) -> Settings:
         """Build settings from ``STRATO_*`` variables, then ``overrides`` (CLI flags) on top.
 
-        ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime.
+        ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime;
+        ``STRATO_ACCOUNT_CONCURRENCY`` sets the account's concurrency limit.
         """
         env = os.environ if environ is None else environ
         values: dict[str, object] = {}

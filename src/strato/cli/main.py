@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.from_environment(
         host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive,
         sandbox="unconfined" if args.unsafe_no_sandbox else args.sandbox, egress=args.egress,
-        auth=args.auth,
+        auth=args.auth, account_concurrency=args.account_concurrency,
+        burst_concurrency=args.burst_concurrency,
     )
     if settings.auth not in AUTH_MODES:
         print(f"strato: STRATO_AUTH must be one of {', '.join(AUTH_MODES)}, not {settings.auth!r}",
@@ -149,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth", choices=AUTH_MODES, default=None,
                        help="API authentication: sigv4 (default; strato's access keys) or none "
                             "(unauthenticated, development only)")
+    serve.add_argument("--account-concurrency", type=int, default=None,
+                       help="the account's concurrent executions limit (default 1000)")
+    serve.add_argument("--burst-concurrency", type=int, default=None,
+                       help="new execution environments a function may get per 10 seconds "
+                            "(default 1000, Lambda's scaling rate)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)
