@@ -146,7 +146,7 @@ def test_map_keys_and_values(model: ServiceModel) -> None:
         "Value '{x=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy "
         "constraint: Map keys must satisfy constraint: [Member must have length less than or "
         "equal to 1024, Member must have length greater than or equal to 1, Member must satisfy "
-        "regular expression pattern: [0-9]+, Member must not be null]",
+        "regular expression pattern: [0-9]+]",
         "Value '{x=2.0}' at 'routingConfig.additionalVersionWeights' failed to satisfy "
         "constraint: Map value must satisfy constraint: [Member must have value less than or "
         "equal to 1.0, Member must have value greater than or equal to 0.0, "

@@ -93,7 +93,7 @@ def _check_value(shape: Shape, value: Any, path: str, items: list[str]) -> None:
             items.append(_item(shape, value, path, f"Member must {_all_of(element)}"))
     elif isinstance(shape, MapShape) and isinstance(value, Mapping):
         if any(_violations(shape.key, key) for key in value):
-            items.append(_item(shape, value, path, f"Map keys must {_all_of(shape.key)}"))
+            items.append(_item(shape, value, path, f"Map keys must {_all_of(shape.key, not_null=False)}"))
         if _is_container(shape.value):
             for key, item in value.items():
                 if item is not None:
@@ -123,8 +123,9 @@ def _violations(shape: Shape, value: Any) -> list[str]:
     return found
 
 
-def _all_of(shape: Shape) -> str:
-    """``satisfy constraint: [<every constraint of shape>, Member must not be null]``."""
+def _all_of(shape: Shape, *, not_null: bool = True) -> str:
+    """``satisfy constraint: [<every constraint of shape>, Member must not be null]``; map
+    keys (``not_null=False``) are listed without the last one, as AWS lists them."""
     texts: list[str] = []
     noun = "value" if shape.type_name in _NUMERIC else "length"
     for key, relation in (("max", "less than"), ("min", "greater than")):
@@ -135,7 +136,7 @@ def _all_of(shape: Shape) -> str:
         texts.append(f"Member must satisfy regular expression pattern: {shape.metadata['pattern']}")
     if shape.metadata.get("enum"):
         texts.append(f"Member must satisfy enum value set: [{', '.join(shape.metadata['enum'])}]")
-    if not shape.metadata.get("sensitive"):
+    if not_null and not shape.metadata.get("sensitive"):
         # Recorded: "[..., Member must not be null]" for Lambda's alias weights and CORS
         # methods, but no such entry for environment variable names, which are sensitive.
         texts.append(_NOT_NULL)

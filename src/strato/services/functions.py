@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 OnChange = Callable[[str], None]
 #: Fields of a version that are not its configuration: publishing compares the rest.
-_NOT_CONFIGURATION = ("version", "revision_id", "last_modified", "description", "state",
+_NOT_CONFIGURATION = ("version", "revision_id", "description", "state",
                       "state_reason", "state_reason_code", "last_update_status",
                       "last_update_status_reason", "last_update_status_reason_code")
 Defer = Callable[[Callable[[], None]], None]
@@ -323,7 +323,7 @@ class FunctionService:
         if revision_id is not None and revision_id != latest.revision_id:
             raise PreconditionFailedException(_REVISION_MISMATCH)
         newest = self._newest_published(ref.name)
-        if newest is not None and _same_configuration(latest, newest):
+        if newest is not None and _unchanged_since(latest, newest):
             return newest
         published = self._publish_snapshot(latest, newest, description)
         self._on_change(ref.name)
@@ -343,10 +343,11 @@ class FunctionService:
         """Store ``latest`` as the next version (its state as it is: a Pending snapshot is
         settled with ``$LATEST``)."""
         number = self._store.last_version_number(latest.name) + 1
+        # A version keeps the LastModified of the $LATEST it snapshots: that is how a later
+        # publish knows whether $LATEST changed since (see ``_unchanged_since``).
         record = latest.replace(
             version=str(number),
             revision_id=str(uuid.uuid4()),
-            last_modified=utcnow(),
             description=latest.description if description is None else description,
         )
         if record.last_update_status is LastUpdateStatus.IN_PROGRESS:
@@ -459,10 +460,11 @@ class FunctionService:
             log.warning("code store clean-up failed: %s", exc)
 
 
-def _same_configuration(a: FunctionVersion, b: FunctionVersion) -> bool:
-    """True when two versions have the same code and configuration (publishing ``a`` over
-    ``b`` would change nothing)."""
-    left, right = vars(a).copy(), vars(b).copy()
+def _unchanged_since(latest: FunctionVersion, published: FunctionVersion) -> bool:
+    """True when ``$LATEST`` was not updated since ``published`` was made from it, so that
+    publishing again would change nothing (AWS then answers with ``published``). Any update,
+    a description alone included, counts; the description given to PublishVersion does not."""
+    left, right = vars(latest).copy(), vars(published).copy()
     for name in _NOT_CONFIGURATION:
         left.pop(name, None)
         right.pop(name, None)
