@@ -279,7 +279,7 @@ def test_a_schema_3_file_keeps_its_data_when_migrated(db_path: Path) -> None:
     try:
         with raw(db_path) as conn:
             [[schema]] = conn.execute("SELECT MAX(version) FROM schema_version")
-        assert schema == len(MIGRATIONS) == 4
+        assert schema == len(MIGRATIONS) >= 4
         assert functions.get_version("fn", LATEST) == before["latest"]
         assert functions.get_version("fn", "2") == before["published"]
         assert functions.get_version("plain", LATEST) == before["plain"]

@@ -84,6 +84,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (function_name, qualifier)
         ) WITHOUT ROWID""",
     ),
+    (  # 5: asynchronous invocation settings (FunctionEventInvokeConfig), one per qualifier
+        """CREATE TABLE event_invoke_configs (
+            function_name TEXT NOT NULL REFERENCES functions (name) ON DELETE CASCADE,
+            qualifier TEXT NOT NULL,
+            record TEXT NOT NULL,
+            PRIMARY KEY (function_name, qualifier)
+        ) WITHOUT ROWID""",
+    ),
+    (  # 6: event source mappings (they outlive their function, as on AWS)
+        """CREATE TABLE event_source_mappings (
+            uuid TEXT PRIMARY KEY NOT NULL,
+            function_name TEXT NOT NULL,
+            event_source_arn TEXT NOT NULL,
+            record TEXT NOT NULL
+        ) WITHOUT ROWID""",
+        "CREATE INDEX event_source_mappings_by_function ON event_source_mappings (function_name)",
+    ),
 )
 
 BUSY_TIMEOUT_MS = 5_000

@@ -1,0 +1,1 @@
+"""Event source mappings: pollers that read queues and hand batches to functions."""

@@ -1,0 +1,1 @@
+"""Asynchronous delivery: durable events, the worker that runs them, retries, destinations."""
