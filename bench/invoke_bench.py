@@ -233,7 +233,7 @@ def routed_alias(client: Any, name: str) -> str:
     """Publish versions 1 and 2 of ``name`` and an alias sending 10% to version 2; returns
     ``name:alias`` (the spelling invokes use)."""
     client.publish_version(FunctionName=name)
-    client.update_function_configuration(FunctionName=name, Environment={"Variables": {"V": "2"}})
+    client.update_function_configuration(FunctionName=name, Environment={"Variables": {"VERSION": "2"}})
     client.get_waiter("function_updated_v2").wait(FunctionName=name)
     client.publish_version(FunctionName=name)
     client.create_alias(FunctionName=name, Name="live", FunctionVersion="1",
