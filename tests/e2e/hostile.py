@@ -1,6 +1,8 @@
 """Shared pieces of the hostile-input tests (``test_hostile_*.py``).
 
-- ``serve_tier``: a real ``strato serve`` confining environments with one sandbox tier.
+- ``serve_tier``: a real ``strato serve`` confining environments with one sandbox tier; once
+  it stops, none of the tmpfs mounts it made for fallback-tier TMPDIRs may remain
+  (``tmp_mounts``).
 - ``HostView``: what the host sees of a server's execution environments: its zygotes, the
   processes descending from them, the environments' cgroups and host uids.
 - ``PROBER``: a function that attempts hostile actions, one ``step`` after another, and
@@ -21,6 +23,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -119,6 +122,34 @@ def serve_tier(tier: str, tmp_path_factory: pytest.TempPathFactory, *, egress: s
     finally:
         client.close()
         stop_server(server)
+        _assert_no_tmp_mounts_left(server.process.pid)
+
+
+# --- mounts -------------------------------------------------------------------------------
+
+
+def tmp_mounts(server_pid: int | None = None) -> dict[str, str]:
+    """The fallback tier's TMPDIR mounts on the host (of every server, or of the one whose
+    pid is ``server_pid``: strato names its TMPDIRs' parent after its pid): mount point →
+    its file system type, mount options and file system options, as in
+    ``tmpfs rw,nosuid,nodev,relatime rw,size=524288k,mode=700,uid=…,gid=…``."""
+    marker = "/strato-env-tmp-" + (f"{server_pid}-" if server_pid is not None else "")
+    found = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        target = fields[4].replace("\\040", " ")
+        if marker in target:
+            after = fields[fields.index("-") + 1:]
+            found[target] = " ".join([after[0], fields[5], *after[2:]])
+    return found
+
+
+def _assert_no_tmp_mounts_left(server_pid: int) -> None:
+    """No mount of the stopped server may remain; detach any that did, then fail."""
+    leaked = tmp_mounts(server_pid)
+    for target in leaked:
+        subprocess.run(["umount", "-l", target], capture_output=True)
+    assert leaked == {}, f"the server left these mounts behind: {leaked}"
 
 
 # --- functions ----------------------------------------------------------------------------
@@ -372,6 +403,24 @@ def unix(path, timeout=1.0):
         return "reached " + sock.recv(64).decode("latin-1").strip()
 
 
+def make_socket(family, kind, proto=0):
+    """socket(2) with these numbers; "made" if the kernel (and the filter) allowed it."""
+    socket.socket(family, kind, proto).close()
+    return "made"
+
+
+def make_socketpair(kind):
+    """socketpair(2) of AF_UNIX and this type, with one message through it."""
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    with a, b:
+        a.send(b"ping")
+        return b.recv(16).decode()
+
+
+def leave(status):
+    os._exit(status)
+
+
 def ptrace(pid):
     return syscall("ptrace", PTRACE_ATTACH, pid, 0, 0)
 
@@ -448,6 +497,7 @@ def fill(directory, megabytes):
 
 ACTIONS = {"read": read, "list": listdir, "write": write, "overwrite": overwrite,
            "connect": connect, "connect_many": connect_many, "udp": udp, "unix": unix,
+           "socket": make_socket, "socketpair": make_socketpair, "exit": leave,
            "ptrace": ptrace, "refused": refused, "identity": identity,
            "secret_in_memory": secret_in_memory, "fill": fill}
 

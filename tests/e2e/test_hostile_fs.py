@@ -14,7 +14,13 @@ system calls (EPERM) in both.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import errno
 import hashlib
+import logging
+import os
+import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +29,11 @@ from typing import Any
 
 import pytest
 
+from strato.errors import SandboxError
+from strato.sandbox.base import EGRESS_NONE, EnvironmentSpec, ExitStatus
+from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.local import ProcessSandbox, TmpfsMounts
+from strato.sandbox.tiers import Tier
 from strato.sandbox.uids import FIRST_UID, POOL_SIZE
 from tests.e2e.hostile import (
     PROBER,
@@ -31,9 +42,12 @@ from tests.e2e.hostile import (
     create,
     denied,
     host_ids,
+    invoke,
     probe,
     serve_tier,
+    tmp_mounts,
     unique,
+    wait_until,
 )
 
 #: What a denied path gives in each tier.
@@ -282,12 +296,9 @@ def test_concurrent_environments_run_as_different_host_uids(hostile: TierServer)
     _assert_one_uid_per_environment(hostile)
 
 
-def test_tmp_is_limited_to_ephemeral_storage(request: pytest.FixtureRequest, hostile: TierServer) -> None:
+def test_tmp_is_limited_to_ephemeral_storage(hostile: TierServer) -> None:
     """600 MB into a 512 MB /tmp ends in ENOSPC. MemorySize is large enough that memory is
     not what stops it (see test_hostile_faults for /tmp and memory)."""
-    if hostile.tier == "fallback":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known gap of the fallback tier: its TMPDIR is a host directory with no size limit (docs/security.md)")))
     name = unique("filler")
     create(hostile.client, name, {"app.py": PROBER}, MemorySize=1024, Timeout=60,
            EphemeralStorage={"Size": 512})
@@ -296,3 +307,102 @@ def test_tmp_is_limited_to_ephemeral_storage(request: pytest.FixtureRequest, hos
     assert outcome["ok"], outcome
     assert outcome["result"]["stopped"] == "ENOSPC", outcome
     assert 500 <= outcome["result"]["megabytes"] <= 512, outcome
+
+
+def test_fallback_tmp_is_a_private_tmpfs_that_goes_with_its_environment(hostile: TierServer) -> None:
+    """In the fallback tier TMPDIR is a tmpfs of EphemeralStorage's size, mode 0700 and owned
+    by the environment's uid; when the environment ends, the mount and the directory go."""
+    if hostile.tier != "fallback":
+        pytest.skip("the namespaces tier's /tmp lives and dies with its mount namespace")
+    name = unique("tmpfs")
+    create(hostile.client, name, {"app.py": PROBER}, EphemeralStorage={"Size": 600})
+    own = _identity(hostile, name)
+    mounts = tmp_mounts(hostile.pid)
+    assert own["tmp"] in mounts, mounts
+    fstype, mount_options, options = mounts[own["tmp"]].split(" ")
+    assert fstype == "tmpfs"
+    assert {"nosuid", "nodev"} <= set(mount_options.split(",")), mount_options
+    assert {"size=614400k", "mode=700", f"uid={own['uid']}", f"gid={own['gid']}"} \
+        <= set(options.split(",")), options
+    info = os.stat(own["tmp"])
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (own["uid"], 0o700)
+    response, _ = invoke(hostile.client, name, {"steps": [["exit", 3]]})
+    assert response["FunctionError"] == "Unhandled"
+    wait_until(lambda: own["tmp"] not in tmp_mounts(hostile.pid)
+               and not os.path.lexists(own["tmp"]), timeout=15,
+               what="the TMPDIR of an ended environment")
+
+
+def test_fallback_tmp_mounts_outlive_neither_a_failed_start_nor_the_sandbox(tmp_path: Path) -> None:
+    """The sandbox driven directly, in this process: a start whose setup fails in the child
+    leaves no mount; closing the sandbox under a live environment unmounts its TMPDIR and
+    removes every directory the sandbox made below /tmp."""
+    if os.geteuid() != 0:
+        pytest.skip("TMPDIR mounts need root")
+    spec = EnvironmentSpec("failing", None, ("/bin/sleep", "60"), {}, str(tmp_path / "missing"),
+                           memory_mb=128, tmp_mb=512, egress=EGRESS_NONE)
+    mine = f"/tmp/strato-env-tmp-{os.getpid()}-"
+
+    async def scenario() -> None:
+        sandbox = ProcessSandbox(InterpreterRegistry(), tier=Tier.FALLBACK,
+                                 work_dir=str(tmp_path / "work"), use_cgroups=False)
+        if "TMPDIR on a tmpfs" not in sandbox.description:
+            await sandbox.close()
+            pytest.skip(f"this host does not let strato mount: {sandbox.description}")
+        live = None
+        try:
+            with pytest.raises(SandboxError, match="chdir"):
+                await sandbox.start(spec)
+            assert tmp_mounts(os.getpid()) == {}
+            live = await sandbox.start(dataclasses.replace(spec, env_id="live", cwd="/"))
+            assert [Path(p).name for p in tmp_mounts(os.getpid())] == ["live"]
+        finally:
+            await sandbox.close()
+            if live is not None:
+                live.release()
+        assert tmp_mounts(os.getpid()) == {}
+
+    asyncio.run(scenario())
+    assert not [p for p in Path("/tmp").iterdir() if str(p).startswith(mine)]
+
+
+def test_fallback_tmp_without_mounting_is_an_unlimited_directory_and_one_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Where strato may not mount (EPERM: a container without CAP_SYS_ADMIN), TMPDIR is the
+    plain directory, still the environment's own (0700, its uid), and strato says so once."""
+    if os.geteuid() != 0:
+        pytest.skip("TMPDIR mounts and distinct uids need root")
+
+    def refuse(self: TmpfsMounts, path: str, size_mb: int, uid: int, gid: int) -> None:
+        raise OSError(errno.EPERM, f"mount a tmpfs on {path}: {os.strerror(errno.EPERM)}")
+
+    monkeypatch.setattr(TmpfsMounts, "mount", refuse)
+    spec = EnvironmentSpec("plain", None, ("/bin/sh", "-c", 'stat -c "%u %a" "$TMPDIR"'),
+                           {"PATH": "/usr/bin:/bin"}, "/", memory_mb=256, tmp_mb=512,
+                           egress=EGRESS_NONE)
+
+    async def scenario() -> list[str]:
+        sandbox = ProcessSandbox(InterpreterRegistry(), tier=Tier.FALLBACK,
+                                 work_dir=str(tmp_path / "work"), use_cgroups=False, landlock=False)
+        outputs = []
+        try:
+            assert "TMPDIR unlimited in size" in sandbox.description
+            for env_id in ("plain-1", "plain-2"):
+                process = await sandbox.start(dataclasses.replace(spec, env_id=env_id))
+                try:
+                    assert await process.exited == ExitStatus(0, None)
+                    outputs.append(os.read(process.log_fd, 4096).decode().strip())
+                    assert tmp_mounts(os.getpid()) == {}
+                finally:
+                    process.release()
+        finally:
+            await sandbox.close()
+        return outputs
+
+    with caplog.at_level(logging.WARNING, logger="strato.sandbox.local"):
+        outputs = asyncio.run(scenario())
+    assert len({output.split()[0] for output in outputs}) == 2, outputs  # two uids
+    assert all(output.split()[1] == "700" and int(output.split()[0]) >= FIRST_UID
+               for output in outputs), outputs
+    warnings = [r.getMessage() for r in caplog.records if "TMPDIR" in r.getMessage()]
+    assert len(warnings) == 1 and "Operation not permitted" in warnings[0], warnings

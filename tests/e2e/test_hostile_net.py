@@ -3,8 +3,10 @@ unix sockets), the metadata address; in the namespaces tier with egress ``none``
 ``internet``, and in the fallback tier with egress ``none``.
 
 The fallback tier shares the host's network; with egress ``none`` Landlock limits TCP connect
-to the environment's own Runtime API port. Its ``internet`` mode leaves the host's network
-wide open by design (no firewall without a network namespace), so it is not tested here.
+to the environment's own Runtime API port, and the seccomp filter lets it make no socket but
+TCP ones and connected unix pairs (no UDP, no unix socket that could reach the host's). Its
+``internet`` mode leaves the host's network wide open by design (no firewall without a
+network namespace), so it is not tested here.
 
 In internet mode a "remote host" (a network namespace behind a veth pair, as in
 ``tests/integration/test_network.py``) plays the internet: reaching it proves that egress
@@ -27,7 +29,16 @@ from typing import Any
 import pytest
 
 from strato.sandbox.network import EgressConfig, EgressNetwork
-from tests.e2e.hostile import PROBER, TierServer, create, open_up, probe, serve_tier, unique
+from tests.e2e.hostile import (
+    PROBER,
+    TierServer,
+    create,
+    denied,
+    open_up,
+    probe,
+    serve_tier,
+    unique,
+)
 
 MODES = [("namespaces", "none"), ("namespaces", "internet"), ("fallback", "none")]
 TAG = os.getpid() % 250 + 1
@@ -230,24 +241,20 @@ def test_metadata_and_link_local_addresses_are_out_of_reach(hostile: TierServer,
     _internet_control(hostile, prober)
 
 
-def test_udp_to_the_host_is_not_delivered(request: pytest.FixtureRequest, hostile: TierServer, prober: str,
+def test_udp_to_the_host_is_not_delivered(hostile: TierServer, prober: str,
                                           services: Services) -> None:
     """UDP is not TCP: Landlock has no rule for it. Whatever the function manages to send,
-    nothing may arrive at a host service."""
-    if hostile.tier == "fallback":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known gap of the fallback tier: Landlock does not govern UDP (docs/security.md)")))
+    nothing may arrive at a host service (in the fallback tier, it cannot make the socket)."""
     text = unique("udp-from-a-function")
     steps = [("udp", address, port, text) for address, port in _targets(hostile, services.udp_port)]
-    probe(hostile.client, prober, *steps)
+    outcomes = probe(hostile.client, prober, *steps)
     assert text.encode() not in services.datagrams()
-
-
-def test_host_unix_sockets_are_out_of_reach(request: pytest.FixtureRequest, hostile: TierServer, prober: str,
-                                            services: Services) -> None:
     if hostile.tier == "fallback":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known gap of the fallback tier: Landlock does not govern connecting to a host unix socket (docs/security.md)")))
+        assert all(outcome.get("errno") == "EPERM" for outcome in outcomes), outcomes
+
+
+def test_host_unix_sockets_are_out_of_reach(hostile: TierServer, prober: str,
+                                            services: Services) -> None:
     for address in (services.unix, "\0" + services.abstract[1:]):
         with socket.socket(socket.AF_UNIX) as sock:  # both answer the host
             sock.connect(address)
@@ -261,4 +268,43 @@ def test_host_unix_sockets_are_out_of_reach(request: pytest.FixtureRequest, host
         # namespace, not in its own.
         assert (path["errno"], abstract["errno"]) == ("ENOENT", "ECONNREFUSED")
     else:
-        assert abstract["errno"] == "EPERM"  # Landlock's scope (ABI 6)
+        # Seccomp: no AF_UNIX socket (and Landlock's scope, from ABI 6, for abstract names).
+        assert (path["errno"], abstract["errno"]) == ("EPERM", "EPERM")
+
+
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 1, 2, 10, 16, 17
+SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
+SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
+IPPROTO_TCP, IPPROTO_UDP, IPPROTO_MPTCP = 6, 17, 262
+#: Sockets a function makes; in the fallback tier with egress ``none`` those of MADE only.
+MADE = [("socket", AF_INET, SOCK_STREAM), ("socket", AF_INET6, SOCK_STREAM),
+        ("socket", AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC),
+        ("socket", AF_INET, SOCK_STREAM, IPPROTO_TCP),
+        ("socketpair", SOCK_STREAM), ("socketpair", SOCK_SEQPACKET)]
+REFUSED = [("socket", AF_INET, SOCK_DGRAM), ("socket", AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC),
+           ("socket", AF_INET, SOCK_STREAM, IPPROTO_UDP),
+           ("socket", AF_INET, SOCK_STREAM, IPPROTO_MPTCP), ("socket", AF_INET, SOCK_RAW),
+           ("socket", AF_UNIX, SOCK_STREAM), ("socket", AF_UNIX, SOCK_DGRAM),
+           ("socket", AF_NETLINK, SOCK_RAW), ("socket", AF_PACKET, SOCK_DGRAM),
+           ("socketpair", SOCK_DGRAM)]
+#: Refused to an unprivileged process by the kernel itself (CAP_NET_RAW), in every tier.
+PRIVILEGED = {("socket", AF_INET, SOCK_RAW), ("socket", AF_PACKET, SOCK_DGRAM)}
+
+
+def test_which_sockets_a_function_can_make(hostile: TierServer, prober: str) -> None:
+    """The fallback tier (egress ``none``) refuses every socket but TCP ones and connected
+    unix pairs (a datagram pair could send to any unix socket by its path); the namespaces
+    tier, in a network namespace of its own, refuses none."""
+    made = probe(hostile.client, prober, *MADE)
+    for step, outcome in zip(MADE, made, strict=True):
+        # An IPv6 socket needs IPv6 in the kernel.
+        assert outcome["ok"] or (step[1] == AF_INET6 and outcome["errno"] == "EAFNOSUPPORT"), \
+            (step, outcome)
+        if step[0] == "socketpair":
+            assert outcome["result"] == "ping", outcome
+    refused = probe(hostile.client, prober, *REFUSED)
+    for step, outcome in zip(REFUSED, refused, strict=True):
+        if hostile.tier == "fallback":
+            assert denied(outcome, "EPERM"), (step, outcome)
+        elif step not in PRIVILEGED:
+            assert outcome.get("errno") != "EPERM", (step, outcome)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -155,6 +157,27 @@ def test_uids_are_distinct_and_reused_last() -> None:
     pool.release(a)  # idempotent
     assert pool.acquire() == a
     assert pool.in_use == 3
+
+
+def test_servers_on_one_host_claim_disjoint_uid_blocks(tmp_path: Path) -> None:
+    """Each claim holds its block until its lock is closed (the process exits); a claim
+    running in another process cannot take a held block."""
+    lock_dir = str(tmp_path / "locks")
+    first = UidPool.claim(lock_dir, first=1000, size=300, block=100)
+    script = (
+        "import sys\nfrom strato.sandbox.uids import UidPool\n"
+        f"p = UidPool.claim({lock_dir!r}, first=1000, size=300, block=100)\n"
+        "print(p.acquire())\n"
+    )
+    other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True)
+    assert first.acquire() == 1000
+    assert int(other.stdout) == 1100  # the next block: the first is held
+    assert first.lock_fd is not None
+    os.close(first.lock_fd)
+    again = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           check=True)
+    assert int(again.stdout) == 1000  # released with its holder
 
 
 def test_root_plan_never_binds_the_host_root_or_private_dirs() -> None:

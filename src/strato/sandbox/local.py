@@ -198,13 +198,13 @@ class ProcessSandbox:
         self._limit_cpu = limit_cpu
         self._network = network
         self._landlock = landlock
-        self._uids = UidPool() if os.geteuid() == 0 and tier is not Tier.UNCONFINED else None
+        self._uids = UidPool.claim() if os.geteuid() == 0 and tier is not Tier.UNCONFINED else None
         self._work_dir = work_dir
         self._staging = os.path.join(work_dir, "root")
         os.makedirs(self._staging, mode=0o700, exist_ok=True)
         # The fallback tier's temporary directories must be reachable by environments' uids
-        # whatever the modes above the data dir: they live below the host's /tmp.
-        # The server's pid in the name says whose mounts are below it.
+        # whatever the modes above the data dir: they live below the host's /tmp, in a
+        # directory whose name says which strato process made it (and the mounts below it).
         self._tmp_root = tempfile.mkdtemp(prefix=f"strato-env-tmp-{os.getpid()}-")
         os.chmod(self._tmp_root, 0o711)
         # Fallback tier as root: tmpfs mounts for TMPDIRs, made while the probe and every
