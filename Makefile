@@ -9,7 +9,7 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test lint bench soak clean
+.PHONY: run test lint bench soak crash-soak clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,11 +36,18 @@ bench: $(VENV)/.dev
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
+	$(BIN)/python bench/sqs_bench.py
+	$(BIN)/python bench/async_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the
 # platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).
 soak: $(VENV)/.dev
 	$(BIN)/python bench/soak.py $(if $(INVOCATIONS),--invocations $(INVOCATIONS))
+
+# SIGKILLs a server at random moments, LOOPS times (default 500), under asynchronous invokes and
+# SQS messages, a share of them poison: fails if accepted work was lost (duplicates are counted).
+crash-soak: $(VENV)/.dev
+	$(BIN)/python bench/crash_soak.py $(if $(LOOPS),--loops $(LOOPS))
 
 clean:
 	rm -rf $(VENV) $(DATA) build *.egg-info src/*.egg-info

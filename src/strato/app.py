@@ -20,16 +20,33 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from strato.api.event_accept import EventAcceptor
+from strato.api.event_invoke_api import EventInvokeConfigOperations
 from strato.api.http import Request, serve
 from strato.api.lambda_api import LambdaOperations
+from strato.api.ledger_api import LedgerApi
 from strato.api.logs_api import LogsApi
+from strato.api.mapping_operations import MappingOperations
 from strato.api.server import ApiServer
+from strato.api.sqs_api import SqsApi
 from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.config import Settings
-from strato.domain.models import CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
+from strato.domain.clock import Clock, ScaledClock, SystemClock
+from strato.domain.event_source_mappings import EventSourceMapping
+from strato.domain.models import LATEST, CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
 from strato.errors import CodeStoreError
+from strato.event_sources.invoker import ServiceInvoker
+from strato.event_sources.manager import PollerManager
+from strato.event_sources.sqs_poller import SqsPoller
+from strato.queue.builtin import BuiltinQueueClient
+from strato.queue.client import QueueRouter
+from strato.queue.destinations import DestinationSender
+from strato.queue.external import ExternalQueueClient
+from strato.queue.sqlite_events import SqliteEventStore
+from strato.queue.worker import AsyncWorker, FunctionTarget
+from strato.queue.writer import EventWriter
 from strato.sandbox import tiers
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.interpreters import InterpreterRegistry
@@ -39,18 +56,25 @@ from strato.sandbox.network_pool import NetnsPool
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.aliases import AliasService
 from strato.services.applier import EntryApplier
+from strato.services.async_invocations import AsyncInvocationService
 from strato.services.authorization import Authorizer, ResourcePolicyCache
 from strato.services.concurrency import ConcurrencyService, ProvisionedState
+from strato.services.event_invoke_configs import EventInvokeConfigCache, EventInvokeConfigService
+from strato.services.event_source_mappings import EventSourceMappingService
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.permissions import PermissionService
-from strato.services.registry import FunctionRegistry, load_entry
+from strato.services.queues import QueueService
+from strato.services.registry import FunctionRegistry, load_entry, resolve
 from strato.services.tags import TagService
 from strato.store.log_writer import BatchingLogWriter
 from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
 from strato.store.sqlite_aliases import SqliteAliasStore, SqliteProvisionedStore
+from strato.store.sqlite_event_invoke_configs import SqliteEventInvokeConfigStore
+from strato.store.sqlite_mappings import SqliteEventSourceMappingStore
 from strato.store.sqlite_policies import SqlitePolicyStore
+from strato.store.sqlite_queues import SqliteQueueStore
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +193,9 @@ class Application:
         os.umask(0o077)
         data.mkdir(parents=True, exist_ok=True)
         self._url_key = _secret(data / "code-url.key")
+        #: The engine's clock: ages, retry waits, leases (``--time-scale`` speeds it up).
+        self.clock: Clock = (ScaledClock(settings.time_scale) if settings.time_scale != 1.0
+                             else SystemClock())
         box = SecretBox(master_key(data / MASTER_KEY_FILE))  # seals environment variables
         self._function_store = SqliteFunctionStore(data / "state.db", box=box)
         self._log_store = SqliteLogStore(data / "state.db")
@@ -188,6 +215,11 @@ class Application:
         self._log_writer = BatchingLogWriter(self._log_store)
         self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
         self._queries = ThreadPoolExecutor(2, thread_name_prefix="strato-query")
+        #: strato's built-in SQS-compatible queues (their own file, ``queues.db``): served on
+        #: the API as SQS, and used by the engine through ``builtin_queues`` (a QueueClient).
+        self.queue_service = QueueService(SqliteQueueStore(data / "queues.db"), self.clock,
+                                          settings.account_id)
+        self.builtin_queues = BuiltinQueueClient(self.queue_service, sender_id=settings.account_id)
         self._pool = EnvironmentPool(
             self._sandbox,
             self._log_writer,
@@ -219,12 +251,19 @@ class Application:
             lambda function, qualifier: self._provisioned_state(loop, function, qualifier),
         )
 
+        self._event_config_store = SqliteEventInvokeConfigStore(data / "state.db")
+        self._event_configs = EventInvokeConfigCache(self._event_config_store.list_configs())
+        event_configs = EventInvokeConfigService(self._event_config_store, self._function_store,
+                                                 self._alias_store, self._event_configs)
+
         def qualifier_deleted(name: str, qualifier: str | None) -> None:
             if qualifier is None:
                 permissions.function_deleted(name)
+                event_configs.function_deleted(name)
                 return
             permissions.qualifier_deleted(name, qualifier)
             concurrency.qualifier_deleted(name, qualifier)
+            event_configs.qualifier_deleted(name, qualifier)
 
         functions = FunctionService(
             self._function_store,
@@ -249,6 +288,9 @@ class Application:
             aliases=aliases, concurrency=concurrency, tags=TagService(self._function_store),
         )
         invocations = InvocationService(self._registry, self._pool)
+        self._start_event_sources(loop, functions, invocations, operations)
+        operations.table.update(EventInvokeConfigOperations(event_configs).table)
+        acceptor, ledger = await self._start_async(invocations)
         logs_api = LogsApi(self._log_store, self._queries)
         verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
         if settings.auth != "none":
@@ -263,10 +305,84 @@ class Application:
             verifier=verifier,
             authorizer=self.authorizer,
             logs_api=logs_api.handle,
+            sqs_api=SqsApi(self.queue_service, authorizer=self.authorizer),
+            events=acceptor,
+            signed_internal={"events": ledger.handle},
         )
         self._server = await serve(api.handle, api.body_limit, settings.host, settings.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("sandbox: %s", self._sandbox.description)
+
+    def _async_target(self, name: str, qualifier: str | None) -> FunctionTarget | None:
+        """What an asynchronous event of ``name`` through ``qualifier`` runs on now (read
+        on the loop's thread from the registry and the event invoke configs)."""
+        entry = self._registry.get(name)
+        record = None if entry is None else resolve(entry, qualifier)
+        if entry is None or record is None:
+            return None
+        return FunctionTarget(record, entry.reserved_concurrency,
+                              self._event_configs.get(name, qualifier or LATEST))
+
+    async def _start_async(self, invocations: InvocationService) -> tuple[EventAcceptor, LedgerApi]:
+        """Asynchronous invocation: its queue (``events.db``, written through one
+        group-commit writer), the worker that runs it, the sender of destination records and
+        dead letters, and the edges that accept events and show the ledger."""
+        settings = self.settings
+        self._event_store = SqliteEventStore(settings.data_dir / "events.db")
+        self._event_writer = EventWriter(self._event_store)
+
+        def exists(name: str, qualifier: str | None) -> bool:
+            return self._async_target(name, qualifier) is not None
+
+        self._async_worker = AsyncWorker(
+            self._event_writer, self._async_target, self._pool.invoke, self.clock,
+            account=settings.account_id, account_concurrency=settings.account_concurrency,
+            time_scale=settings.time_scale, on_deliveries=lambda: self._destinations.notify())
+        # Destination and dead-letter queues go through ``self.queues`` (the QueueRouter);
+        # while there is none, SQS deliveries fail and are retried.
+        self._destinations = DestinationSender(
+            self._event_writer, lambda: getattr(self, "queues", None), exists,
+            self._async_worker.notify, self.clock, time_scale=settings.time_scale)
+        await self._async_worker.start()
+        self._destinations.start()
+        accepted = AsyncInvocationService(invocations, self._event_writer, self.clock,
+                                          self._async_worker.notify)
+        ledger = LedgerApi(self._event_store, self._event_writer, self._queries, self.clock,
+                           function_exists=exists, on_redrive=self._async_worker.notify,
+                           authorizer=self.authorizer)
+        return EventAcceptor(accepted), ledger
+
+    def _start_event_sources(self, loop: asyncio.AbstractEventLoop, functions: FunctionService,
+                             invocations: InvocationService, operations: LambdaOperations) -> None:
+        """Event source mappings: the queues they poll (strato's own account's are built in,
+        other accounts' on ``--sqs-endpoint``), their service on the control-plane thread
+        (its operations join the Lambda API's table) and their pollers on the loop."""
+        settings = self.settings
+        external = None
+        if settings.sqs_endpoint:
+            external = ExternalQueueClient(
+                settings.sqs_endpoint, region=settings.sqs_region or settings.default_region,
+                access_key_id=settings.sqs_access_key_id,
+                secret_access_key=settings.sqs_secret_access_key)
+        self._external_queues = external
+        self.queues = QueueRouter(settings.account_id, builtin=self.builtin_queues, external=external)
+        invoker = ServiceInvoker(invocations)
+        self._pollers = PollerManager(lambda mapping: SqsPoller(
+            mapping, self.queues, invoker, settings.account_id, clock=self.clock))
+        self._mapping_store = SqliteEventSourceMappingStore(settings.data_dir / "state.db")
+
+        def queue_attributes(queue_arn: str) -> dict[str, str]:
+            return asyncio.run_coroutine_threadsafe(self.queues.attributes(queue_arn),
+                                                    loop).result(timeout=30)
+
+        def mapping_changed(uuid: str, mapping: EventSourceMapping | None) -> None:
+            loop.call_soon_threadsafe(self._pollers.apply, uuid, mapping)
+
+        mappings = EventSourceMappingService(self._mapping_store, functions.get,
+                                             queue_attributes, mapping_changed, self._defer)
+        operations.table.update(MappingOperations(mappings).table)
+        for mapping in mappings.recover():
+            self._pollers.apply(mapping.uuid, mapping)
 
     def _make_sandbox(self, settings: Settings, data: Path) -> ProcessSandbox:
         """Probe the host, pick the sandbox tier, say loudly when it is not the default."""
@@ -330,6 +446,12 @@ class Application:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self._pollers.close()
+        # Before the pool: invocations cut short by shutdown are not outcomes of their events.
+        await self._async_worker.stop()
+        await self._destinations.stop()
+        await self._event_writer.close()
+        await self.queue_service.close()
         await self._pool.close()
         await self._sandbox.close()
         if self._netns_pool is not None:
@@ -343,4 +465,10 @@ class Application:
         self._log_store.close()
         self._policy_store.close()
         self._alias_store.close()
+        self._mapping_store.close()
+        self._event_config_store.close()
+        self._event_store.close()
+        if self._external_queues is not None:
+            self._external_queues.close()
         self._provisioned_store.close()
+

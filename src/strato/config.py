@@ -53,6 +53,18 @@ class Settings:
     #: ``ACCESS_KEY_ID:SECRET`` of an administrator key pair to create at start
     #: (``STRATO_ADMIN_CREDENTIALS``); none is generated then.
     admin_credentials: str | None = field(default=None, repr=False)
+    #: How much faster than real time strato's engine clock runs (``STRATO_TIME_SCALE``,
+    #: ``--time-scale``): waits of the asynchronous path (retries after 1 and 2 minutes,
+    #: backoff, event ages) pass ``time_scale`` times faster. 1.0 is real time.
+    time_scale: float = 1.0
+    #: An external SQS-compatible endpoint (``STRATO_SQS_ENDPOINT``, ``--sqs-endpoint``): the
+    #: queues of accounts other than strato's are reached there. ``STRATO_SQS_REGION``
+    #: (default: ``default_region``) and ``STRATO_SQS_ACCESS_KEY_ID``/
+    #: ``STRATO_SQS_SECRET_ACCESS_KEY`` (default: botocore's credential chain) sign its calls.
+    sqs_endpoint: str | None = None
+    sqs_region: str | None = None
+    sqs_access_key_id: str | None = field(default=None, repr=False)
+    sqs_secret_access_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_environment(
@@ -93,6 +105,14 @@ class Settings:
             values["auth"] = env["STRATO_AUTH"]
         if env.get("STRATO_ADMIN_CREDENTIALS"):
             values["admin_credentials"] = env["STRATO_ADMIN_CREDENTIALS"]
+        if "STRATO_TIME_SCALE" in env:
+            values["time_scale"] = float(env["STRATO_TIME_SCALE"])
+        for variable, name in (("STRATO_SQS_ENDPOINT", "sqs_endpoint"),
+                               ("STRATO_SQS_REGION", "sqs_region"),
+                               ("STRATO_SQS_ACCESS_KEY_ID", "sqs_access_key_id"),
+                               ("STRATO_SQS_SECRET_ACCESS_KEY", "sqs_secret_access_key")):
+            if env.get(variable):
+                values[name] = env[variable]
         interpreters = {
             key.removeprefix("STRATO_PYTHON_").replace("_", "."): value
             for key, value in env.items()

@@ -1,5 +1,6 @@
 """AWS's recorded responses for versions, aliases, concurrency and tags
-(``aws_versions_expectations.json``), the checks that hold strato's answers against them, and
+(``aws_versions_expectations.json``) and event source mappings (``aws_esm_expectations.json``),
+the checks that hold strato's answers against them, and
 a handler that reports what ran.
 
 A recorded value is a template: ``<<region>>``, ``<<account>>``, ``<<function_name>>`` and the
@@ -23,9 +24,11 @@ from botocore.exceptions import ClientError
 from strato.config import DEFAULT_ACCOUNT
 from tests.e2e.test_permissions_api import raw_bodies
 
-RECORDINGS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "aws_versions_expectations.json").read_text()
-)["expectations"]
+RECORDINGS: dict[str, Any] = {
+    key: value
+    for file in ("aws_versions_expectations.json", "aws_esm_expectations.json")
+    for key, value in json.loads((Path(__file__).parent / file).read_text())["expectations"].items()
+}
 REGION = "us-east-1"
 #: The e2e servers inherit this process's environment, so their account is the configured one.
 ACCOUNT = os.environ.get("STRATO_ACCOUNT_ID", DEFAULT_ACCOUNT)

@@ -105,6 +105,7 @@ class LambdaOperations:
         environment = params.get("Environment")
         ephemeral = params.get("EphemeralStorage")
         vpc = params.get("VpcConfig")
+        dead_letter = params.get("DeadLetterConfig")
         return ConfigurationChanges(
             runtime=params.get("Runtime"),
             handler=params.get("Handler"),
@@ -119,6 +120,8 @@ class LambdaOperations:
                 security_group_ids=tuple(vpc.get("SecurityGroupIds") or ()),
                 ipv6_allowed_for_dual_stack=bool(vpc.get("Ipv6AllowedForDualStack", False)),
             ),
+            # DeadLetterConfig={} or an empty TargetArn removes the dead-letter queue.
+            dead_letter_target=None if dead_letter is None else dead_letter.get("TargetArn") or "",
         )
 
     def create_function(self, params: Params, ctx: CallContext) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from strato.domain.arns import Scope
+from strato.domain.event_source_mappings import EventSourceMapping, mapping_arn
 from strato.domain.models import Alias, FunctionVersion, format_last_modified
 from strato.domain.permissions import (
     POLICY_ID,
@@ -59,6 +60,8 @@ def function_configuration(
             "VpcId": "vpc-strato",
             "Ipv6AllowedForDualStack": record.vpc_config.ipv6_allowed_for_dual_stack,
         }
+    if record.dead_letter_target:
+        config["DeadLetterConfig"] = {"TargetArn": record.dead_letter_target}
     optional = {
         "StateReason": record.state_reason,
         "StateReasonCode": record.state_reason_code,
@@ -117,3 +120,26 @@ def policy_document(policy: ResourcePolicy, resource_arn: str) -> dict[str, Any]
 def compact_json(document: dict[str, Any]) -> str:
     """JSON as AWS embeds it in a string member (``Policy``, ``Statement``): no spaces."""
     return json.dumps(document, separators=(",", ":"))
+
+
+def event_source_mapping_configuration(mapping: EventSourceMapping, scope: Scope) -> dict[str, Any]:
+    """``EventSourceMappingConfiguration`` of an SQS mapping, with the members AWS answers
+    for one (``FilterCriteria`` and ``ScalingConfig`` only when set); ``FunctionArn`` is
+    qualified when the mapping's function name was."""
+    config: dict[str, Any] = {
+        "UUID": mapping.uuid,
+        "BatchSize": mapping.batch_size,
+        "MaximumBatchingWindowInSeconds": mapping.maximum_batching_window_s,
+        "EventSourceArn": mapping.event_source_arn,
+        "FunctionArn": scope.function_arn(mapping.function_name, mapping.qualifier),
+        "LastModified": mapping.last_modified,
+        "State": mapping.state.value,
+        "StateTransitionReason": mapping.state_transition_reason,
+        "FunctionResponseTypes": list(mapping.function_response_types),
+        "EventSourceMappingArn": mapping_arn(scope.region, scope.account, mapping.uuid),
+    }
+    if mapping.filter_patterns:
+        config["FilterCriteria"] = {"Filters": [{"Pattern": p} for p in mapping.filter_patterns]}
+    if mapping.maximum_concurrency is not None:
+        config["ScalingConfig"] = {"MaximumConcurrency": mapping.maximum_concurrency}
+    return config

@@ -6,12 +6,15 @@ principal it acts as, or a 403 in AWS's words), then, once its operation and tar
 authorised (``authorizer(principal, action, resource_arn)``, which raises to deny). A request
 over its body limit is answered 413 before authentication: its body was dropped unread, so its
 signature cannot be checked, and nothing runs. ``/_strato/`` routes carry their own checks
-(code URLs are signed by strato) or need none (health).
+(code URLs are signed by strato), need none (health), or are ``signed_internal`` ones (the
+event ledger): SigV4-authenticated here, authorised by the route itself.
 
 Invoke has its own path through this module (no routing table, no thread hop): the function is
-resolved in memory and the invocation handed to the pool on the event loop's thread. Every
-other Lambda operation is routed with botocore's model, parsed, validated, and run on the
-single control-plane thread; its result is serialised back on the loop.
+resolved in memory and the invocation handed to the pool on the event loop's thread; an
+asynchronous one (``InvocationType=Event``, or the legacy InvokeAsync) is handed to the
+``EventAcceptor``, which answers 202 once the event is stored. Every other Lambda operation
+is routed with botocore's model, parsed, validated, and run on the single control-plane
+thread; its result is serialised back on the loop.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import botocore.session
 from botocore.model import OperationModel
 
 from strato.api import json_protocol, rest_json
+from strato.api.event_accept import EventAcceptor
 from strato.api.http import Request, Responder
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.routing import Router
+from strato.api.sqs_api import SqsApi
 from strato.api.validation import validate
 from strato.auth.sigv4 import SigV4Verifier
 from strato.domain import limits
@@ -45,12 +50,14 @@ from strato.domain.errors import (
     ValidationException,
 )
 from strato.domain.principals import Principal, anonymous_admin
+from strato.domain.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
 from strato.scheduler.invocation import InvocationResult
-from strato.services.invocations import DRY_RUN, InvocationService
+from strato.services.invocations import DRY_RUN, EVENT, InvocationService
 
 log = logging.getLogger(__name__)
 
 _INVOKE_PATH = re.compile(r"/2015-03-31/functions/([^/]+)/invocations")
+_INVOKE_ASYNC_PATH = re.compile(r"/2014-11-13/functions/([^/]+)/invoke-async/?")
 _REGION = re.compile(r"Credential=[^/]*/\d{8}/([a-z0-9-]+)/")
 _JSON = ("Content-Type", "application/json")
 
@@ -59,6 +66,9 @@ _JSON = ("Content-Type", "application/json")
 _CHECKED_BY_SERVICES = frozenset({"Runtime"})
 
 InternalRoute = Callable[[Request], tuple[int, list[tuple[str, str]], bytes]]
+#: A ``/_strato/`` route that requires a SigV4 signature: called with the principal, it
+#: answers through the responder (or raises a LambdaApiError).
+SignedRoute = Callable[[Request, Responder, Principal, Scope], None]
 #: ``authorizer(principal, action, resource_arn)`` returns to allow and raises a
 #: LambdaApiError (AccessDeniedException) to deny.
 Authorize = Callable[[Principal, str, str], None]
@@ -89,6 +99,9 @@ class ApiServer:
         verifier: SigV4Verifier | None,
         authorizer: Authorize | None = None,
         logs_api: Callable[[Request, Responder, Scope], None] | None = None,
+        events: EventAcceptor | None = None,
+        signed_internal: dict[str, SignedRoute] | None = None,
+        sqs_api: SqsApi | None = None,
     ) -> None:
         """``verifier`` authenticates requests; None turns authentication off, and every
         request then acts as ``anonymous_admin(account)`` (``strato serve --auth none``).
@@ -97,13 +110,17 @@ class ApiServer:
         model = session.get_service_model("lambda")
         self._router = Router(model)
         self._invoke_op: OperationModel = model.operation_model("Invoke")
+        self._invoke_async_op: OperationModel = model.operation_model("InvokeAsync")
         self._operations = operations
         self._invocations = invocations
         self._control = control
         self._account = account
         self._default_region = default_region
         self._internal = internal
+        self._signed_internal = signed_internal or {}
+        self._events = events
         self._logs_api = logs_api
+        self._sqs_api = sqs_api
         self._logs_model = session.get_service_model("logs") if logs_api is not None else None
         self._verifier = verifier
         self._authorizer = authorizer
@@ -129,8 +146,10 @@ class ApiServer:
     # limits --------------------------------------------------------------------------
     @staticmethod
     def body_limit(method: str, path: str) -> int:
-        if path.endswith("/invocations"):
+        if path.endswith("/invocations") or "/invoke-async" in path:
             return limits.SYNC_PAYLOAD_MAX_BYTES
+        if path == "/":  # the JSON-protocol APIs (SQS, CloudWatch Logs); no Lambda route
+            return QUEUE_REQUEST_MAX_BYTES
         return limits.CREATE_FUNCTION_REQUEST_MAX_BYTES
 
     def _scope(self, request: Request) -> Scope:
@@ -150,6 +169,9 @@ class ApiServer:
             if path.startswith("/_strato/"):
                 self._handle_internal(request, responder)
                 return
+            if self._sqs_api is not None and self._sqs_api.accepts(request):
+                self._sqs(self._sqs_api, request, responder, request_id)
+                return
             logs = "x-amz-target" in request.headers and self._logs_api is not None
             if request.too_large:
                 raise self._too_large(request, logs)
@@ -160,6 +182,11 @@ class ApiServer:
             match = _INVOKE_PATH.fullmatch(path)
             if match and request.method == "POST":
                 self._invoke(request, responder, principal, unquote(match.group(1)), request_id)
+                return
+            match = _INVOKE_ASYNC_PATH.fullmatch(path)
+            if match and request.method == "POST" and self._events is not None:
+                self._invoke_async(request, responder, principal, unquote(match.group(1)),
+                                   request_id)
                 return
             self._control_plane(request, responder, principal, request_id)
         except LambdaApiError as error:
@@ -224,8 +251,27 @@ class ApiServer:
         assert self._logs_api is not None  # handle() routes here only when there is one
         self._logs_api(request, responder, scope)
 
+    def _sqs(self, api: SqsApi, request: Request, responder: Responder, request_id: str) -> None:
+        """SQS (``AmazonSQS.*`` targets): authenticated for ``sqs``, answered in SQS's error
+        form; the API authorises each operation on its queue."""
+        try:
+            if request.too_large:
+                raise api.too_large(request, self.body_limit(request.method, request.path))
+            principal = self._authenticate(request, "sqs")
+        except LambdaApiError as error:
+            api.send_error(responder, error, request_id)
+            return
+        api.handle(request, responder, self._scope(request), principal, request_id)
+
     def _handle_internal(self, request: Request, responder: Responder) -> None:
-        route = self._internal.get(request.path.split("/")[2])
+        name = request.path.split("/")[2]
+        signed = self._signed_internal.get(name)
+        if signed is not None:
+            if request.too_large:
+                raise RequestEntityTooLargeException("Request is too large")
+            signed(request, responder, self._authenticate(request, "lambda"), self._scope(request))
+            return
+        route = self._internal.get(name)
         if route is None:
             responder.send(404, [_JSON], b'{"message":"not found"}')
             return
@@ -252,6 +298,10 @@ class ApiServer:
             ref = resolve_function_name(function_name, scope, qualifier)
             self._authorizer(principal, "lambda:InvokeFunction",
                              scope.function_arn(ref.name, ref.qualifier))
+        if invocation_type == EVENT and self._events is not None:
+            self._events.accept(responder, function_name, qualifier, request.body, scope,
+                                request_id)
+            return
 
         def on_done(result: InvocationResult) -> None:
             out = [_JSON, ("x-amzn-RequestId", request_id),
@@ -272,6 +322,23 @@ class ApiServer:
         if invocation_type == DRY_RUN and result is not None:
             responder.send(204, [_JSON, ("x-amzn-RequestId", request_id),
                                  ("X-Amz-Executed-Version", result.executed_version)])
+
+    def _invoke_async(self, request: Request, responder: Responder, principal: Principal,
+                      function_name: str, request_id: str) -> None:
+        """The legacy InvokeAsync: an asynchronous invoke of ``FunctionName`` (which may
+        carry a qualifier), answered 202 ``{"Status": 202}``."""
+        errors = validate(self._invoke_async_op.input_shape,
+                          {"FunctionName": function_name, "InvokeArgs": b""})
+        if errors:
+            raise ValidationException.from_items(errors)
+        scope = self._scope(request)
+        ref = resolve_function_name(function_name, scope)
+        if self._authorizer is not None:
+            self._authorizer(principal, "lambda:InvokeFunction",
+                             scope.function_arn(ref.name, ref.qualifier))
+        assert self._events is not None  # handle() routes here only when there is one
+        self._events.accept(responder, ref.name, ref.qualifier, request.body, scope, request_id,
+                            legacy=True)
 
     # control plane ---------------------------------------------------------------------
     def _control_plane(

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from strato import __version__
-from strato.cli import credentials
+from strato.cli import credentials, events
 from strato.config import Settings
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
@@ -36,10 +36,15 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive,
         sandbox="unconfined" if args.unsafe_no_sandbox else args.sandbox, egress=args.egress,
         auth=args.auth, account_concurrency=args.account_concurrency,
-        burst_concurrency=args.burst_concurrency,
+        burst_concurrency=args.burst_concurrency, sqs_endpoint=args.sqs_endpoint,
+        time_scale=args.time_scale,
     )
     if settings.auth not in AUTH_MODES:
         print(f"strato: STRATO_AUTH must be one of {', '.join(AUTH_MODES)}, not {settings.auth!r}",
+              file=sys.stderr)
+        return 2
+    if not settings.time_scale > 0:
+        print(f"strato: the time scale must be positive, not {settings.time_scale}",
               file=sys.stderr)
         return 2
     if settings.auth == "none":
@@ -155,9 +160,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--burst-concurrency", type=int, default=None,
                        help="new execution environments a function may get per 10 seconds "
                             "(default 1000, Lambda's scaling rate)")
+    serve.add_argument("--time-scale", type=float, default=None,
+                       help="run the asynchronous path's clock N times faster than real time "
+                            "(retry waits, backoff, event ages; for tests; default 1)")
+    serve.add_argument("--sqs-endpoint", default=None,
+                       help="an external SQS-compatible endpoint for queues of other accounts "
+                            "(event source mappings; STRATO_SQS_ENDPOINT)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)
+    events.add_parser(commands)
 
     doctor = commands.add_parser("doctor", help="what sandboxing this host allows")
     doctor.set_defaults(run=_doctor)

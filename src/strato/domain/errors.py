@@ -23,6 +23,7 @@ Hierarchy::
     ├── ResourceNotFoundException         404
     ├── ProvisionedConcurrencyConfigNotFoundException 404
     ├── ResourceConflictException         409
+    ├── ResourceInUseException            400  (an event source mapping between states)
     ├── PreconditionFailedException       412
     ├── RequestTooLargeException          413
     ├── RequestEntityTooLargeException    413
@@ -149,6 +150,16 @@ class ProvisionedConcurrencyConfigNotFoundException(LambdaApiError):
 class ResourceConflictException(LambdaApiError):
     code = "ResourceConflictException"
     status = 409
+    body_type = "User"
+
+
+class ResourceInUseException(LambdaApiError):
+    """The resource is between states (an event source mapping being created, updated or
+    deleted); the model gives its text as ``Message``."""
+
+    code = "ResourceInUseException"
+    status = 400
+    message_key = "Message"
     body_type = "User"
 
 

@@ -95,6 +95,9 @@ class FunctionVersion:
     last_update_status_reason: str | None = None
     last_update_status_reason_code: str | None = None
     vpc_config: VpcConfig = VpcConfig()
+    #: ``DeadLetterConfig.TargetArn``: the queue that receives events whose asynchronous
+    #: invocation failed (None: none). Part of the version's configuration, as on Lambda.
+    dead_letter_target: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.environment, MappingProxyType):

@@ -95,3 +95,14 @@ def check_environment(variables: Mapping[str, str]) -> None:
             "Lambda was unable to configure your environment variables because the environment "
             "variables you have provided exceeded the 4KB limit. String measured: " + measured
         )
+
+
+def check_dead_letter_target(arn: str) -> None:
+    """A ``DeadLetterConfig.TargetArn`` must name an SQS queue: the dead-letter queues strato
+    delivers to (Lambda also takes SNS topics, which strato has no client for)."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[0] != "arn" or parts[2] != "sqs" or not parts[5]:
+        raise InvalidParameterValueException(
+            f"The provided target arn {arn} is invalid: strato delivers dead letters to SQS "
+            "queues only (arn:aws:sqs:<region>:<account>:<queue>)."
+        )

@@ -39,8 +39,11 @@ class ReceivedMessage:
 
 class QueueClient(Protocol):
     async def send(self, queue_arn: str, body: str, *, group_id: str | None = None,
-                   deduplication_id: str | None = None) -> str:
-        """Send one message; returns its MessageId. Raises QueueUnavailable."""
+                   deduplication_id: str | None = None,
+                   message_attributes: Mapping[str, Mapping[str, str]] | None = None) -> str:
+        """Send one message; returns its MessageId. Raises QueueUnavailable.
+        ``message_attributes`` are in SQS's JSON shape (``{"name": {"DataType": "String",
+        "StringValue": ...}}``); None sends none."""
 
     async def receive(self, queue_arn: str, *, max_messages: int, wait_s: float,
                       visibility_timeout: int | None = None) -> list[ReceivedMessage]:
@@ -88,9 +91,15 @@ class QueueRouter:
         return self._external
 
     async def send(self, queue_arn: str, body: str, *, group_id: str | None = None,
-                   deduplication_id: str | None = None) -> str:
-        return await self.client_for(queue_arn).send(
-            queue_arn, body, group_id=group_id, deduplication_id=deduplication_id)
+                   deduplication_id: str | None = None,
+                   message_attributes: Mapping[str, Mapping[str, str]] | None = None) -> str:
+        client = self.client_for(queue_arn)
+        if message_attributes is None:
+            return await client.send(queue_arn, body, group_id=group_id,
+                                     deduplication_id=deduplication_id)
+        return await client.send(queue_arn, body, group_id=group_id,
+                                 deduplication_id=deduplication_id,
+                                 message_attributes=message_attributes)
 
     async def receive(self, queue_arn: str, *, max_messages: int, wait_s: float,
                       visibility_timeout: int | None = None) -> list[ReceivedMessage]:

@@ -81,6 +81,8 @@ class ConfigurationChanges:
     environment: Mapping[str, str] | None = None
     ephemeral_storage: int | None = None
     vpc_config: VpcConfig | None = None
+    #: ``DeadLetterConfig.TargetArn``; ``""`` removes the dead-letter queue.
+    dead_letter_target: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class FunctionService:
         )
         if changes.environment is not None:
             validation.check_environment(changes.environment)
+        if changes.dead_letter_target:
+            validation.check_dead_letter_target(changes.dead_letter_target)
 
     # operations ---------------------------------------------------------------------------
     def create(
@@ -162,6 +166,7 @@ class FunctionService:
             description=changes.description or "",
             environment=dict(changes.environment or {}),
             vpc_config=changes.vpc_config or VpcConfig(),
+            dead_letter_target=changes.dead_letter_target or None,
         )
         try:
             self._store.create_function(record)
@@ -257,6 +262,8 @@ class FunctionService:
         fields = {k: v for k, v in vars(changes).items() if v is not None}
         if "environment" in fields:
             fields["environment"] = dict(fields["environment"])
+        if "dead_letter_target" in fields:
+            fields["dead_letter_target"] = fields["dead_letter_target"] or None
         return self._write_update(current, fields)
 
     def delete(self, ref: FunctionRef, scope: Scope) -> None:

@@ -109,9 +109,9 @@ class InvocationService:
             )
         ref, record = self.resolve(function_name, qualifier, scope)
         if invocation_type == EVENT:
+            # Events are accepted by services.async_invocations, which stores them first.
             raise UnsupportedOperationException(
-                "Asynchronous invocation (InvocationType=Event) is not available in this "
-                "strato release yet; invoke with InvocationType=RequestResponse."
+                "This server does not accept asynchronous invocations (InvocationType=Event)."
             )
         check_payload(payload)
         context = decode_client_context(client_context)

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from strato.domain.event_invoke import EventInvokeConfig
+from strato.domain.event_source_mappings import EventSourceMapping
 from strato.domain.models import Alias, FunctionVersion, ProvisionedConcurrencyConfig
 from strato.domain.permissions import ResourcePolicy
 
@@ -164,6 +166,28 @@ class PolicyStore(Protocol):
         """Every stored policy, by function name then qualifier (unqualified first)."""
 
 
+class EventSourceMappingStore(Protocol):
+    """Event source mappings by UUID. They do not belong to their function: deleting a
+    function leaves its mappings (AWS keeps them too)."""
+
+    def create_mapping(self, mapping: EventSourceMapping) -> None:
+        """Raises AlreadyExistsError if a mapping has that UUID."""
+
+    def get_mapping(self, uuid: str) -> EventSourceMapping | None: ...
+
+    def put_mapping(self, mapping: EventSourceMapping) -> None:
+        """Replace a mapping. Raises NotFoundError if there is none of that UUID."""
+
+    def delete_mapping(self, uuid: str) -> bool:
+        """False if there was no such mapping."""
+
+    def list_mappings(self, *, function_name: str | None = None,
+                      event_source_arn: str | None = None, after: str | None = None,
+                      limit: int | None = None) -> list[EventSourceMapping]:
+        """Mappings by UUID, after the UUID ``after``, at most ``limit`` (None: all),
+        only those of ``function_name`` and of ``event_source_arn`` when given."""
+
+
 @dataclass(frozen=True)
 class LogEvent:
     """One line of a function's log (CloudWatch Logs' shape: ms timestamps)."""
@@ -216,3 +240,26 @@ class LogStore(Protocol):
 
     def delete_group(self, group: str) -> None:
         """Forget every event of ``group``."""
+
+
+class EventInvokeConfigStore(Protocol):
+    """Asynchronous invocation settings (FunctionEventInvokeConfig), one per (function,
+    qualifier); an unqualified one is stored under ``$LATEST``. A backend that keeps functions
+    alongside (SQLite) drops a function's configurations with the function; every caller still
+    calls ``delete_configs`` then, which is idempotent."""
+
+    def put_config(self, config: EventInvokeConfig) -> None:
+        """Create or replace the configuration of (function, qualifier). Raises NotFoundError
+        where the backend knows that the function does not exist."""
+
+    def get_config(self, function_name: str, qualifier: str) -> EventInvokeConfig | None: ...
+
+    def list_configs(self, function_name: str | None = None) -> list[EventInvokeConfig]:
+        """The configurations of one function (every function's when None), by function name
+        then qualifier."""
+
+    def delete_config(self, function_name: str, qualifier: str) -> bool:
+        """False if there was no such configuration."""
+
+    def delete_configs(self, function_name: str) -> None:
+        """Delete every configuration of the function. Idempotent."""

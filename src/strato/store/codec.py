@@ -87,6 +87,7 @@ def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObje
             "security_group_ids": list(record.vpc_config.security_group_ids),
             "ipv6_allowed_for_dual_stack": record.vpc_config.ipv6_allowed_for_dual_stack,
         },
+        "dead_letter_target": record.dead_letter_target,
     }
 
 
@@ -126,6 +127,8 @@ def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
             last_update_status_reason=_opt_str(obj, "last_update_status_reason"),
             last_update_status_reason_code=_opt_str(obj, "last_update_status_reason_code"),
             vpc_config=_vpc_config(obj.get("vpc_config")),
+            # Records written before DeadLetterConfig existed have none.
+            dead_letter_target=_opt_str(obj, "dead_letter_target"),
         )
     except ValueError as e:  # an unknown enum value or a malformed datetime
         raise StoreError(f"corrupt function record: {e}") from e

@@ -119,9 +119,16 @@ class SqliteDatabase:
         *,
         migrations: Sequence[Sequence[str]] = MIGRATIONS,
         busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        synchronous: str = "NORMAL",
     ) -> None:
+        """``synchronous`` is SQLite's setting for every connection: ``NORMAL`` (a commit
+        survives a crash of the process, the last ones may not survive a power loss) or
+        ``FULL`` (every commit is on disk before it returns)."""
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
+        self._synchronous = synchronous
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -187,7 +194,7 @@ class SqliteDatabase:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as e:
             raise StoreError(f"could not open {self.path}: {e}") from e

@@ -1,0 +1,189 @@
+"""The event ledger: strato's own API over the asynchronous queue (``/_strato/events``).
+
+Requests are signed with SigV4 like the Lambda API's (``api.server`` verifies them) and
+authorised as ``strato:ListEvents`` / ``strato:RedriveEvents`` on the function's ARN (``*``
+for every function), which an administrator's policy allows.
+
+- ``GET /_strato/events?function=NAME&state=failed,retrying&limit=100&marker=SEQ`` lists
+  events in the order they were accepted: state (``queued``, ``in_flight``, ``retrying``,
+  ``succeeded``, ``failed``), attempts, next attempt, age, last error; with ``Counts`` by state
+  and a ``NextMarker`` when there are more.
+- ``POST /_strato/events/redrive`` with ``{"FunctionName": NAME, "ToVersion": "3"}`` queues
+  the function's failed events again as new ones (``ToVersion`` optional: the qualifier they
+  then run); answers ``{"Redriven": n}``.
+
+Reads run on the query executor; a redrive goes through the group-commit writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+from strato.api import rest_json
+from strato.api.http import Request, Responder
+from strato.domain.arns import Scope
+from strato.domain.clock import Clock
+from strato.domain.errors import (
+    InvalidParameterValueException,
+    InvalidRequestContentException,
+    LambdaApiError,
+    ResourceNotFoundException,
+    ServiceException,
+    UnsupportedOperationException,
+)
+from strato.domain.principals import Principal
+from strato.queue.events import EventState, LedgerEntry
+from strato.queue.store import EventStore
+from strato.queue.writer import EventWriter
+
+log = logging.getLogger(__name__)
+
+_JSON = ("Content-Type", "application/json")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+Authorize = Callable[[Principal, str, str], None]
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds")
+
+
+def render_entry(entry: LedgerEntry, now: float) -> dict[str, Any]:
+    return {
+        "RequestId": entry.request_id,
+        "FunctionName": entry.function_name,
+        "Qualifier": entry.qualifier,
+        "State": entry.state.value,
+        "Attempts": entry.attempts,
+        "Claims": entry.claims,
+        "AcceptedAt": _iso(entry.accepted_at),
+        "AgeSeconds": round(max(0.0, (entry.finished_at or now) - entry.accepted_at), 3),
+        "NextAttemptAt": _iso(entry.next_attempt_at),
+        "FinishedAt": _iso(entry.finished_at),
+        "Condition": entry.condition,
+        "LastError": entry.last_error,
+    }
+
+
+class LedgerApi:
+    def __init__(
+        self,
+        store: EventStore,
+        writer: EventWriter,
+        executor: Executor,
+        clock: Clock,
+        *,
+        function_exists: Callable[[str, str | None], bool],
+        on_redrive: Callable[[str], None],
+        authorizer: Authorize | None,
+    ) -> None:
+        self._store = store
+        self._writer = writer
+        self._executor = executor
+        self._clock = clock
+        self._function_exists = function_exists
+        self._on_redrive = on_redrive
+        self._authorizer = authorizer
+
+    def handle(self, request: Request, responder: Responder, principal: Principal,
+               scope: Scope) -> None:
+        """Serve one ledger request (a ``SignedRoute`` of ``api.server``)."""
+        path = request.path.rstrip("/")
+        if path == "/_strato/events" and request.method == "GET":
+            self._list(request, responder, principal, scope)
+        elif path == "/_strato/events/redrive" and request.method == "POST":
+            self._redrive(request, responder, principal, scope)
+        else:
+            raise UnsupportedOperationException(
+                f"strato has no ledger operation at {request.method} {request.path}")
+
+    def _authorize(self, principal: Principal, action: str, resource: str) -> None:
+        if self._authorizer is not None:
+            self._authorizer(principal, action, resource)
+
+    def _list(self, request: Request, responder: Responder, principal: Principal,
+              scope: Scope) -> None:
+        query = parse_qs(request.query_string)
+        function = query["function"][0] if query.get("function") else None
+        self._authorize(principal, "strato:ListEvents",
+                        scope.function_arn(function) if function else "*")
+        try:
+            states = [EventState(s) for v in query.get("state", []) for s in v.split(",") if s]
+            limit = min(MAX_LIMIT, int((query.get("limit") or [str(DEFAULT_LIMIT)])[0]))
+            after = int((query.get("marker") or ["0"])[0])
+        except ValueError as exc:
+            raise InvalidParameterValueException(
+                f"Invalid ledger query: {exc} (states: "
+                f"{', '.join(s.value for s in EventState)})") from exc
+        if limit < 1:
+            raise InvalidParameterValueException("limit must be at least 1")
+
+        def read() -> dict[str, Any]:
+            entries = self._store.ledger(function_name=function, states=states or None,
+                                         after_seq=after, limit=limit + 1)
+            counts = self._store.counts(function)
+            now = self._clock.now()
+            output: dict[str, Any] = {
+                "Events": [render_entry(e, now) for e in entries[:limit]],
+                "Counts": {state.value: counts.get(state, 0) for state in EventState},
+            }
+            if len(entries) > limit:
+                output["NextMarker"] = str(entries[limit - 1].seq)
+            return output
+
+        future = asyncio.get_running_loop().run_in_executor(self._executor, read)
+        future.add_done_callback(lambda done: _answer(responder, done))
+
+    def _redrive(self, request: Request, responder: Responder, principal: Principal,
+                 scope: Scope) -> None:
+        try:
+            document = json.loads(request.body or b"{}")
+        except ValueError as exc:
+            raise InvalidRequestContentException(f"Could not parse request body into json: {exc}") from exc
+        name = document.get("FunctionName") if isinstance(document, dict) else None
+        if not isinstance(name, str) or not name:
+            raise InvalidParameterValueException("FunctionName is required")
+        version = document.get("ToVersion")
+        if version is not None and not isinstance(version, str):
+            raise InvalidParameterValueException("ToVersion must be a string")
+        self._authorize(principal, "strato:RedriveEvents", scope.function_arn(name))
+        if not self._function_exists(name, None):
+            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
+        if version is not None and not self._function_exists(name, version):
+            raise ResourceNotFoundException(
+                f"Function not found: {scope.function_arn(name, version)}")
+        now = self._clock.now()
+        future = self._writer.submit(lambda tx: tx.redrive(name, now=now, qualifier=version))
+
+        def done(finished: asyncio.Future[int]) -> None:
+            if not finished.cancelled() and finished.exception() is None and finished.result():
+                self._on_redrive(name)
+            _answer(responder, finished, lambda count: {"Redriven": count})
+
+        future.add_done_callback(done)
+
+
+def _answer(responder: Responder, done: asyncio.Future[Any],
+            shape: Callable[[Any], dict[str, Any]] = lambda output: dict(output)) -> None:
+    try:
+        body = json.dumps(shape(done.result())).encode()
+    except LambdaApiError as error:
+        response = rest_json.serialize_error(error)
+        responder.send(response.status, response.headers, response.body)
+        return
+    except Exception:
+        log.exception("ledger request failed")
+        response = rest_json.serialize_error(ServiceException("Internal error"))
+        responder.send(response.status, response.headers, response.body)
+        return
+    responder.send(200, [_JSON], body)
