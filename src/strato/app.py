@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -79,6 +80,19 @@ from strato.store.sqlite_queues import SqliteQueueStore
 log = logging.getLogger(__name__)
 
 _CODE_URL_TTL_S = 600
+
+
+def _clock(scale: float, origin_file: Path) -> Clock:
+    """The real clock, or with ``--time-scale`` a scaled one whose origin is kept in the data
+    dir, so that the scaled time of one run goes on from the last instead of going back."""
+    if scale == 1.0:
+        return SystemClock()
+    try:
+        origin = float(json.loads(origin_file.read_text())["origin"])
+    except (OSError, ValueError, KeyError, TypeError):
+        origin = time.time()
+        origin_file.write_text(json.dumps({"origin": origin}))
+    return ScaledClock(scale, origin)
 
 
 def _secret(path: Path) -> bytes:
@@ -194,8 +208,7 @@ class Application:
         data.mkdir(parents=True, exist_ok=True)
         self._url_key = _secret(data / "code-url.key")
         #: The engine's clock: ages, retry waits, leases (``--time-scale`` speeds it up).
-        self.clock: Clock = (ScaledClock(settings.time_scale) if settings.time_scale != 1.0
-                             else SystemClock())
+        self.clock: Clock = _clock(settings.time_scale, data / "clock-origin.json")
         box = SecretBox(master_key(data / MASTER_KEY_FILE))  # seals environment variables
         self._function_store = SqliteFunctionStore(data / "state.db", box=box)
         self._log_store = SqliteLogStore(data / "state.db")

@@ -47,14 +47,21 @@ class SystemClock:
 
 
 class ScaledClock:
-    """Time ``scale`` times faster than the real one (``scale`` > 0), starting now."""
+    """Time ``scale`` times faster than the real one (``scale`` > 0) since the wall-clock
+    moment ``origin`` (now, when omitted).
 
-    def __init__(self, scale: float) -> None:
+    A server that keeps its origin across restarts (the application stores it in the data
+    dir) never sees its time go back: timestamps it stored before a restart stay in the
+    past, as they would with the real clock."""
+
+    def __init__(self, scale: float, origin: float | None = None) -> None:
         if scale <= 0:
             raise ValueError(f"time scale must be positive, not {scale}")
         self.scale = scale
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+        wall, self._mono0 = time.time(), time.monotonic()
+        self.origin = wall if origin is None else min(origin, wall)
+        #: The scaled time at this clock's creation.
+        self._wall0 = self.origin + (wall - self.origin) * scale
 
     def now(self) -> float:
         return self._wall0 + (time.monotonic() - self._mono0) * self.scale

@@ -143,8 +143,11 @@ def _message(row: Sequence[Any]) -> Message:
 
 
 class SqliteQueueStore:
+    """Queues and messages in SQLite. Commits are ``synchronous = FULL``: a message SQS has
+    acknowledged (sent, moved to a dead-letter queue) survives a power loss, as on SQS."""
+
     def __init__(self, path: Path) -> None:
-        self._db = SqliteDatabase(path, migrations=QUEUE_MIGRATIONS)
+        self._db = SqliteDatabase(path, migrations=QUEUE_MIGRATIONS, synchronous="FULL")
 
     def close(self) -> None:
         """Close the database; legal once no other thread uses the store. Idempotent."""
