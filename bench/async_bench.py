@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 from bench.invoke_bench import ACCESS_KEY, SECRET_KEY, start  # noqa: E402
+from bench.readme_table import write_table  # noqa: E402
 from strato.queue.events import NewEvent  # noqa: E402
 from strato.queue.sqlite_events import SqliteEventStore  # noqa: E402
 from strato.queue.writer import EventWriter  # noqa: E402
@@ -210,13 +211,7 @@ def main() -> None:
         f"{summary['drain_from_start_per_s']:.0f} events/s |",
     ])
     print(table)
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start_mark, end_mark = "<!-- bench:async -->", "<!-- /bench:async -->"
-    if start_mark in text:
-        head, rest = text.split(start_mark, 1)
-        tail = rest.split(end_mark, 1)[1]
-        readme.write_text(f"{head}{start_mark}\n{table}\n{end_mark}{tail}")
+    write_table("async", table)
 
 
 if __name__ == "__main__":

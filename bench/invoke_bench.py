@@ -37,6 +37,7 @@ import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.readme_table import write_table  # noqa: E402
 from tests.conftest import make_zip  # noqa: E402
 from tests.support.signing import sign  # noqa: E402
 
@@ -283,13 +284,7 @@ def main() -> None:
         f"| through that alias: throughput, 8 clients ({client}) | {summary['alias_throughput_8']:.0f} invokes/s |",
     ])
     print(table)
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start_mark, end_mark = "<!-- bench:invoke -->", "<!-- /bench:invoke -->"
-    if start_mark in text:
-        head, rest = text.split(start_mark, 1)
-        tail = rest.split(end_mark, 1)[1]
-        readme.write_text(f"{head}{start_mark}\n{table}\n{end_mark}{tail}")
+    write_table("invoke", table)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from botocore.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.readme_table import write_table  # noqa: E402
 from tests.conftest import make_zip  # noqa: E402
 
 NOOP = {"app.py": "def handler(event, context):\n    return None\n"}
@@ -165,13 +166,7 @@ def main() -> None:
         f"{summary['latency_p99_ms']:.1f} ms |",
     ])
     print(table)
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start_mark, end_mark = "<!-- bench:sqs -->", "<!-- /bench:sqs -->"
-    if start_mark in text:
-        head, rest = text.split(start_mark, 1)
-        tail = rest.split(end_mark, 1)[1]
-        readme.write_text(f"{head}{start_mark}\n{table}\n{end_mark}{tail}")
+    write_table("sqs", table)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,18 @@ class Clock(Protocol):
         """Return after ``seconds`` of this clock's time."""
 
 
+async def sleep_or_wake(clock: Clock, seconds: float, wake: asyncio.Event) -> None:
+    """Return after ``seconds`` of ``clock``'s time or as soon as ``wake`` is set, whichever
+    comes first."""
+    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+    waker = asyncio.ensure_future(wake.wait())
+    try:
+        await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        sleeper.cancel()
+        waker.cancel()
+
+
 class SystemClock:
     def now(self) -> float:
         return time.time()

@@ -20,7 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from strato.domain.clock import Clock
+from strato.domain.clock import Clock, sleep_or_wake
 from strato.domain.errors import LambdaApiError
 from strato.queue.client import QueueClient
 from strato.queue.events import ClaimedDelivery, NewEvent
@@ -116,13 +116,7 @@ class DestinationSender:
             if next_due is None or free <= 0:
                 await self._wake.wait()
                 continue
-            sleeper = asyncio.ensure_future(self._clock.sleep(next_due - self._clock.now()))
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await sleep_or_wake(self._clock, next_due - self._clock.now(), self._wake)
 
     def _claim_work(self, limit: int, now: float
                     ) -> Callable[[EventTransaction], tuple[list[ClaimedDelivery], float | None]]:

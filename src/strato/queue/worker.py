@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from strato.domain import limits
-from strato.domain.clock import Clock
+from strato.domain.clock import Clock, sleep_or_wake
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.event_invoke import MAX_EVENT_AGE_DEFAULT_S, EventInvokeConfig
 from strato.domain.models import LATEST, FunctionVersion
@@ -173,13 +173,7 @@ class AsyncWorker:
             if wake_at is None:
                 await self._wake.wait()
                 continue
-            sleeper = asyncio.ensure_future(self._clock.sleep(wake_at - self._clock.now()))
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await sleep_or_wake(self._clock, wake_at - self._clock.now(), self._wake)
 
     def _claim_due(self) -> float | None:
         """Start a claim for every function with events due and room for them; the earliest
