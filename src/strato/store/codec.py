@@ -19,7 +19,6 @@ import base64
 import binascii
 import json
 from datetime import UTC, datetime
-from typing import TypeAlias
 
 from strato.domain.models import (
     CodeRef,
@@ -29,10 +28,17 @@ from strato.domain.models import (
     VpcConfig,
 )
 from strato.errors import SealedSecretError, StoreError
+from strato.store.json_fields import (
+    JsonObject,
+    JsonValue,
+    read_int,
+    read_object,
+    read_opt_str,
+    read_str,
+)
 from strato.store.secretbox import SecretBox
 
-JsonValue: TypeAlias = "str | int | float | bool | None | list[JsonValue] | dict[str, JsonValue]"
-JsonObject: TypeAlias = dict[str, JsonValue]
+_RECORD = "function"
 
 FORMAT = 2
 #: The format that kept environment variables in plaintext.
@@ -158,30 +164,19 @@ def _open_environment(obj: JsonObject, box: SecretBox) -> dict[str, str]:
 
 
 def _object(value: JsonValue, what: str) -> JsonObject:
-    if not isinstance(value, dict):
-        raise StoreError(f"corrupt function record: {what} is not an object")
-    return value
+    return read_object(value, what, _RECORD)
 
 
 def _str(obj: JsonObject, key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise StoreError(f"corrupt function record: {key} is not a string")
-    return value
+    return read_str(obj, key, _RECORD)
 
 
 def _opt_str(obj: JsonObject, key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise StoreError(f"corrupt function record: {key} is not a string or null")
-    return value
+    return read_opt_str(obj, key, _RECORD)
 
 
 def _int(obj: JsonObject, key: str) -> int:
-    value = obj.get(key)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise StoreError(f"corrupt function record: {key} is not an integer")
-    return value
+    return read_int(obj, key, _RECORD)
 
 
 def _str_map(value: JsonValue, what: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from strato.domain.models import Alias, ProvisionedConcurrencyConfig
 from strato.errors import AlreadyExistsError, NotFoundError, RevisionMismatchError, StoreError
-from strato.store.codec import JsonObject, JsonValue
+from strato.store.json_fields import JsonObject, JsonValue, read_object, read_str
 from strato.store.sqlite_db import SqliteDatabase
 
 #: Written into every alias record; a later change of shape bumps it and reads both.
@@ -56,16 +56,11 @@ def decode_alias(data: JsonValue) -> Alias:
 
 
 def _object(value: JsonValue, what: str) -> JsonObject:
-    if not isinstance(value, dict):
-        raise StoreError(f"corrupt alias record: {what} is not an object")
-    return value
+    return read_object(value, what, "alias")
 
 
 def _str(obj: JsonObject, key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise StoreError(f"corrupt alias record: {key} is not a string")
-    return value
+    return read_str(obj, key, "alias")
 
 
 def _weights(value: JsonValue) -> dict[str, float]:

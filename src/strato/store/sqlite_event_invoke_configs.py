@@ -15,8 +15,16 @@ from pathlib import Path
 
 from strato.domain.event_invoke import Destinations, EventInvokeConfig
 from strato.errors import NotFoundError, StoreError
-from strato.store.codec import JsonObject, JsonValue
+from strato.store.json_fields import (
+    JsonObject,
+    JsonValue,
+    read_opt_int,
+    read_opt_str,
+    read_str,
+)
 from strato.store.sqlite_db import SqliteDatabase
+
+_RECORD = "event invoke config"
 
 #: Written into every record; a later change of shape bumps it and reads both.
 CONFIG_FORMAT = 1
@@ -55,24 +63,15 @@ def decode_config(data: JsonValue) -> EventInvokeConfig:
 
 
 def _str(obj: JsonObject, key: str) -> str:
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise StoreError(f"corrupt event invoke config record: {key} is not a string")
-    return value
+    return read_str(obj, key, _RECORD)
 
 
 def _opt_str(obj: JsonObject, key: str) -> str | None:
-    value = obj.get(key)
-    if value is not None and not isinstance(value, str):
-        raise StoreError(f"corrupt event invoke config record: {key} is not a string")
-    return value
+    return read_opt_str(obj, key, _RECORD)
 
 
 def _opt_int(obj: JsonObject, key: str) -> int | None:
-    value = obj.get(key)
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-        raise StoreError(f"corrupt event invoke config record: {key} is not an integer")
-    return value
+    return read_opt_int(obj, key, _RECORD)
 
 
 class SqliteEventInvokeConfigStore:
