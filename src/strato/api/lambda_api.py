@@ -23,6 +23,7 @@ from strato.domain.arns import FunctionRef, Scope, resolve_function_name
 from strato.domain.errors import InvalidParameterValueException, ValidationException
 from strato.domain.models import FunctionVersion, VpcConfig, format_last_modified
 from strato.domain.permissions import PermissionGrant, policy_qualifier
+from strato.domain.validation import require_unqualified
 from strato.services.aliases import AliasService
 from strato.services.concurrency import ConcurrencyService, ProvisionedView
 from strato.services.functions import ConfigurationChanges, FunctionService
@@ -269,12 +270,7 @@ class LambdaOperations:
     def _function(self, params: Params, ctx: CallContext) -> FunctionRef:
         """The function of an alias operation (which names no qualifier of its own)."""
         ref = self._ref(params, ctx)
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(
-                "This operation is permitted on Lambda functions only. Aliases and versions do "
-                "not support this operation. Please specify either a function name or an "
-                "unqualified function ARN."
-            )
+        require_unqualified(ref)
         return ref
 
     def create_alias(self, params: Params, ctx: CallContext) -> dict[str, Any]:

@@ -11,7 +11,13 @@ import re
 from collections.abc import Mapping
 
 from strato.domain import limits
-from strato.domain.errors import InvalidParameterValueException, ValidationException
+from strato.domain.arns import FunctionRef
+from strato.domain.errors import (
+    InvalidParameterValueException,
+    PreconditionFailedException,
+    ResourceConflictException,
+    ValidationException,
+)
 from strato.domain.runtimes import AWS_RUNTIMES, SUPPORTED
 
 _NAME = re.compile(r"[a-zA-Z0-9-_]+")
@@ -106,3 +112,30 @@ def check_dead_letter_target(arn: str) -> None:
             f"The provided target arn {arn} is invalid: strato delivers dead letters to SQS "
             "queues only (arn:aws:sqs:<region>:<account>:<queue>)."
         )
+
+
+def require_unqualified(ref: FunctionRef) -> None:
+    """Operations on a function as a whole (concurrency, aliases, versions) refuse a qualified
+    name, in AWS's words."""
+    if ref.qualifier is not None:
+        raise InvalidParameterValueException(
+            "This operation is permitted on Lambda functions only. Aliases and versions do not "
+            "support this operation. Please specify either a function name or an unqualified "
+            "function ARN."
+        )
+
+
+def revision_mismatch() -> PreconditionFailedException:
+    """A stale RevisionId of a function, version or alias."""
+    return PreconditionFailedException(
+        "The Revision Id provided does not match the latest Revision Id. "
+        "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
+    )
+
+
+def update_in_progress(function_arn: str) -> ResourceConflictException:
+    """A change refused while an update of ``$LATEST`` is in progress."""
+    return ResourceConflictException(
+        "The operation cannot be performed at this time. An update is in progress for "
+        f"resource: {function_arn}"
+    )

@@ -15,18 +15,13 @@ from collections.abc import Callable, Mapping
 from strato.domain.arns import FunctionRef, Scope
 from strato.domain.errors import (
     InvalidParameterValueException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
 from strato.domain.models import LATEST, Alias
+from strato.domain.validation import revision_mismatch
 from strato.errors import AlreadyExistsError, NotFoundError, RevisionMismatchError
 from strato.store.base import AliasStore, FunctionStore
-
-_REVISION_MISMATCH = (
-    "The Revision Id provided does not match the latest Revision Id. "
-    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-)
 
 
 class AliasService:
@@ -91,7 +86,7 @@ class AliasService:
                 f"Alias not found: {scope.function_arn(ref.name, name)}"
             )
         if revision_id is not None and revision_id != current.revision_id:
-            raise PreconditionFailedException(_REVISION_MISMATCH)
+            raise revision_mismatch()
         target = current.function_version if version is None else version
         routing = current.additional_weights if weights is None else weights
         self._check_target(ref.name, target, routing, scope)
@@ -104,7 +99,7 @@ class AliasService:
         try:
             self._aliases.put_alias(updated, expected_revision=current.revision_id)
         except RevisionMismatchError as exc:
-            raise PreconditionFailedException(_REVISION_MISMATCH) from exc
+            raise revision_mismatch() from exc
         except NotFoundError as exc:
             raise ResourceNotFoundException(
                 f"Alias not found: {scope.function_arn(ref.name, name)}"

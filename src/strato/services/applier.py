@@ -74,8 +74,15 @@ class EntryApplier:
             record = _target(after, qualifier)
             if record is None:
                 self._pool.unprovision((name, qualifier))
-            else:
+            elif (before is None or before.provisioned.get(qualifier) != count
+                  or _key(_target(before, qualifier)) != _key(record)):
+                # Only a change of count or target reaches the pool: provisioning again would
+                # reset a FAILED configuration's backoff on every unrelated change.
                 self._pool.provision((name, qualifier), record, count)
+
+
+def _key(record: FunctionVersion | None) -> tuple[str, str] | None:
+    return None if record is None else (record.version, record.revision_id)
 
 
 def _target(entry: FunctionEntry, qualifier: str) -> FunctionVersion | None:

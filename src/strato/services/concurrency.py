@@ -24,16 +24,13 @@ from strato.domain.errors import (
     ResourceNotFoundException,
 )
 from strato.domain.models import LATEST, ProvisionedConcurrencyConfig, utcnow
+from strato.domain.validation import require_unqualified
 from strato.errors import NotFoundError
 from strato.store.base import AliasStore, FunctionStore, ProvisionedConcurrencyStore
 
 #: The unreserved concurrency AWS always leaves to functions without a reservation.
 MIN_UNRESERVED = 100
 
-_QUALIFIED = (
-    "This operation is permitted on Lambda functions only. Aliases and versions do not support "
-    "this operation. Please specify either a function name or an unqualified function ARN."
-)
 _NO_CONFIG = "No Provisioned Concurrency Config found for this function"
 
 
@@ -74,8 +71,7 @@ class ConcurrencyService:
         return self._account_limit - sum(self._functions.reserved_concurrency().values())
 
     def put_reserved(self, ref: FunctionRef, value: int, scope: Scope) -> int:
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(_QUALIFIED)
+        require_unqualified(ref)
         self._require_function(ref.name, scope, LATEST)
         others = {k: v for k, v in self._functions.reserved_concurrency().items() if k != ref.name}
         if self._account_limit - sum(others.values()) - value < MIN_UNRESERVED:
@@ -87,14 +83,12 @@ class ConcurrencyService:
         return value
 
     def get_reserved(self, ref: FunctionRef, scope: Scope) -> int | None:
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(_QUALIFIED)
+        require_unqualified(ref)
         self._require_function(ref.name, scope)
         return self._functions.get_reserved_concurrency(ref.name)
 
     def delete_reserved(self, ref: FunctionRef, scope: Scope) -> None:
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(_QUALIFIED)
+        require_unqualified(ref)
         self._require_function(ref.name, scope)
         self._write_reserved(ref.name, None, scope)
 
@@ -155,8 +149,7 @@ class ConcurrencyService:
 
     def list_provisioned(self, ref: FunctionRef, marker: str | None, max_items: int | None,
                          scope: Scope) -> tuple[list[ProvisionedView], str | None]:
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(_QUALIFIED)
+        require_unqualified(ref)
         self._require_function(ref.name, scope)
         configs = [c for c in self._provisioned.list_provisioned(ref.name)
                    if marker is None or c.qualifier > marker]

@@ -28,7 +28,6 @@ from strato.domain import validation
 from strato.domain.arns import FunctionRef, Scope
 from strato.domain.errors import (
     InvalidParameterValueException,
-    PreconditionFailedException,
     ResourceConflictException,
     ResourceNotFoundException,
 )
@@ -62,10 +61,6 @@ _NOT_CONFIGURATION = ("version", "revision_id", "description", "state",
                       "last_update_status_reason", "last_update_status_reason_code")
 Defer = Callable[[Callable[[], None]], None]
 
-_REVISION_MISMATCH = (
-    "The Revision Id provided does not match the latest Revision Id. "
-    "Call the GetFunction/GetAlias API to retrieve the latest Revision Id"
-)
 
 
 @dataclass(frozen=True)
@@ -225,7 +220,7 @@ class FunctionService:
     def list_versions(self, ref: FunctionRef, marker: str | None, max_items: int | None,
                       scope: Scope) -> tuple[list[FunctionVersion], str | None]:
         """A page of ListVersionsByFunction: ``$LATEST`` first, then versions by number."""
-        self._unqualified(ref, scope)
+        validation.require_unqualified(ref)
         limit = min(max_items or 50, 50)
         try:
             records = self._store.list_versions(ref.name, after=marker, limit=limit + 1)
@@ -315,20 +310,17 @@ class FunctionService:
                 revision_id: str | None, scope: Scope) -> FunctionVersion:
         """PublishVersion: snapshot ``$LATEST`` as the next version, or return the newest
         version when neither code nor configuration changed since it was published."""
-        self._unqualified(ref, scope)
+        validation.require_unqualified(ref)
         latest = self.get(FunctionRef(ref.name), scope)
         if latest.last_update_status is LastUpdateStatus.IN_PROGRESS or not latest.is_ready:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. An update is in progress for "
-                f"resource: {scope.function_arn(ref.name)}"
-            )
+            raise validation.update_in_progress(scope.function_arn(ref.name))
         if code_sha256 is not None and code_sha256 != latest.code.code_sha256:
             raise InvalidParameterValueException(
                 f"CodeSHA256 ({code_sha256}) is different from current CodeSHA256 in $LATEST "
                 f"({latest.code.code_sha256}). Please try again with the CodeSHA256 in $LATEST."
             )
         if revision_id is not None and revision_id != latest.revision_id:
-            raise PreconditionFailedException(_REVISION_MISMATCH)
+            raise validation.revision_mismatch()
         newest = self._newest_published(ref.name)
         if newest is not None and _unchanged_since(latest, newest):
             return newest
@@ -367,22 +359,10 @@ class FunctionService:
         try:
             self._store.publish_version(record)
         except (AlreadyExistsError, NotFoundError) as exc:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. An update is in progress for "
-                f"resource: {latest.name}"
-            ) from exc
+            raise validation.update_in_progress(latest.name) from exc
         if not record.is_ready:
             self._defer(lambda: self.settle(latest.name, record.revision_id, record.version))
         return record
-
-    @staticmethod
-    def _unqualified(ref: FunctionRef, scope: Scope) -> None:
-        if ref.qualifier is not None:
-            raise InvalidParameterValueException(
-                "This operation is permitted on Lambda functions only. Aliases and versions do "
-                "not support this operation. Please specify either a function name or an "
-                "unqualified function ARN."
-            )
 
     def account_usage(self) -> AccountUsage:
         count = size = 0
@@ -401,12 +381,9 @@ class FunctionService:
             )
         current = self.get(FunctionRef(ref.name), scope)
         if current.last_update_status is LastUpdateStatus.IN_PROGRESS:
-            raise ResourceConflictException(
-                "The operation cannot be performed at this time. An update is in progress for "
-                f"resource: {scope.function_arn(ref.name)}"
-            )
+            raise validation.update_in_progress(scope.function_arn(ref.name))
         if revision_id is not None and revision_id != current.revision_id:
-            raise PreconditionFailedException(_REVISION_MISMATCH)
+            raise validation.revision_mismatch()
         return current
 
     def _write_update(self, current: FunctionVersion, fields: dict[str, object],
@@ -422,7 +399,7 @@ class FunctionService:
         try:
             self._store.put_version(updated, expected_revision=current.revision_id)
         except RevisionMismatchError as exc:
-            raise PreconditionFailedException(_REVISION_MISMATCH) from exc
+            raise validation.revision_mismatch() from exc
         if announce:
             self._on_change(current.name)
         self._defer(lambda: self.settle(current.name, updated.revision_id))
