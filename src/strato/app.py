@@ -48,6 +48,7 @@ from strato.queue.external import ExternalQueueClient
 from strato.queue.sqlite_events import SqliteEventStore
 from strato.queue.worker import AsyncWorker, FunctionTarget
 from strato.queue.writer import EventWriter
+from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox import tiers
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.interpreters import InterpreterRegistry
@@ -235,6 +236,7 @@ class Application:
         self.builtin_queues = BuiltinQueueClient(self.queue_service, sender_id=settings.account_id)
         self._pool = EnvironmentPool(
             self._sandbox,
+            RuntimeApiServer(),
             self._log_writer,
             self._environment,
             lambda version: str(self._codestore.unpacked(version.code)),

@@ -28,6 +28,7 @@ from strato.config import Settings
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.models import CodeRef, FunctionState, FunctionVersion
 from strato.errors import SandboxError
+from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EnvironmentProcess, EnvironmentSpec
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
@@ -157,7 +158,8 @@ def run_with_pool(tmp_path: Path, test: Callable[[Harness], Coroutine[Any, Any, 
                 InterpreterRegistry(), tier=Tier.UNCONFINED, work_dir=str(tmp_path / "sandbox"),
                 use_cgroups=False, limit_cpu=False))
         sink = Sink()
-        pool = EnvironmentPool(sandbox, sink, application._environment, lambda _: str(code_dir),
+        pool = EnvironmentPool(sandbox, RuntimeApiServer(), sink, application._environment,
+                               lambda _: str(code_dir),
                                keep_alive_s=60, account_concurrency=pool_args.pop("account", 100),
                                **pool_args)
         harness = Harness(pool, sandbox, sink, record(code_dir, python, handler=handler))

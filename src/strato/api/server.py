@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -49,6 +48,7 @@ from strato.domain.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from strato.domain.ids import request_id as new_request_id
 from strato.domain.principals import Principal, anonymous_admin
 from strato.domain.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
 from strato.scheduler.invocation import InvocationResult
@@ -75,15 +75,6 @@ Authorize = Callable[[Principal, str, str], None]
 
 #: IAM action names that differ from the operation's (``lambda:<Operation>`` otherwise).
 _ACTIONS = {"Invoke": "lambda:InvokeFunction"}
-
-
-def _request_id() -> str:
-    """A random (version 4) UUID, cheaper than ``str(uuid.uuid4())``."""
-    h = bytearray(os.urandom(16))
-    h[6] = (h[6] & 0x0F) | 0x40
-    h[8] = (h[8] & 0x3F) | 0x80
-    x = h.hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class ApiServer:
@@ -162,7 +153,7 @@ class ApiServer:
 
     # dispatch --------------------------------------------------------------------------
     def handle(self, request: Request, responder: Responder) -> None:
-        request_id = _request_id()
+        request_id = new_request_id()
         logs = False
         try:
             path = request.path

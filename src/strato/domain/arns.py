@@ -49,6 +49,8 @@ def resolve_function_name(
     Raises ResourceNotFoundException for an ARN of another region (AWS's message), and
     InvalidParameterValueException when the qualifier in the name and ``qualifier`` disagree.
     """
+    if value and ":" not in value:  # a plain name, as almost every invoke spells it
+        return FunctionRef(value, qualifier)
     match = _FULL_ARN.fullmatch(value)
     if match:
         region = match["region"]

@@ -8,11 +8,11 @@ payload checks, concurrency limits, environments). Both live on the event loop's
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Protocol
 
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError
+from strato.domain.ids import request_id as new_request_id
 from strato.scheduler.invocation import InvocationResult
 from strato.services.invocations import InvocationService
 
@@ -49,5 +49,5 @@ class ServiceInvoker:
                 future.set_result(result)
 
         self._invocations.invoke(function_name, qualifier, payload, scope, done,
-                                 request_id=str(uuid.uuid4()))
+                                 request_id=new_request_id())
         return await future

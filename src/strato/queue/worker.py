@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from strato.domain import limits
 from strato.domain.clock import Clock, sleep_or_wake
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.event_invoke import MAX_EVENT_AGE_DEFAULT_S, EventInvokeConfig
+from strato.domain.ids import trace_id
 from strato.domain.models import LATEST, FunctionVersion
 from strato.queue.events import ClaimedEvent, EventState, Settlement
 from strato.queue.retry import Outcome, expired
@@ -68,11 +68,6 @@ class FunctionTarget:
 Lookup = Callable[[str, str | None], FunctionTarget | None]
 #: ``invoke(version, invocation)``: the pool's; raises TooManyRequestsException when throttled.
 Invoke = Callable[[FunctionVersion, Invocation], None]
-
-
-def _trace_id(now: float) -> str:
-    noise = f"{random.getrandbits(160):040x}"
-    return f"Root=1-{int(now):08x}-{noise[:24]};Parent={noise[24:]};Sampled=0"
 
 
 @dataclass
@@ -260,7 +255,7 @@ class AsyncWorker:
 
         invocation = Invocation(
             event.request_id, event.payload, function_arn(event, self._account, event.qualifier),
-            on_done, trace_id=_trace_id(now),
+            on_done, trace_id=trace_id(now),
         )
         fn.window.started()
         try:

@@ -2,7 +2,9 @@
 
 A sandbox turns an ``EnvironmentSpec`` into a running process tree whose stdout and stderr go
 to a pipe the platform reads, and reports how it ended. It knows nothing of invocations: the
-process talks to the platform only through the Runtime API named in its environment.
+process talks to the platform only through the Runtime API named in its environment, or, for
+the built-in runtime, through a runtime channel (a connected unix socket, the same operations
+without HTTP; ``strato.runtime_api.channel``).
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ class EnvironmentProcess(Protocol):
     #: The listening socket of the Runtime API inside the environment's own network, for the
     #: platform to serve (owned by the caller), or None when ``Sandbox.runtime_api`` is None.
     runtime_socket: socket.socket | None
+    #: The platform's end of the built-in runtime's channel (owned by the caller), or None
+    #: when the environment runs a custom runtime (it has only the HTTP Runtime API).
+    runtime_channel: socket.socket | None
 
     def kill(self) -> None:
         """SIGKILL the whole process tree. Idempotent; ``exited`` resolves afterwards."""

@@ -69,12 +69,14 @@ class LocalProcess:
         cgroup: EnvironmentCgroup | None,
         memory_mb: int,
         runtime_socket: socket.socket | None,
+        runtime_channel: socket.socket | None,
         on_release: Callable[[], None],
     ) -> None:
         self.pid = pid
         self.log_fd = log_fd
         self.exited = exited
         self.runtime_socket = runtime_socket
+        self.runtime_channel = runtime_channel
         self._cgroup = cgroup
         self._memory_mb = memory_mb
         self._on_release: Callable[[], None] | None = on_release
@@ -107,6 +109,8 @@ class LocalProcess:
             os.close(self.log_fd)
         if self.runtime_socket is not None:
             self.runtime_socket.close()
+        if self.runtime_channel is not None:
+            self.runtime_channel.close()
         if self._cgroup is not None:
             # Usually empty already; a tree that keeps forking (no pid namespace in the
             # fallback tier) is killed round after round until the group can go.
@@ -286,6 +290,9 @@ class ProcessSandbox:
             cleanups.append(cgroup.remove)
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_fd, True)
+        # The built-in runtime's channel; custom runtimes have the HTTP Runtime API only.
+        channel = (socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                   if spec.argv is None else None)
         env = dict(spec.env)
         request: dict[str, Any] = {
             "id": spec.env_id,
@@ -325,18 +332,26 @@ class ProcessSandbox:
                         else [spec.runtime_api_port] if spec.runtime_api_port else [],
                     }
             request["env"] = env
+            if channel is not None:
+                request["channel"] = True
+                fds.append(channel[1].fileno())
             pid, exited, runtime_fd = await zygote.spawn(request, fds)
         except BaseException:
             os.close(read_fd)
+            if channel is not None:
+                channel[0].close()
             raise
         finally:
             os.close(write_fd)
+            if channel is not None:
+                channel[1].close()
         runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
         # From here the process owns what was acquired for it, released after it exits
         # (its cgroup is removed by LocalProcess itself).
         owned = [c for c in reversed(cleanups) if cgroup is None or c != cgroup.remove]
         cleanups.clear()
         process = LocalProcess(pid, read_fd, exited, cgroup, spec.memory_mb, runtime_socket,
+                               channel[0] if channel is not None else None,
                                lambda: _run_all(owned))
         if cgroup is None:
             self._watch(process)

@@ -35,7 +35,7 @@ class Zygote:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        self._spawns: dict[str, asyncio.Future[tuple[int, int | None]]] = {}
+        self._spawns: dict[str, asyncio.Future[tuple[int, asyncio.Future[ExitStatus], int | None]]] = {}
         self._exits: dict[int, asyncio.Future[ExitStatus]] = {}
         self.alive = True
         self._loop.add_reader(sock.fileno(), self._on_readable)
@@ -77,7 +77,8 @@ class Zygote:
         if not self.alive:
             raise SandboxError(f"zygote {self.interpreter} is gone")
         env_id = request["id"]
-        waiter: asyncio.Future[tuple[int, int | None]] = self._loop.create_future()
+        waiter: asyncio.Future[tuple[int, asyncio.Future[ExitStatus], int | None]] = \
+            self._loop.create_future()
         self._spawns[env_id] = waiter
         data = json.dumps({"op": "spawn", **request}).encode()
         try:
@@ -85,8 +86,7 @@ class Zygote:
         except OSError as exc:
             self._spawns.pop(env_id, None)
             raise SandboxError(f"zygote {self.interpreter} refused a request: {exc}") from exc
-        pid, runtime_fd = await waiter
-        return pid, self._exits.setdefault(pid, self._loop.create_future()), runtime_fd
+        return await waiter
 
     def _on_readable(self) -> None:
         while True:
@@ -111,9 +111,11 @@ class Zygote:
         elif op == "spawned":
             waiter = self._spawns.pop(message["id"], None)
             if waiter and not waiter.done():
-                self._exits.setdefault(message["pid"], self._loop.create_future())
+                # The exit future travels with the answer: an "exited" read in the same
+                # batch resolves (and forgets) it before ``spawn`` resumes.
+                exited = self._exits.setdefault(message["pid"], self._loop.create_future())
                 runtime_fd = unused.pop(0) if unused else None
-                waiter.set_result((message["pid"], runtime_fd))
+                waiter.set_result((message["pid"], exited, runtime_fd))
         elif op == "spawn_failed":
             waiter = self._spawns.pop(message["id"], None)
             if waiter and not waiter.done():

@@ -1,4 +1,4 @@
-"""One execution environment: its lifecycle, its Runtime API endpoint, its log capture.
+"""One execution environment: its lifecycle, what its runtime may ask, its log capture.
 
 Lifecycle (a transition outside this table raises IllegalTransition)::
 
@@ -15,10 +15,11 @@ failure, failed start). An environment started without an invocation (provisione
 concurrency) runs INIT, parks on ``next`` as IDLE, and reports no Init Duration on its first
 invocation: nobody waited for its INIT.
 
-The runtime inside talks to the environment through its own Runtime API endpoint
-(``AWS_LAMBDA_RUNTIME_API``), served here: ``GET /2018-06-01/runtime/invocation/next``,
-``POST …/invocation/{id}/response``, ``POST …/invocation/{id}/error``,
-``POST /2018-06-01/runtime/init/error``. All methods run on the event loop's thread.
+The runtime inside reaches the environment through the Runtime API's transports
+(``strato.runtime_api``: HTTP at ``AWS_LAMBDA_RUNTIME_API`` for any runtime, the runtime
+channel for strato's built-in one), which turn its requests into ``runtime_next``,
+``runtime_response``, ``runtime_error`` and ``runtime_init_error``, whichever transport the
+runtime uses. All methods run on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from strato.api.http import Request, Responder
 from strato.domain import limits
 from strato.domain.models import FunctionVersion
 from strato.errors import StratoError
@@ -44,11 +44,6 @@ from strato.scheduler.invocation import Fault, Invocation, InvocationResult
 
 log = logging.getLogger(__name__)
 
-_PREFIX = "/2018-06-01/runtime/"
-_NEXT = _PREFIX + "invocation/next"
-_INIT_ERROR = _PREFIX + "init/error"
-_ACCEPTED = ([("Content-Type", "application/json")], b'{"status":"OK"}')
-_JSON = [("Content-Type", "application/json")]
 #: Output kept per invocation for the log store; beyond it, lines are counted, not kept.
 _MAX_LOG_BYTES_PER_INVOCATION = 1024 * 1024
 _MAX_LINE = 256 * 1024
@@ -69,6 +64,10 @@ _TRANSITIONS = {
 }
 
 
+#: The transitions as pairs of state names (an Enum's hash is a Python call; a str's is not).
+_LEGAL = frozenset((a.name, b.name) for a, targets in _TRANSITIONS.items() for b in targets)
+
+
 class IllegalTransition(StratoError):
     pass
 
@@ -78,9 +77,46 @@ class LogSink(Protocol):
         """Queue ``(timestamp_ms, message)`` lines for storage; never blocks."""
 
 
-def _error_response(status: int, error_type: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    body = json.dumps({"errorMessage": message, "errorType": error_type}).encode()
-    return status, _JSON, body
+class RuntimeEndpoints(Protocol):
+    """The Runtime API transports serving one environment."""
+
+    def close(self) -> None:
+        """Stop serving the environment (idempotent)."""
+
+
+class EventWaiter(Protocol):
+    """A runtime waiting for its next event, on one of the Runtime API's transports."""
+
+    def deliver(self, invocation: Invocation, deadline_ms: int) -> None:
+        """Hand ``invocation`` to the runtime; it must finish by ``deadline_ms`` (epoch)."""
+
+
+class Post(enum.Enum):
+    """What became of something the runtime posted (the transport tells the runtime)."""
+
+    ACCEPTED = "accepted"
+    INVALID_REQUEST_ID = "invalid request id"
+    TOO_LARGE = "too large"
+    NOT_IN_INIT = "not in INIT"
+
+
+def _error_body(body: bytes, error_type: str | None) -> bytes:
+    """The runtime's error document; a body that is not JSON is wrapped as AWS does."""
+    try:
+        json.loads(body)
+        return body
+    except ValueError:
+        return json.dumps({"errorMessage": body.decode("utf-8", "replace"),
+                           "errorType": error_type or "Runtime.Unknown"}).encode()
+
+
+def _error_type(document: bytes) -> str:
+    try:
+        parsed = json.loads(document)
+    except ValueError:
+        return "Runtime.Unknown"
+    error_type = parsed.get("errorType") if isinstance(parsed, dict) else None
+    return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
 
 
 class ExecutionEnvironment:
@@ -113,7 +149,7 @@ class ExecutionEnvironment:
         self.retired = False
         self.init_error: str | None = None
         self.process: EnvironmentProcess | None = None
-        self.server: asyncio.Server | None = None
+        self.endpoints: RuntimeEndpoints | None = None
         self._sink = sink
         self._on_released = on_released
         self._on_dead = on_dead
@@ -121,7 +157,7 @@ class ExecutionEnvironment:
         self._loop = asyncio.get_running_loop()
         self._spawned_at = time.monotonic()
         self._init_ms: float | None = None
-        self._parked_next: Responder | None = None
+        self._parked: EventWaiter | None = None
         self._current: Invocation | None = None
         self._delivered = False
         self._started_at = 0.0
@@ -139,17 +175,21 @@ class ExecutionEnvironment:
         return self.state is State.DEAD
 
     def _move(self, target: State) -> None:
-        if target not in _TRANSITIONS[self.state]:
+        if (self.state._name_, target._name_) not in _LEGAL:
             raise IllegalTransition(f"environment {self.env_id}: {self.state.name} → {target.name}")
         self.state = target
 
-    def attach(self, process: EnvironmentProcess, server: asyncio.Server) -> None:
-        """Adopt the started process and its Runtime API server. Only while INIT."""
+    def attach(self, process: EnvironmentProcess, endpoints: RuntimeEndpoints) -> None:
+        """Adopt the started process and its Runtime API endpoints (closed when the
+        environment is finalised). Once per environment, right after its start."""
         self.process = process
-        self.server = server
+        self.endpoints = endpoints
         self._loop.add_reader(process.log_fd, self._on_output)
         process.exited.add_done_callback(self._on_exit)
-        self._timer = self._loop.call_later(limits.INIT_TIMEOUT_S, self._on_init_timeout)
+        # The runtime may have spoken before (its channel is read from the moment it is
+        # served): an INIT already over must keep the timer its invocation set.
+        if self.state is State.INIT:
+            self._timer = self._loop.call_later(limits.INIT_TIMEOUT_S, self._on_init_timeout)
 
     def assign(self, invocation: Invocation) -> None:
         """Give the environment an invocation. Only while INIT (the cold-start invocation) or
@@ -160,9 +200,9 @@ class ExecutionEnvironment:
             raise IllegalTransition(f"environment {self.env_id} cannot take an invocation now")
         self._current = invocation
         self._delivered = False
-        if self._parked_next is not None:
-            responder, self._parked_next = self._parked_next, None
-            self._deliver(responder)
+        if self._parked is not None:
+            waiter, self._parked = self._parked, None
+            self._deliver(waiter)
 
     def destroy(self, fault: Fault | None = None) -> None:
         """Kill the process tree; the environment is DEAD now and never reused. An invocation
@@ -188,26 +228,13 @@ class ExecutionEnvironment:
         request_id = self._current.request_id if self._current is not None else ""
         self.destroy(Fault(faults.SANDBOX_START_FAILED, f"RequestId: {request_id} Error: {reason}"))
 
-    # Runtime API -----------------------------------------------------------------------
-    def handle(self, request: Request, responder: Responder) -> None:
-        path = request.path
+    # what the runtime asks (through runtime_api/: HTTP or the runtime channel) -----------
+    def runtime_next(self, waiter: EventWaiter) -> None:
+        """The runtime is ready for its next event: ``waiter`` receives it now if one is
+        assigned, else when one is. Ends INIT (the first call) and, with no invocation
+        waiting, makes the environment IDLE. A waiter parked before is forgotten."""
         if self.state is State.DEAD:
-            responder.send(*_error_response(410, "Runtime.Gone", "environment is shutting down"))
-        elif path == _NEXT and request.method == "GET":
-            self._on_next(responder)
-        elif path.startswith(_PREFIX + "invocation/") and request.method == "POST":
-            request_id, _, action = path[len(_PREFIX) + 11:].partition("/")
-            self._on_post(request_id, action, request, responder)
-        elif path == _INIT_ERROR and request.method == "POST":
-            self._on_init_error(request, responder)
-        else:
-            responder.send(*_error_response(404, "NotFound", f"no route {request.method} {path}"))
-
-    @staticmethod
-    def body_limit(method: str, path: str) -> int:
-        return limits.SYNC_RESPONSE_MAX_BYTES
-
-    def _on_next(self, responder: Responder) -> None:
+            return
         if self.state is State.INIT:
             # Init Duration belongs to the invocation that waited for INIT (a cold start).
             if self._current is not None:
@@ -218,65 +245,36 @@ class ExecutionEnvironment:
                 self.idle_since = time.monotonic()
                 self._on_released(self)
         if self._current is not None and not self._delivered:
-            self._deliver(responder)
+            self._deliver(waiter)
         else:
-            self._parked_next = responder
+            self._parked = waiter
 
-    def _deliver(self, responder: Responder) -> None:
-        invocation = self._current
-        assert invocation is not None
-        self._delivered = True
-        version = self.version
-        now = time.time()
-        self._started_at = time.monotonic()
-        self._timer = self._loop.call_later(version.timeout, self._on_timeout)
-        self._lines.append(self._start_line(invocation))
-        headers = [
-            ("Content-Type", "application/json"),
-            ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
-            ("Lambda-Runtime-Deadline-Ms", str(int((now + version.timeout) * 1000))),
-            ("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_arn),
-        ]
-        if invocation.trace_id:
-            headers.append(("Lambda-Runtime-Trace-Id", invocation.trace_id))
-        if invocation.client_context:
-            headers.append(("Lambda-Runtime-Client-Context", invocation.client_context))
-        if invocation.cognito_identity:
-            headers.append(("Lambda-Runtime-Cognito-Identity", invocation.cognito_identity))
-        responder.send(200, headers, invocation.payload or b"{}")
+    def runtime_response(self, request_id: str, body: bytes | None) -> Post:
+        """The runtime's result for ``request_id``; ``body`` None when it was over the size
+        limit (dropped unread): the invocation then fails with Function.ResponseSizeTooLarge."""
+        if not self._expects(request_id):
+            return Post.INVALID_REQUEST_ID
+        if body is None:
+            self._complete(faults.response_too_large(limits.SYNC_RESPONSE_MAX_BYTES).payload(), True)
+            return Post.TOO_LARGE
+        self._complete(body, False)
+        return Post.ACCEPTED
 
-    def _start_line(self, invocation: Invocation) -> tuple[int, str]:
-        return (int(time.time() * 1000),
-                f"START RequestId: {invocation.request_id} Version: {self.version.version}")
+    def runtime_error(self, request_id: str, body: bytes, error_type: str | None) -> Post:
+        """The runtime's error document for ``request_id`` (a body that is not JSON is
+        wrapped as AWS does, under ``error_type``)."""
+        if not self._expects(request_id):
+            return Post.INVALID_REQUEST_ID
+        self._complete(_error_body(body, error_type), True)
+        return Post.ACCEPTED
 
-    def _on_post(self, request_id: str, action: str, request: Request, responder: Responder) -> None:
-        invocation = self._current
-        if invocation is None or not self._delivered or invocation.request_id != request_id:
-            responder.send(*_error_response(400, "InvalidRequestID", "Invalid request ID"))
-            return
-        if action == "response":
-            if request.too_large:
-                responder.send(*_error_response(
-                    413, "RequestEntityTooLarge",
-                    f"Exceeded maximum allowed payload size ({limits.SYNC_RESPONSE_MAX_BYTES} bytes)."))
-                self._complete(faults.response_too_large(limits.SYNC_RESPONSE_MAX_BYTES).payload(), True)
-                return
-            responder.send(202, *_ACCEPTED)
-            self._complete(request.body, False)
-        elif action == "error":
-            responder.send(202, *_ACCEPTED)
-            self._complete(self._error_body(request), True)
-        else:
-            responder.send(*_error_response(404, "NotFound", f"no route {request.path}"))
-
-    def _on_init_error(self, request: Request, responder: Responder) -> None:
+    def runtime_init_error(self, body: bytes, error_type: str | None) -> Post:
+        """INIT failed: the environment is destroyed; an invocation waiting for the INIT
+        fails with the runtime's error document. Only during INIT."""
         if self.state is not State.INIT:
-            responder.send(*_error_response(403, "InvalidStateTransition",
-                                            "init/error is only legal during INIT"))
-            return
-        responder.send(202, *_ACCEPTED)
-        body = self._error_body(request)
-        self.init_error = self._error_type(body)
+            return Post.NOT_IN_INIT
+        document = _error_body(body, error_type)
+        self.init_error = _error_type(document)
         invocation = self._current
         if invocation is not None:
             self._init_ms = (time.monotonic() - self._spawned_at) * 1000
@@ -284,30 +282,28 @@ class ExecutionEnvironment:
             self._delivered = True
             self._started_at = time.monotonic()
             self._lines.append(self._start_line(invocation))
-            self._complete(body, True, then_destroy=True)
+            self._complete(document, True, then_destroy=True)
         else:
             self.destroy()
+        return Post.ACCEPTED
 
-    @staticmethod
-    def _error_body(request: Request) -> bytes:
-        """The runtime's error document; a body that is not JSON is wrapped as AWS does."""
-        body = request.body
-        try:
-            json.loads(body)
-            return body
-        except ValueError:
-            error_type = request.headers.get("lambda-runtime-function-error-type", "Runtime.Unknown")
-            return json.dumps({"errorMessage": body.decode("utf-8", "replace"),
-                               "errorType": error_type}).encode()
+    def _expects(self, request_id: str) -> bool:
+        invocation = self._current
+        return invocation is not None and self._delivered and invocation.request_id == request_id
 
-    @staticmethod
-    def _error_type(body: bytes) -> str:
-        try:
-            document = json.loads(body)
-        except ValueError:
-            return "Runtime.Unknown"
-        error_type = document.get("errorType") if isinstance(document, dict) else None
-        return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
+    def _deliver(self, waiter: EventWaiter) -> None:
+        invocation = self._current
+        assert invocation is not None
+        self._delivered = True
+        timeout = self.version.timeout
+        self._started_at = time.monotonic()
+        self._timer = self._loop.call_later(timeout, self._on_timeout)
+        self._lines.append(self._start_line(invocation))
+        waiter.deliver(invocation, int((time.time() + timeout) * 1000))
+
+    def _start_line(self, invocation: Invocation) -> tuple[int, str]:
+        return (int(time.time() * 1000),
+                f"START RequestId: {invocation.request_id} Version: {self.version.version}")
 
     # completion ------------------------------------------------------------------------
     def _complete(self, payload: bytes, error: bool, *, then_destroy: bool = False,
@@ -417,14 +413,13 @@ class ExecutionEnvironment:
                 self._started_at = time.monotonic()
                 self._lines.insert(0, self._start_line(invocation))
             self._complete(fault.payload(), True, extra_line=f"{fault.message}\n{fault.error_type}")
-        if self._parked_next is not None:
-            self._parked_next = None
+        self._parked = None
         self._cancel_timer()
         if self.process is not None:
             self._loop.remove_reader(self.process.log_fd)
             self.process.release()
-        if self.server is not None:
-            self.server.close()
+        if self.endpoints is not None:
+            self.endpoints.close()
         if not was_dead:
             self._on_dead(self)
 

@@ -30,8 +30,8 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
-from strato.api.http import serve, serve_socket
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import SUPPORTED as RUNTIMES
 from strato.domain.runtimes import RuntimeFamily, python_version
@@ -45,7 +45,7 @@ from strato.scheduler.concurrency import (
     provisioning_backoff,
     throttled,
 )
-from strato.scheduler.environment import ExecutionEnvironment, LogSink, State
+from strato.scheduler.environment import ExecutionEnvironment, LogSink, RuntimeEndpoints, State
 from strato.scheduler.invocation import Invocation
 from strato.scheduler.placement import expired
 
@@ -60,6 +60,18 @@ EnvironmentBuilder = Callable[[FunctionVersion, str, str, str, str], Mapping[str
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of the two kinds of environments.
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
+
+
+class RuntimeApi(Protocol):
+    """Serves environments' Runtime APIs (``strato.runtime_api.endpoints``)."""
+
+    async def serve_on_host(self, env: ExecutionEnvironment) -> tuple[Any, str]:
+        """Before the start: serve ``env`` on a host port; (endpoints, ``host:port``)."""
+
+    async def serve(self, env: ExecutionEnvironment, endpoints: Any,
+                    process: EnvironmentProcess) -> RuntimeEndpoints:
+        """After the start: serve ``env`` through what ``process`` brought, added to the
+        endpoints ``serve_on_host`` returned (or None)."""
 
 
 def key_of(version: FunctionVersion) -> Key:
@@ -105,6 +117,7 @@ class EnvironmentPool:
     def __init__(
         self,
         sandbox: Sandbox,
+        runtime_api: RuntimeApi,
         sink: LogSink,
         build_environment: EnvironmentBuilder,
         code_dir: Callable[[FunctionVersion], str],
@@ -113,17 +126,16 @@ class EnvironmentPool:
         account_concurrency: int,
         burst: int = 1000,
         burst_window_s: float = 10.0,
-        runtime_api_host: str = "127.0.0.1",
         default_egress: str = EGRESS_INTERNET,
     ) -> None:
         self._sandbox = sandbox
+        self._runtime_api = runtime_api
         self._sink = sink
         self._build_environment = build_environment
         self._code_dir = code_dir
         self._keep_alive_s = keep_alive_s
         self._limits = ConcurrencyLimits(account_concurrency, burst=burst,
                                          burst_window_s=burst_window_s)
-        self._host = runtime_api_host
         self._default_egress = default_egress
         #: On-demand and provisioned idle environments, each list in the order they became
         #: idle, so that ``pop()`` takes the most recently used (``placement.pick_warm``).
@@ -194,7 +206,7 @@ class EnvironmentPool:
         try:
             if self._closing:
                 raise SandboxError("strato is shutting down")
-            process, server = await self._launch(env)
+            process, endpoints = await self._launch(env)
         except StratoError as exc:
             log.error("cannot start an environment for %s: %s", env.version.name, exc)
             env.fail_start(str(exc))
@@ -208,32 +220,31 @@ class EnvironmentPool:
             raise
         if env.dead:  # retired or closed while starting
             process.kill()
-        env.attach(process, server)
+        env.attach(process, endpoints)
 
-    async def _launch(self, env: ExecutionEnvironment) -> tuple[EnvironmentProcess, asyncio.Server]:
-        """The started process of ``env`` and the server of its Runtime API."""
+    async def _launch(self, env: ExecutionEnvironment) -> tuple[EnvironmentProcess, RuntimeEndpoints]:
+        """The started process of ``env`` and the endpoints of its Runtime API."""
         inside = self._sandbox.runtime_api
-        server: asyncio.Server | None = None
+        endpoints: Any = None
+        port: int | None = None
         if inside is None:
-            server = await serve(env.handle, env.body_limit, self._host, 0)
-            port: int | None = int(server.sockets[0].getsockname()[1])
-            address = f"{self._host}:{port}"
+            endpoints, address = await self._runtime_api.serve_on_host(env)
+            port = int(address.rpartition(":")[2])
         else:
-            port, address = None, inside
+            address = inside
         spec = self._spec(env, address, port)
         try:
             process = await self._sandbox.start(spec)
-            if process.runtime_socket is not None:
-                runtime_socket, process.runtime_socket = process.runtime_socket, None
-                server = await serve_socket(env.handle, env.body_limit, runtime_socket)
         except BaseException:
-            if server is not None:
-                server.close()
+            if endpoints is not None:
+                endpoints.close()
             raise
-        if server is None:
+        try:
+            return process, await self._runtime_api.serve(env, endpoints, process)
+        except BaseException:
             process.kill()
-            raise SandboxError("the sandbox gave no Runtime API endpoint")
-        return process, server
+            process.exited.add_done_callback(lambda _: process.release())
+            raise
 
     def _spec(self, env: ExecutionEnvironment, address: str, port: int | None) -> EnvironmentSpec:
         version = env.version

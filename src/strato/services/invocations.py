@@ -11,9 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
-import time
-import uuid
 from collections.abc import Callable
 
 from strato.domain import limits
@@ -26,6 +23,8 @@ from strato.domain.errors import (
     ResourceNotFoundException,
     UnsupportedOperationException,
 )
+from strato.domain.ids import request_id as new_request_id
+from strato.domain.ids import trace_id
 from strato.domain.models import LATEST, FunctionVersion
 from strato.scheduler.invocation import Invocation, InvocationResult
 from strato.scheduler.pool import EnvironmentPool
@@ -35,11 +34,6 @@ REQUEST_RESPONSE = "RequestResponse"
 DRY_RUN = "DryRun"
 EVENT = "Event"
 _CLIENT_CONTEXT_MAX = 3583
-
-
-def _trace_id() -> str:
-    noise = os.urandom(20).hex()
-    return f"Root=1-{int(time.time()):08x}-{noise[:24]};Parent={noise[24:]};Sampled=0"
 
 
 def check_payload(payload: bytes) -> None:
@@ -123,13 +117,13 @@ class InvocationService:
         if invocation_type == DRY_RUN:
             return InvocationResult(b"", record.version)
         invocation = Invocation(
-            request_id or str(uuid.uuid4()),
+            request_id or new_request_id(),
             payload,
             scope.function_arn(record.name, ref.qualifier),
             on_done,
             client_context=context,
             want_tail=tail,
-            trace_id=_trace_id(),
+            trace_id=trace_id(),
         )
         self._pool.invoke(record, invocation)
         return None

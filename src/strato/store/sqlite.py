@@ -11,6 +11,7 @@ says why they are opened on read); no row holds them in plaintext.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
@@ -262,6 +263,16 @@ class SqliteFunctionStore:
             raise StoreError(f"could not seal the plaintext records of {self._db.path}: {e}") from e
 
 
+#: Rows per INSERT statement (5 parameters each, well within SQLite's 32,766 variables).
+_ROWS_PER_INSERT = 500
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_rows(count: int) -> str:
+    return ("INSERT INTO log_events (log_group, log_stream, timestamp_ms, ingestion_ms, message)"
+            " VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * count))
+
+
 class SqliteLogStore:
     """Log events in ``log_events``; a row's autoincrement ``position`` is its cursor.
 
@@ -278,15 +289,20 @@ class SqliteLogStore:
         self._db.close()
 
     def append(self, events: Sequence[LogEvent]) -> None:
+        """Store ``events`` in one transaction, many rows per statement: the sqlite3 module
+        releases and retakes the GIL around every statement it steps, and one statement per
+        row made the writer thread and the event loop hand the GIL back and forth (futex
+        waits and wake-ups) hundreds of times per batch."""
         if not events:
             return
         ingestion_ms = self._clock()
         with self._db.transaction() as conn:
-            conn.executemany(
-                "INSERT INTO log_events (log_group, log_stream, timestamp_ms, ingestion_ms,"
-                " message) VALUES (?, ?, ?, ?, ?)",
-                [(e.group, e.stream, e.timestamp_ms, ingestion_ms, e.message) for e in events],
-            )
+            for start in range(0, len(events), _ROWS_PER_INSERT):
+                chunk = events[start:start + _ROWS_PER_INSERT]
+                params: list[Any] = []
+                for e in chunk:
+                    params += (e.group, e.stream, e.timestamp_ms, ingestion_ms, e.message)
+                conn.execute(_insert_rows(len(chunk)), params)
 
     def query(
         self,

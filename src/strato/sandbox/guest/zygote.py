@@ -15,8 +15,10 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
-  with the write end of the environment's log pipe attached, and, when ``netns``, an fd of
-  the network namespace to join.
+  "channel": <bool>} with the write end of the environment's log pipe attached, then, when
+  ``netns``, an fd of the network namespace to join, then, when ``channel`` (python mode
+  only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
+  the runtime finds at fd 3.
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
@@ -65,6 +67,8 @@ _WARM_MODULES = ("base64", "datetime", "hashlib", "uuid", "urllib.parse", "typin
 
 _MAX_DATAGRAM = 1 << 20
 _SETUP_TIMEOUT_MS = 10_000
+#: Where a python-mode environment finds its runtime channel (after stdin, stdout, stderr).
+_CHANNEL_FD = 3
 _PR_SET_CHILD_SUBREAPER = 36
 _BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
 _TIERS = ("namespaces", "fallback", "unconfined")
@@ -84,11 +88,14 @@ def _valid_spawn(request, fds):
         return f"unknown tier {tier!r}"
     if tier != "unconfined" and confine is None:
         return f"tier {tier} needs ctypes: {_CONFINE_MISSING}"
-    wanted = 2 if request.get("netns") else 1
+    wanted = 1 + bool(request.get("netns")) + bool(request.get("channel"))
     if len(fds) != wanted:
-        return f"expected {wanted} fds (log pipe[, network namespace]), got {len(fds)}"
+        return (f"expected {wanted} fds (log pipe[, network namespace][, runtime channel]), "
+                f"got {len(fds)}")
     if request.get("mode") not in ("python", "exec"):
         return f"unknown mode {request.get('mode')!r}"
+    if request.get("channel") and request["mode"] != "python":
+        return "a runtime channel is for the built-in runtime (python mode) only"
     argv = request.get("argv") or []
     if request["mode"] == "exec" and not (
             argv and all(isinstance(a, str) and "\0" not in a for a in argv)
@@ -358,13 +365,17 @@ class Zygote:
             report.close()
             self._control.detach()  # its fd is closed below; the object must never close it
             signal.set_wakeup_fd(-1)
-            os.closerange(3, self._fd_ceiling)
+            if request.get("channel"):
+                # Whatever held fd 3 (the control socket, a pipe) is closed below anyway.
+                os.dup2(fds[-1], _CHANNEL_FD)
+            os.closerange(_CHANNEL_FD + 1 if request.get("channel") else 3, self._fd_ceiling)
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, set())
             if request["mode"] == "exec":
                 _exec(request["argv"], request["env"])
             else:
-                status = _run_python(request["env"])
+                status = _run_python(request["env"],
+                                     _CHANNEL_FD if request.get("channel") else None)
         except BaseException:
             status = 1
             try:
@@ -476,8 +487,9 @@ def _exec(argv, env):
         os._exit(127)
 
 
-def _run_python(env):
-    """Run the built-in runtime in this (forked) interpreter; returns the exit status."""
+def _run_python(env, channel_fd):
+    """Run the built-in runtime in this (forked) interpreter, over the runtime channel at
+    ``channel_fd`` when there is one; returns the exit status."""
     os.environ.clear()  # already empty (see main); kept so that nothing can leak through
     os.environ.update(env)
     time.tzset()  # the zygote's time zone state came from its own (empty) environment
@@ -490,7 +502,7 @@ def _run_python(env):
     if _GUEST_DIR in sys.path:
         sys.path.remove(_GUEST_DIR)
     try:
-        status = bootstrap.main()
+        status = bootstrap.main(channel_fd)
     except SystemExit as exc:
         status = exc.code
     if status is None:

@@ -21,6 +21,7 @@ import re
 import sys
 
 from . import log_format
+from .channel import ChannelClient
 from .client import RuntimeApiError, RuntimeClient
 from .context import FunctionSettings, make_context
 from .faults import (
@@ -52,11 +53,19 @@ class _ResultEncoder(json.JSONEncoder):
         return super().default(o)
 
 
+#: Encodes what plain JSON can; anything else (Decimals) goes through a ``_ResultEncoder``.
+_PLAIN_ENCODER = json.JSONEncoder(ensure_ascii=_ENSURE_ASCII)
+
+
 def encode_result(result):
     """The response body for a handler's return value: JSON (``None`` is ``null``), or the
     bytes themselves when the handler returned bytes. Raises ``Fault`` (MarshalError)."""
     if isinstance(result, (bytes, bytearray)):
         return bytes(result)
+    try:
+        return _PLAIN_ENCODER.encode(result).encode("utf-8")
+    except (TypeError, ValueError):
+        pass  # a Decimal, or something that cannot be marshalled: said below
     encoder = _ResultEncoder()
     try:
         text = encoder.encode(result)
@@ -145,19 +154,23 @@ def _invoke(client, handler, settings, invocation):
     _post_error(client, request_id, error)
 
 
-def main():
+def main(channel_fd=None):
     """Run the runtime in this process; returns the exit status (1 after an INIT error).
-    Never returns while the Runtime API keeps handing out events."""
+    Never returns while the Runtime API keeps handing out events.
+
+    ``channel_fd`` is the runtime channel's socket (``channel.py``) when the platform forked
+    this environment with one; otherwise the runtime speaks HTTP to
+    ``AWS_LAMBDA_RUNTIME_API``."""
     environ = os.environ
     _line_buffer_output()
     _install_exit_builtins()
     address = environ.get("AWS_LAMBDA_RUNTIME_API")
-    if not address:
+    if not address and channel_fd is None:
         sys.stderr.write("strato runtime: AWS_LAMBDA_RUNTIME_API is not set\n")
         return 1
     _extend_sys_path(environ)
     try:
-        client = RuntimeClient(address)
+        client = ChannelClient(channel_fd) if channel_fd is not None else RuntimeClient(address)
         logs = log_format.install(environ.get("AWS_LAMBDA_LOG_LEVEL"))
         try:
             handler = load_handler(environ.get("_HANDLER", ""))

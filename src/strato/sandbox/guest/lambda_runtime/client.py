@@ -29,20 +29,34 @@ class _ConnectionLost(Exception):
 
 
 class Invocation:
-    """One event from ``invocation/next``: its headers and the raw event ``body``."""
+    """One event from ``invocation/next``: its metadata and the raw event ``body``."""
 
     __slots__ = ("request_id", "deadline_ms", "invoked_function_arn", "trace_id",
                  "client_context", "cognito_identity", "body")
 
-    def __init__(self, headers, body):
-        self.request_id = headers.get("lambda-runtime-aws-request-id", "")
-        deadline = headers.get("lambda-runtime-deadline-ms")
-        self.deadline_ms = int(deadline) if deadline and deadline.isdigit() else 0
-        self.invoked_function_arn = headers.get("lambda-runtime-invoked-function-arn")
-        self.trace_id = headers.get("lambda-runtime-trace-id")
-        self.client_context = headers.get("lambda-runtime-client-context")
-        self.cognito_identity = headers.get("lambda-runtime-cognito-identity")
+    def __init__(self, request_id, deadline_ms, invoked_function_arn, trace_id,
+                 client_context, cognito_identity, body):
+        self.request_id = request_id
+        self.deadline_ms = deadline_ms
+        self.invoked_function_arn = invoked_function_arn
+        self.trace_id = trace_id
+        self.client_context = client_context
+        self.cognito_identity = cognito_identity
         self.body = body
+
+    @classmethod
+    def from_headers(cls, headers, body):
+        """From the ``Lambda-Runtime-*`` headers of an HTTP ``next`` response."""
+        deadline = headers.get("lambda-runtime-deadline-ms")
+        return cls(
+            headers.get("lambda-runtime-aws-request-id", ""),
+            int(deadline) if deadline and deadline.isdigit() else 0,
+            headers.get("lambda-runtime-invoked-function-arn"),
+            headers.get("lambda-runtime-trace-id"),
+            headers.get("lambda-runtime-client-context"),
+            headers.get("lambda-runtime-cognito-identity"),
+            body,
+        )
 
 
 class RuntimeClient:
@@ -69,7 +83,7 @@ class RuntimeClient:
         if status != 200:
             raise RuntimeApiError(
                 f"GET {_PREFIX}/invocation/next answered {status}: {body[:500]!r}")
-        return Invocation(headers, body)
+        return Invocation.from_headers(headers, body)
 
     def post_response(self, request_id, body):
         """Post the handler's result (bytes). Returns the status; a refusal is logged."""

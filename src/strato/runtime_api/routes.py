@@ -1,0 +1,103 @@
+"""The HTTP Runtime API of one environment (API version 2018-06-01).
+
+https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html: ``GET …/invocation/next``,
+``POST …/invocation/{id}/response``, ``POST …/invocation/{id}/error`` and
+``POST …/init/error``, answered with the statuses and error bodies AWS's endpoint gives.
+"""
+
+from __future__ import annotations
+
+import json
+
+from strato.api.http import Request, Responder
+from strato.domain import limits
+from strato.scheduler.environment import ExecutionEnvironment, Post
+from strato.scheduler.invocation import Invocation
+
+PREFIX = "/2018-06-01/runtime/"
+_NEXT = PREFIX + "invocation/next"
+_INVOCATION = PREFIX + "invocation/"
+_INIT_ERROR = PREFIX + "init/error"
+_JSON = [("Content-Type", "application/json")]
+_ACCEPTED = b'{"status":"OK"}'
+_ERROR_TYPE = "lambda-runtime-function-error-type"
+
+
+def _error(status: int, error_type: str, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    return status, _JSON, json.dumps({"errorMessage": message, "errorType": error_type}).encode()
+
+
+#: How each refused post is answered.
+_REFUSALS = {
+    Post.INVALID_REQUEST_ID: _error(400, "InvalidRequestID", "Invalid request ID"),
+    Post.TOO_LARGE: _error(413, "RequestEntityTooLarge",
+                           f"Exceeded maximum allowed payload size "
+                           f"({limits.SYNC_RESPONSE_MAX_BYTES} bytes)."),
+    Post.NOT_IN_INIT: _error(403, "InvalidStateTransition", "init/error is only legal during INIT"),
+}
+
+
+class HttpWaiter:
+    """A parked ``invocation/next``: the event is its response."""
+
+    __slots__ = ("_responder",)
+
+    def __init__(self, responder: Responder) -> None:
+        self._responder = responder
+
+    def deliver(self, invocation: Invocation, deadline_ms: int) -> None:
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Lambda-Runtime-Aws-Request-Id", invocation.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", invocation.invoked_arn),
+        ]
+        if invocation.trace_id:
+            headers.append(("Lambda-Runtime-Trace-Id", invocation.trace_id))
+        if invocation.client_context:
+            headers.append(("Lambda-Runtime-Client-Context", invocation.client_context))
+        if invocation.cognito_identity:
+            headers.append(("Lambda-Runtime-Cognito-Identity", invocation.cognito_identity))
+        self._responder.send(200, headers, invocation.payload or b"{}")
+
+
+class RuntimeApiRoutes:
+    """Serves ``env``'s HTTP Runtime API; ``handle`` is the transport's handler."""
+
+    __slots__ = ("_env",)
+
+    def __init__(self, env: ExecutionEnvironment) -> None:
+        self._env = env
+
+    @staticmethod
+    def body_limit(method: str, path: str) -> int:
+        return limits.SYNC_RESPONSE_MAX_BYTES
+
+    def handle(self, request: Request, responder: Responder) -> None:
+        env, path, method = self._env, request.path, request.method
+        if env.dead:
+            responder.send(*_error(410, "Runtime.Gone", "environment is shutting down"))
+        elif path == _NEXT and method == "GET":
+            env.runtime_next(HttpWaiter(responder))
+        elif path.startswith(_INVOCATION) and method == "POST":
+            request_id, _, action = path[len(_INVOCATION):].partition("/")
+            if action == "response":
+                self._answer(responder, env.runtime_response(
+                    request_id, None if request.too_large else request.body))
+            elif action == "error":
+                self._answer(responder, env.runtime_error(
+                    request_id, request.body, request.headers.get(_ERROR_TYPE)))
+            else:
+                responder.send(*_error(404, "NotFound", f"no route {path}"))
+        elif path == _INIT_ERROR and method == "POST":
+            self._answer(responder, env.runtime_init_error(request.body,
+                                                           request.headers.get(_ERROR_TYPE)))
+        else:
+            responder.send(*_error(404, "NotFound", f"no route {method} {path}"))
+
+    @staticmethod
+    def _answer(responder: Responder, outcome: Post) -> None:
+        if outcome is Post.ACCEPTED:
+            responder.send(202, _JSON, _ACCEPTED)
+        else:
+            responder.send(*_REFUSALS[outcome])
