@@ -62,7 +62,7 @@ class BatchingLogWriter:
                     group, stream, lines = self._queue.popleft()
                     if lines:
                         events.append(LogEvent(group, stream, lines[0][0],
-                                               "\n".join(message for _, message in lines)))
+                                               "\n".join([message for _, message in lines])))
                 try:
                     self._store.append(events)
                 except Exception:
