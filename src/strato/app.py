@@ -44,7 +44,6 @@ from strato.event_sources.sqs_poller import SqsPoller
 from strato.queue.builtin import BuiltinQueueClient
 from strato.queue.client import QueueRouter
 from strato.queue.destinations import DestinationSender
-from strato.queue.external import ExternalQueueClient
 from strato.queue.sqlite_events import SqliteEventStore
 from strato.queue.worker import AsyncWorker, FunctionTarget
 from strato.queue.writer import EventWriter
@@ -375,6 +374,9 @@ class Application:
         settings = self.settings
         external = None
         if settings.sqs_endpoint:
+            # Imported only here: it brings botocore's client machinery (a few MB).
+            from strato.queue.external import ExternalQueueClient
+
             external = ExternalQueueClient(
                 settings.sqs_endpoint, region=settings.sqs_region or settings.default_region,
                 access_key_id=settings.sqs_access_key_id,

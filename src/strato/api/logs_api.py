@@ -13,10 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-import botocore.session
-
 import strato.api.json_protocol as json_protocol
 from strato.api.http import Request, Responder
+from strato.api.service_models import service_model
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException
 from strato.store.base import LogStore
@@ -38,7 +37,6 @@ def _matches(message: str, pattern: str | None) -> bool:
 
 class LogsApi:
     def __init__(self, store: LogStore, executor: Executor | None = None) -> None:
-        self._model = botocore.session.get_session().get_service_model("logs")
         self._store = store
         self._executor = executor
         self._operations: dict[str, Callable[[dict[str, Any], Scope], dict[str, Any]]] = {
@@ -50,7 +48,7 @@ class LogsApi:
     def handle(self, request: Request, responder: Responder, scope: Scope) -> None:
         try:
             operation = json_protocol.operation_for_target(
-                self._model, request.headers.get("x-amz-target", "")
+                service_model("logs"), request.headers.get("x-amz-target", "")
             )
             run = self._operations.get(operation.name) if operation else None
             if operation is None or run is None:

@@ -28,7 +28,6 @@ from concurrent.futures import Executor
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-import botocore.session
 from botocore.model import OperationModel
 
 from strato.api import json_protocol, rest_json
@@ -36,6 +35,7 @@ from strato.api.event_accept import EventAcceptor
 from strato.api.http import Request, Responder
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.routing import Router
+from strato.api.service_models import service_model
 from strato.api.sqs_api import SqsApi
 from strato.api.validation import validate
 from strato.auth.sigv4 import SigV4Verifier
@@ -97,8 +97,7 @@ class ApiServer:
         """``verifier`` authenticates requests; None turns authentication off, and every
         request then acts as ``anonymous_admin(account)`` (``strato serve --auth none``).
         Without ``authorizer`` every authenticated request is allowed."""
-        session = botocore.session.get_session()
-        model = session.get_service_model("lambda")
+        model = service_model("lambda")
         self._router = Router(model)
         self._invoke_op: OperationModel = model.operation_model("Invoke")
         self._invoke_async_op: OperationModel = model.operation_model("InvokeAsync")
@@ -112,7 +111,6 @@ class ApiServer:
         self._events = events
         self._logs_api = logs_api
         self._sqs_api = sqs_api
-        self._logs_model = session.get_service_model("logs") if logs_api is not None else None
         self._verifier = verifier
         self._authorizer = authorizer
         self._anonymous = anonymous_admin(account)
@@ -203,9 +201,9 @@ class ApiServer:
     def _too_large(self, request: Request, logs: bool) -> LambdaApiError:
         """The error for a request whose body was over its limit (and was dropped unread)."""
         limit = self.body_limit(request.method, request.path)
-        if logs and self._logs_model is not None:
+        if logs and self._logs_api is not None:
             target = request.headers["x-amz-target"]
-            operation = json_protocol.operation_for_target(self._logs_model, target)
+            operation = json_protocol.operation_for_target(service_model("logs"), target)
             name = operation.name if operation is not None else target
         elif _INVOKE_PATH.fullmatch(request.path) and request.method == "POST":
             name = "InvokeFunction"
@@ -232,9 +230,9 @@ class ApiServer:
 
     def _logs(self, request: Request, responder: Responder, principal: Principal) -> None:
         scope = self._scope(request)
-        if self._authorizer is not None and self._logs_model is not None:
+        if self._authorizer is not None:
             operation = json_protocol.operation_for_target(
-                self._logs_model, request.headers["x-amz-target"]
+                service_model("logs"), request.headers["x-amz-target"]
             )
             if operation is not None:  # an unknown target is refused by the logs API itself
                 self._authorizer(principal, f"logs:{operation.name}",

@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import botocore.session
 from botocore.model import OperationModel  # type: ignore[import-untyped, unused-ignore]
 
 from strato.api import json_protocol, sqs_wire
 from strato.api.http import Request, Responder
+from strato.api.service_models import service_model
 from strato.domain import queue_messages as rules
 from strato.domain import queues as q
 from strato.domain.arns import Scope
@@ -64,7 +64,6 @@ Operation = Callable[[Call], Awaitable[dict[str, Any]]]
 
 class SqsApi:
     def __init__(self, service: QueueService, *, authorizer: Authorize | None = None) -> None:
-        self._model = botocore.session.get_session().get_service_model("sqs")
         self._service = service
         self._authorizer = authorizer
         self._account = service.account
@@ -102,7 +101,7 @@ class SqsApi:
     def too_large(self, request: Request, limit: int) -> LambdaApiError:
         """The error of a request whose body was over ``limit`` (and was dropped unread)."""
         operation = json_protocol.operation_for_target(
-            self._model, request.headers.get("x-amz-target", ""))
+            service_model("sqs"), request.headers.get("x-amz-target", ""))
         name = operation.name if operation is not None else "SQS"
         return RequestEntityTooLargeException(
             f"Request must be smaller than {limit} bytes for the {name} operation")
@@ -118,7 +117,8 @@ class SqsApi:
             responder.send(*sqs_wire.query_protocol_refusal(request_id))
             return
         try:
-            operation = json_protocol.operation_for_target(self._model, request.headers["x-amz-target"])
+            operation = json_protocol.operation_for_target(service_model("sqs"),
+                                                           request.headers["x-amz-target"])
             if operation is None:
                 raise UnsupportedOperation(
                     f"{request.headers['x-amz-target']} is not an operation of the SQS API")

@@ -44,10 +44,8 @@ import secrets
 import stat
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from strato.errors import ConfigError, SealedSecretError
+from strato.store.aes_gcm import AesGcm
 
 #: The master key's file name in the data dir.
 MASTER_KEY_FILE = "master.key"
@@ -58,13 +56,14 @@ _TAG_BYTES = 16
 
 
 class SecretBox:
-    """AES-256-GCM under one master key. Safe to share between threads (it holds no state
-    beyond the key). Raises ValueError unless ``key`` is 32 bytes."""
+    """AES-256-GCM (``store.aes_gcm``: the OpenSSL the interpreter links) under one master
+    key. Safe to share between threads (it holds no state beyond the key). Raises ValueError
+    unless ``key`` is 32 bytes, ConfigError if the host has no libcrypto."""
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError(f"a master key is {KEY_BYTES} bytes, not {len(key)}")
-        self._aead = AESGCM(key)
+        self._aead = AesGcm(key)
 
     def seal(self, plaintext: bytes, associated_data: bytes) -> bytes:
         """``plaintext`` encrypted and authenticated together with ``associated_data``, which
@@ -83,7 +82,7 @@ class SecretBox:
         nonce, ciphertext = sealed[1:1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES:]
         try:
             return self._aead.decrypt(nonce, ciphertext, _VERSION + associated_data)
-        except InvalidTag as e:
+        except SealedSecretError as e:
             raise SealedSecretError(
                 "sealed secret failed authentication: it was altered, sealed under another "
                 "master key, or belongs to another record"
