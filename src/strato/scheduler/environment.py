@@ -298,22 +298,57 @@ class ExecutionEnvironment:
         timeout = self.version.timeout
         self._started_at = time.monotonic()
         self._timer = self._loop.call_later(timeout, self._on_timeout)
-        self._lines.append(self._start_line(invocation))
-        waiter.deliver(invocation, int((time.time() + timeout) * 1000))
+        now = time.time()
+        waiter.deliver(invocation, int((now + timeout) * 1000))
+        self._lines.append((int(now * 1000), self._start_text(invocation)))
 
     def _start_line(self, invocation: Invocation) -> tuple[int, str]:
-        return (int(time.time() * 1000),
-                f"START RequestId: {invocation.request_id} Version: {self.version.version}")
+        return int(time.time() * 1000), self._start_text(invocation)
+
+    def _start_text(self, invocation: Invocation) -> str:
+        return f"START RequestId: {invocation.request_id} Version: {self.version.version}"
 
     # completion ------------------------------------------------------------------------
     def _complete(self, payload: bytes, error: bool, *, then_destroy: bool = False,
                   extra_line: str | None = None) -> None:
+        """End the invocation in flight: return its lease, answer its caller, close its log
+        (END and REPORT), then settle the environment (IDLE, or destroyed). The caller hears
+        before the log is written unless it asked for the log's tail."""
         invocation = self._current
         assert invocation is not None
         # First, so that nothing below can keep the invocation's concurrency lease.
         self._on_finished(self)
         self._cancel_timer()
         duration_ms = (time.monotonic() - self._started_at) * 1000
+        function_error = "Unhandled" if error else None
+        try:
+            if invocation.want_tail:
+                lines = self._close_log(invocation, duration_ms, extra_line)
+                text = "".join(line + "\n" for _, line in lines).encode()
+                tail = base64.b64encode(text[-limits.LOG_TAIL_BYTES:]).decode()
+                invocation.finish(InvocationResult(payload, self.version.version, function_error,
+                                                   tail))
+            else:
+                try:
+                    invocation.finish(InvocationResult(payload, self.version.version,
+                                                       function_error))
+                finally:
+                    self._close_log(invocation, duration_ms, extra_line)
+        finally:
+            self._current = None
+            self._delivered = False
+            if then_destroy or self.retired or self.state is State.DEAD:
+                if self.state is not State.DEAD:
+                    self.destroy()
+            else:
+                self._move(State.IDLE)
+                self.idle_since = time.monotonic()
+                self._on_released(self)
+
+    def _close_log(self, invocation: Invocation, duration_ms: float,
+                   extra_line: str | None) -> list[tuple[int, str]]:
+        """The invocation's output (what is still in the pipe included), END and REPORT:
+        emitted to the sink, and returned. Only while ``invocation`` is the current one."""
         self._drain_output()
         request_id = invocation.request_id
         now_ms = int(time.time() * 1000)
@@ -334,24 +369,7 @@ class ExecutionEnvironment:
         lines, self._lines = self._lines, []
         self._kept_bytes = self._dropped_bytes = 0
         self._sink.emit(self.version.log_group, self.log_stream, lines)
-        tail = None
-        if invocation.want_tail:
-            text = "".join(line + "\n" for _, line in lines).encode()
-            tail = base64.b64encode(text[-limits.LOG_TAIL_BYTES:]).decode()
-        self._current = None
-        self._delivered = False
-        result = InvocationResult(payload, self.version.version, "Unhandled" if error else None, tail)
-        if then_destroy or self.retired or self.state is State.DEAD:
-            if self.state is not State.DEAD:
-                self.destroy()
-        else:
-            self._move(State.IDLE)
-            self.idle_since = time.monotonic()
-        try:
-            invocation.finish(result)
-        finally:
-            if self.state is State.IDLE:
-                self._on_released(self)
+        return lines
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
