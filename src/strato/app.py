@@ -23,7 +23,6 @@ from urllib.parse import parse_qs
 
 from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
-from strato.api.http import Request, serve
 from strato.api.lambda_api import LambdaOperations
 from strato.api.ledger_api import LedgerApi
 from strato.api.logs_api import LogsApi
@@ -41,6 +40,8 @@ from strato.errors import CodeStoreError
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
+from strato.http.request import Request
+from strato.http.server import serve
 from strato.queue.builtin import BuiltinQueueClient
 from strato.queue.client import QueueRouter
 from strato.queue.destinations import DestinationSender
@@ -243,6 +244,7 @@ class Application:
             burst=settings.burst_concurrency,
             burst_window_s=settings.burst_window_s,
             default_egress=settings.egress,
+            http_limits=settings.http_limits,
         )
         names: list[str] = []
         while batch := self._function_store.list_latest(after=names[-1] if names else None,
@@ -322,7 +324,8 @@ class Application:
             events=acceptor,
             signed_internal={"events": ledger.handle},
         )
-        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port)
+        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port,
+                                   limits=settings.http_limits)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("sandbox: %s", self._sandbox.description)
 

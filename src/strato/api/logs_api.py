@@ -16,9 +16,9 @@ from typing import Any
 import botocore.session
 
 import strato.api.json_protocol as json_protocol
-from strato.api.http import Request, Responder
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException
+from strato.http.request import Request, Responder
 from strato.store.base import LogStore
 from strato.store.log_writer import expand
 

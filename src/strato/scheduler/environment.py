@@ -34,10 +34,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from strato.api.http import Request, Responder
 from strato.domain import limits
 from strato.domain.models import FunctionVersion
 from strato.errors import StratoError
+from strato.http.request import Request, Responder
 from strato.sandbox.base import EnvironmentProcess, ExitStatus
 from strato.scheduler import invocation as faults
 from strato.scheduler.invocation import Fault, Invocation, InvocationResult

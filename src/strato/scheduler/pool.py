@@ -31,11 +31,14 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-from strato.api.http import serve, serve_socket
+from strato.domain.limits import INIT_TIMEOUT_S
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import SUPPORTED as RUNTIMES
 from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.errors import SandboxError, StratoError
+from strato.http.limits import HttpLimits
+from strato.http.server import DEFAULT_LIMITS, serve, serve_socket
+from strato.http.sweep import DeadlineSweep
 from strato.sandbox.base import EGRESS_INTERNET, EGRESS_NONE, EnvironmentProcess, EnvironmentSpec, Sandbox
 from strato.scheduler.concurrency import (
     ACCOUNT_LIMIT_EXCEEDED,
@@ -115,7 +118,9 @@ class EnvironmentPool:
         burst_window_s: float = 10.0,
         runtime_api_host: str = "127.0.0.1",
         default_egress: str = EGRESS_INTERNET,
+        http_limits: HttpLimits = DEFAULT_LIMITS,
     ) -> None:
+        """``http_limits`` apply to every environment's Runtime API server."""
         self._sandbox = sandbox
         self._sink = sink
         self._build_environment = build_environment
@@ -125,6 +130,9 @@ class EnvironmentPool:
                                          burst_window_s=burst_window_s)
         self._host = runtime_api_host
         self._default_egress = default_egress
+        self._http_limits = http_limits
+        #: One deadline timer for the Runtime API connections of every environment.
+        self._http_sweep = DeadlineSweep()
         #: On-demand and provisioned idle environments, each list in the order they became
         #: idle, so that ``pop()`` takes the most recently used (``placement.pick_warm``).
         self._idle: dict[Key, list[ExecutionEnvironment]] = {}
@@ -214,8 +222,12 @@ class EnvironmentPool:
         """The started process of ``env`` and the server of its Runtime API."""
         inside = self._sandbox.runtime_api
         server: asyncio.Server | None = None
+        # A runtime's connection is quiet while its function runs: never idle out before the
+        # environment's own limits (INIT, then the function's timeout) end it.
+        limits = self._http_limits.idle_at_least(INIT_TIMEOUT_S + env.version.timeout)
         if inside is None:
-            server = await serve(env.handle, env.body_limit, self._host, 0)
+            server = await serve(env.handle, env.body_limit, self._host, 0,
+                                 limits=limits, sweep=self._http_sweep)
             port: int | None = int(server.sockets[0].getsockname()[1])
             address = f"{self._host}:{port}"
         else:
@@ -225,7 +237,8 @@ class EnvironmentPool:
             process = await self._sandbox.start(spec)
             if process.runtime_socket is not None:
                 runtime_socket, process.runtime_socket = process.runtime_socket, None
-                server = await serve_socket(env.handle, env.body_limit, runtime_socket)
+                server = await serve_socket(env.handle, env.body_limit, runtime_socket,
+                                            limits=limits, sweep=self._http_sweep)
         except BaseException:
             if server is not None:
                 server.close()
