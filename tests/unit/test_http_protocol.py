@@ -426,3 +426,12 @@ def test_the_sweep_checks_each_watched_item_and_drops_one_that_fails() -> None:
     times, left = asyncio.run(run())
     assert times == sorted(times) and len(times) == 3
     assert left == 0
+
+
+def test_fields_over_the_size_limit_across_two_reads_each_under_it_are_refused_431() -> None:
+    handler = Handler()
+    protocol, transport = connect(handler)
+    protocol.data_received(b"GET / HTTP/1.1\r\nX-A: " + b"a" * 150 + b"\r\n")
+    protocol.data_received(b"X-B: " + b"b" * 150 + b"\r\n\r\n")
+    assert_refused(transport, 431)
+    assert handler.requests == []

@@ -4,12 +4,16 @@ No framework sits on the invoke path: a request is parsed by httptools into a ``
 handed to the endpoint's handler with a ``Responder``. Requests on one keep-alive connection
 are answered in order: the next is dispatched only after the previous response is written.
 
-Limits are checked in the parser's callbacks and per chunk read, never after buffering a whole
-request: the request target as its pieces arrive (414), each header field as it completes
-and, for a field still incomplete, every chunk that is all head (431), the declared or the
+Limits are checked as the parser goes, never after buffering a whole request: the request
+target as its pieces arrive (414); the header fields after every read that leaves a head
+incomplete (their count, and the bytes of reads that were all head, which include a field
+the parser still holds) and once more when the head completes (431); the declared or the
 running body size against the route's limit (the request goes to the handler at once as
-``too_large``, which answers 413 in its own form; the body is never read). A refused request
-stops the parser: nothing after it is read as a request, nothing of it reaches the handler.
+``too_large``, which answers 413 in its own form; the body is never read). A read is at most
+256 KiB (the event loop's buffer), so a head is refused within one read of its limit. Checking
+fields per read rather than per field keeps the common case (a whole head in one read) at one
+comparison. A refused request stops the parser: nothing after it is read as a request,
+nothing of it reaches the handler.
 
 Deadlines (408 for a slow head or body, closing an idle connection, dropping a client that
 reads no answers) are checked by the endpoint's ``DeadlineSweep``; the connection only bumps
@@ -84,20 +88,27 @@ class HttpProtocol(asyncio.Protocol):
 
     def __init__(self, endpoint: Endpoint) -> None:
         self._endpoint = endpoint
-        self._limits = endpoint.limits
+        self._handler = endpoint.handler
+        self._body_limit = endpoint.body_limit
+        limits = self._limits = endpoint.limits
+        self._max_url_bytes = limits.max_url_bytes
+        self._max_headers = limits.max_headers
+        self._max_header_bytes = limits.max_header_bytes
+        self._max_pipelined = limits.max_pipelined
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._peer = ""
         # The request being parsed.
         self._reader = _BETWEEN
-        self._messages = 0
         self._method = ""
         self._url = b""
         self._headers: dict[str, str] = {}
         self._repeated: dict[str, list[str]] | None = None
-        self._header_count = 0
-        self._header_bytes = 0
+        #: Whether this head is coming in more than one read; the bytes of its reads that
+        #: were all head; the size of the current read.
+        self._head_split = False
         self._head_bytes = 0
+        self._read_size = 0
         self._body: list[bytes] = []
         self._body_size = 0
         self._limit = 0
@@ -105,11 +116,13 @@ class HttpProtocol(asyncio.Protocol):
         self._queue: deque[Request] = deque()
         self._busy = False
         self._advancing = False
-        # Connection state.
+        # Connection state. ``_diverted``: data is not parsed (held while waiting for a slot,
+        # discarded once stopped).
         self._paused = 0
         self._held: list[bytes] = []
         self._write_paused = False
         self._stopped = False
+        self._diverted = False
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
         self._eof = False
@@ -127,9 +140,10 @@ class HttpProtocol(asyncio.Protocol):
         if arrival is Arrival.ADMITTED:
             self._endpoint.sweep.watch(self)
         elif arrival is Arrival.WAITING:
+            self._diverted = True
             self._pause(_NO_SLOT)
         else:
-            self._stopped = True
+            self._stopped = self._diverted = True
             self._write_refusal(503, "the server has too many connections; try again")
             self._close_now()
 
@@ -160,16 +174,18 @@ class HttpProtocol(asyncio.Protocol):
         self._advance()
 
     def data_received(self, data: bytes) -> None:
-        if self._stopped:
-            return  # a refused or last request was answered or is due: the rest is discarded
-        if self._paused & _NO_SLOT:
-            # The loop may deliver one chunk before the pause asked for in connection_made.
+        if self._diverted:
+            if self._stopped:
+                return  # a refused or last request was answered or is due: the rest is dropped
+            # Waiting for a slot: the loop may deliver one chunk before the pause asked for in
+            # connection_made takes effect.
             self._held.append(data)
             if self._transport is not None:
                 self._transport.pause_reading()
             return
-        whole_chunk_in_head = self._reader == _HEAD
-        messages = self._messages
+        whole_read_in_head = self._reader == _HEAD
+        mark = self._mark
+        self._read_size = len(data)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -183,65 +199,87 @@ class HttpProtocol(asyncio.Protocol):
         except httptools.HttpParserError:
             self._refuse(400, "malformed HTTP request")
             return
-        if whole_chunk_in_head and self._reader == _HEAD and self._messages == messages:
-            # A field still incomplete is held by the parser, unseen by on_header: count it here.
-            self._head_bytes += len(data)
-            if self._head_bytes > self._endpoint.head_limit:
+        if self._reader == _HEAD:  # a head split across reads: check what it holds so far
+            self._head_split = True
+            if whole_read_in_head and self._mark == mark:
+                # This read was all head, including any field the parser still holds unseen.
+                self._head_bytes += len(data)
+            if self._head_bytes > self._endpoint.head_limit or self._field_count() > self._max_headers:
                 self._refuse(431, "request header fields too large")
 
     # httptools callbacks ---------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._reader = _HEAD
-        self._messages += 1
         self._mark += 1
         self._url = b""
         self._headers = {}
         self._repeated = None
-        self._header_count = 0
-        self._header_bytes = 0
+        self._head_split = False
         self._head_bytes = 0
         self._body = []
         self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self._limits.max_url_bytes:
+        if len(self._url) > self._max_url_bytes:
             self._refuse(414, "request target too long")
             raise _Stop
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        self._header_bytes += len(name) + len(value)
-        if (self._header_count > self._limits.max_headers
-                or self._header_bytes > self._limits.max_header_bytes):
-            self._refuse(431, "request header fields too large")
-            raise _Stop
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
         headers = self._headers
         previous = headers.get(key)
         if previous is None:
             headers[key] = text
-        else:  # joined once, when the head is complete: linear in the number of fields
-            if self._repeated is None:
-                self._repeated = {}
-            values = self._repeated.get(key)
-            if values is None:
-                self._repeated[key] = [previous, text]
-            else:
-                values.append(text)
+        else:
+            self._repeat(key, previous, text)
+
+    def _repeat(self, key: str, first: str, text: str) -> None:
+        """A field seen before: its values are joined once, when the head is complete, so
+        that the work stays linear in the number of fields."""
+        if self._repeated is None:
+            self._repeated = {}
+        values = self._repeated.get(key)
+        if values is None:
+            self._repeated[key] = [first, text]
+        else:
+            values.append(text)
+
+    def _field_count(self) -> int:
+        """Header fields so far, a repeated one counted each time."""
+        count = len(self._headers)
+        if self._repeated is not None:
+            count += sum(len(values) - 1 for values in self._repeated.values())
+        return count
+
+    def _complete_unusual_head(self) -> None:
+        """The end of a head with repeated fields, or many, or that came in more than one
+        read or in one larger than ``max_header_bytes`` (a smaller single read cannot hold
+        more bytes of fields than that): refuse it over a limit, else join repeated fields."""
+        headers = self._headers
+        repeated = self._repeated or {}
+        size = sum(len(key) + len(value) for key, value in headers.items())
+        size += sum(len(value) for values in repeated.values() for value in values[1:])
+        if self._field_count() > self._max_headers or size > self._max_header_bytes:
+            self._refuse(431, "request header fields too large")
+            raise _Stop
+        for key, values in repeated.items():
+            headers[key] = ",".join(values)
 
     def on_headers_complete(self) -> None:
         self._reader = _BODY
-        if self._repeated is not None:
-            for key, values in self._repeated.items():
-                self._headers[key] = ",".join(values)
-        if self._parser.should_upgrade():  # CONNECT, or Connection: upgrade
+        if (self._repeated is not None or self._head_split
+                or len(self._headers) > self._max_headers
+                or self._read_size > self._max_header_bytes):
+            self._complete_unusual_head()
+        method = self._method = self._parser.get_method().decode()
+        # An upgrade needs CONNECT or an Upgrade field; the parser has the last word.
+        if (method == "CONNECT" or "upgrade" in self._headers) and self._parser.should_upgrade():
             self._refuse(400, "protocol upgrades are not supported")
             raise _Stop
-        self._method = self._parser.get_method().decode()
         path = self._url.split(b"?", 1)[0].decode("latin-1")
-        self._limit = self._endpoint.body_limit(self._method, path)
+        self._limit = self._body_limit(method, path)
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limit:
             self._refuse_body()
@@ -256,34 +294,36 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._reader = _BETWEEN
         self._mark += 1
-        keep_alive = self._parser.should_keep_alive()
-        if not keep_alive:
+        body = self._body
+        path, _, query = self._url.decode("latin-1").partition("?")
+        request = Request(self._method, path, query, self._headers,
+                          body[0] if len(body) == 1 else b"".join(body), False, self._peer)
+        if not self._parser.should_keep_alive():
             self._stop()
-        self._enqueue(self._request(too_large=False))
-        if not keep_alive:
+            self._enqueue(request)
             raise _Stop
+        if self._busy or self._write_paused or self._queue:
+            self._enqueue(request)
+        else:  # the common case, without a call more
+            self._dispatch(request)
 
     # requests --------------------------------------------------------------------------
-    def _request(self, *, too_large: bool) -> Request:
-        path, _, query = self._url.decode("latin-1").partition("?")
-        body = self._body
-        return Request(self._method, path, query, self._headers,
-                       b"" if too_large else (body[0] if len(body) == 1 else b"".join(body)),
-                       too_large, self._peer)
-
     def _refuse_body(self) -> None:
         """The body is over the route's limit: the handler gets the request now, as
         ``too_large`` and without a body, and answers; nothing more is read."""
         self._stop()
         self._body = []
-        self._enqueue(self._request(too_large=True))
+        path, _, query = self._url.decode("latin-1").partition("?")
+        self._enqueue(Request(self._method, path, query, self._headers, b"", True, self._peer))
         raise _Stop
 
     def _enqueue(self, request: Request) -> None:
-        self._queue.append(request)
-        if len(self._queue) >= self._limits.max_pipelined:
-            self._pause(_QUEUE_FULL)
-        self._advance()
+        if self._busy or self._write_paused or self._queue:
+            self._queue.append(request)
+            if len(self._queue) >= self._max_pipelined:
+                self._pause(_QUEUE_FULL)
+        else:
+            self._dispatch(request)
 
     def _advance(self) -> None:
         """Dispatch queued requests while the handler is free and answers can be written;
@@ -296,7 +336,7 @@ class HttpProtocol(asyncio.Protocol):
             while not self._busy and not self._write_paused and self._transport is not None:
                 if self._queue:
                     self._dispatch(self._queue.popleft())
-                    if self._paused & _QUEUE_FULL and len(self._queue) < self._limits.max_pipelined:
+                    if self._paused & _QUEUE_FULL and len(self._queue) < self._max_pipelined:
                         self._unpause(_QUEUE_FULL)
                     continue
                 if self._stopped and not self._lingering:
@@ -310,7 +350,7 @@ class HttpProtocol(asyncio.Protocol):
     def _dispatch(self, request: Request) -> None:
         self._busy = True
         try:
-            self._endpoint.handler(request, Responder(self))
+            self._handler(request, Responder(self))
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.path)
             if self._busy:
@@ -336,7 +376,8 @@ class HttpProtocol(asyncio.Protocol):
         else:
             transport.write(b"".join(head))
             transport.write(body)
-        self._advance()
+        if self._queue or self._stopped:
+            self._advance()
 
     def _write_refusal(self, status: int, message: str) -> None:
         transport = self._transport
@@ -352,6 +393,7 @@ class HttpProtocol(asyncio.Protocol):
     def _stop(self) -> None:
         """Read no more requests: what was read is answered, then the connection closes."""
         self._stopped = True
+        self._diverted = True
         self._pause(_STOPPED)
 
     def _refuse(self, status: int, message: str) -> None:
@@ -410,6 +452,7 @@ class HttpProtocol(asyncio.Protocol):
         self._endpoint.sweep.watch(self)
         self._mark += 1
         held, self._held = self._held, []
+        self._diverted = False
         self._unpause(_NO_SLOT)
         for chunk in held:
             self.data_received(chunk)
