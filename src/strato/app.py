@@ -23,7 +23,6 @@ from urllib.parse import parse_qs
 
 from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
-from strato.api.http import Request, serve
 from strato.api.lambda_api import LambdaOperations
 from strato.api.ledger_api import LedgerApi
 from strato.api.logs_api import LogsApi
@@ -41,6 +40,8 @@ from strato.errors import CodeStoreError
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
+from strato.http.request import Request
+from strato.http.server import serve
 from strato.queue.builtin import BuiltinQueueClient
 from strato.queue.client import QueueRouter
 from strato.queue.destinations import DestinationSender
@@ -235,7 +236,7 @@ class Application:
         self.builtin_queues = BuiltinQueueClient(self.queue_service, sender_id=settings.account_id)
         self._pool = EnvironmentPool(
             self._sandbox,
-            RuntimeApiServer(),
+            RuntimeApiServer(limits=settings.http_limits),
             self._log_writer,
             self._environment,
             lambda version: str(self._codestore.unpacked(version.code)),
@@ -323,7 +324,8 @@ class Application:
             events=acceptor,
             signed_internal={"events": ledger.handle},
         )
-        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port)
+        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port,
+                                   limits=settings.http_limits)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("sandbox: %s", self._sandbox.description)
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from strato.http.limits import HttpLimits
+
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
 
@@ -65,6 +67,30 @@ class Settings:
     sqs_region: str | None = None
     sqs_access_key_id: str | None = field(default=None, repr=False)
     sqs_secret_access_key: str | None = field(default=None, repr=False)
+    #: The HTTP edge (``strato.http.limits`` gives each default's reason), on the API and on
+    #: every environment's Runtime API: seconds to receive a request's head
+    #: (``--http-header-timeout``, ``STRATO_HTTP_HEADER_TIMEOUT``), a whole request
+    #: (``--http-request-timeout``, ``STRATO_HTTP_REQUEST_TIMEOUT``), before an idle
+    #: keep-alive connection is closed (``--http-idle-timeout``, ``STRATO_HTTP_IDLE_TIMEOUT``);
+    #: connections served at once (``--max-connections``, ``STRATO_MAX_CONNECTIONS``).
+    http_header_timeout_s: float = HttpLimits.header_timeout_s
+    http_request_timeout_s: float = HttpLimits.request_timeout_s
+    http_idle_timeout_s: float = HttpLimits.idle_timeout_s
+    max_connections: int = HttpLimits.max_connections
+
+    def __post_init__(self) -> None:
+        """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range."""
+        _ = self.http_limits
+
+    @property
+    def http_limits(self) -> HttpLimits:
+        """The limits of the API's and every Runtime API's HTTP edge."""
+        return HttpLimits(
+            header_timeout_s=self.http_header_timeout_s,
+            request_timeout_s=self.http_request_timeout_s,
+            idle_timeout_s=self.http_idle_timeout_s,
+            max_connections=self.max_connections,
+        )
 
     @classmethod
     def from_environment(
@@ -107,6 +133,14 @@ class Settings:
             values["admin_credentials"] = env["STRATO_ADMIN_CREDENTIALS"]
         if "STRATO_TIME_SCALE" in env:
             values["time_scale"] = float(env["STRATO_TIME_SCALE"])
+        for variable, name, kind in (
+            ("STRATO_HTTP_HEADER_TIMEOUT", "http_header_timeout_s", float),
+            ("STRATO_HTTP_REQUEST_TIMEOUT", "http_request_timeout_s", float),
+            ("STRATO_HTTP_IDLE_TIMEOUT", "http_idle_timeout_s", float),
+            ("STRATO_MAX_CONNECTIONS", "max_connections", int),
+        ):
+            if env.get(variable):
+                values[name] = kind(env[variable])
         for variable, name in (("STRATO_SQS_ENDPOINT", "sqs_endpoint"),
                                ("STRATO_SQS_REGION", "sqs_region"),
                                ("STRATO_SQS_ACCESS_KEY_ID", "sqs_access_key_id"),

@@ -9,9 +9,9 @@ import asyncio
 import logging
 
 from strato.api import rest_json
-from strato.api.http import Responder
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException
+from strato.http.request import Responder
 from strato.services.async_invocations import AsyncInvocationService
 
 log = logging.getLogger(__name__)

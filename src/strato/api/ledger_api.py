@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from strato.api import rest_json
-from strato.api.http import Request, Responder
 from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.errors import (
@@ -39,6 +38,7 @@ from strato.domain.errors import (
     UnsupportedOperationException,
 )
 from strato.domain.principals import Principal
+from strato.http.request import Request, Responder
 from strato.queue.events import EventState, LedgerEntry
 from strato.queue.store import EventStore
 from strato.queue.writer import EventWriter

@@ -14,10 +14,10 @@ from concurrent.futures import Executor
 from typing import Any
 
 import strato.api.json_protocol as json_protocol
-from strato.api.http import Request, Responder
 from strato.api.service_models import service_model
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException
+from strato.http.request import Request, Responder
 from strato.store.base import LogStore
 from strato.store.log_writer import expand
 

@@ -32,7 +32,6 @@ from botocore.model import OperationModel
 
 from strato.api import json_protocol, rest_json
 from strato.api.event_accept import EventAcceptor
-from strato.api.http import Request, Responder
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.routing import Router
 from strato.api.service_models import service_model
@@ -51,6 +50,7 @@ from strato.domain.errors import (
 from strato.domain.ids import request_id as new_request_id
 from strato.domain.principals import Principal, anonymous_admin
 from strato.domain.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
+from strato.http.request import Request, Responder
 from strato.scheduler.invocation import InvocationResult
 from strato.services.invocations import DRY_RUN, EVENT, InvocationService
 

@@ -21,7 +21,6 @@ from typing import Any
 from botocore.model import OperationModel  # type: ignore[import-untyped, unused-ignore]
 
 from strato.api import json_protocol, sqs_wire
-from strato.api.http import Request, Responder
 from strato.api.service_models import service_model
 from strato.domain import queue_messages as rules
 from strato.domain import queues as q
@@ -41,6 +40,7 @@ from strato.domain.queue_errors import (
     UnsupportedOperation,
 )
 from strato.domain.queue_sends import SendRequest
+from strato.http.request import Request, Responder
 from strato.services.queues import QueueService
 
 log = logging.getLogger(__name__)

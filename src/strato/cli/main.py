@@ -25,6 +25,18 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 AUTH_MODES = ("sigv4", "none")
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_environment(
+        host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive,
+        sandbox="unconfined" if args.unsafe_no_sandbox else args.sandbox, egress=args.egress,
+        auth=args.auth, account_concurrency=args.account_concurrency,
+        burst_concurrency=args.burst_concurrency, sqs_endpoint=args.sqs_endpoint,
+        time_scale=args.time_scale, http_header_timeout_s=args.http_header_timeout,
+        http_request_timeout_s=args.http_request_timeout,
+        http_idle_timeout_s=args.http_idle_timeout, max_connections=args.max_connections,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     from strato.app import Application
 
@@ -32,13 +44,11 @@ def _serve(args: argparse.Namespace) -> int:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings.from_environment(
-        host=args.host, port=args.port, data_dir=args.data_dir, keep_alive_s=args.keep_alive,
-        sandbox="unconfined" if args.unsafe_no_sandbox else args.sandbox, egress=args.egress,
-        auth=args.auth, account_concurrency=args.account_concurrency,
-        burst_concurrency=args.burst_concurrency, sqs_endpoint=args.sqs_endpoint,
-        time_scale=args.time_scale,
-    )
+    try:
+        settings = _settings(args)
+    except ValueError as error:  # a setting out of range, or a variable that is not a number
+        print(f"strato: {error}", file=sys.stderr)
+        return 2
     if settings.auth not in AUTH_MODES:
         print(f"strato: STRATO_AUTH must be one of {', '.join(AUTH_MODES)}, not {settings.auth!r}",
               file=sys.stderr)
@@ -166,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--sqs-endpoint", default=None,
                        help="an external SQS-compatible endpoint for queues of other accounts "
                             "(event source mappings; STRATO_SQS_ENDPOINT)")
+    serve.add_argument("--http-header-timeout", type=float, default=None,
+                       help="seconds a client has to send a request's head, else 408 "
+                            "(default 10; STRATO_HTTP_HEADER_TIMEOUT)")
+    serve.add_argument("--http-request-timeout", type=float, default=None,
+                       help="seconds a client has to send a whole request, else 408 "
+                            "(default 120; STRATO_HTTP_REQUEST_TIMEOUT)")
+    serve.add_argument("--http-idle-timeout", type=float, default=None,
+                       help="seconds before an idle keep-alive connection is closed "
+                            "(default 60; STRATO_HTTP_IDLE_TIMEOUT)")
+    serve.add_argument("--max-connections", type=int, default=None,
+                       help="connections served at once; more wait unread "
+                            "(default 4096; STRATO_MAX_CONNECTIONS)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)

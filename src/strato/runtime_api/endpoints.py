@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from strato.api.http import serve, serve_socket
+from strato.domain.limits import INIT_TIMEOUT_S
+from strato.http.limits import HttpLimits
+from strato.http.server import DEFAULT_LIMITS, serve, serve_socket
+from strato.http.sweep import DeadlineSweep
 from strato.runtime_api.channel import RuntimeChannel
 from strato.runtime_api.routes import RuntimeApiRoutes
 from strato.sandbox.base import EnvironmentProcess
@@ -36,16 +39,26 @@ class Endpoints:
 
 
 class RuntimeApiServer:
-    """Serves environments' Runtime APIs; ``host`` is where host ports are opened."""
+    """Serves environments' Runtime APIs; ``host`` is where host ports are opened, ``limits``
+    the HTTP limits of every environment's server (their connections share one deadline
+    sweep, so that many small servers cost one timer)."""
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, limits: HttpLimits = DEFAULT_LIMITS) -> None:
         self._host = host
+        self._limits = limits
+        self._sweep = DeadlineSweep()
+
+    def _limits_of(self, env: ExecutionEnvironment) -> HttpLimits:
+        # A runtime's connection is quiet while its function runs: never idle out before the
+        # environment's own limits (INIT, then the function's timeout) end it.
+        return self._limits.idle_at_least(INIT_TIMEOUT_S + env.version.timeout)
 
     async def serve_on_host(self, env: ExecutionEnvironment) -> tuple[Endpoints, str]:
         """Serve ``env``'s HTTP Runtime API on a free host port; returns the endpoints and
         the address (``host:port``) to give the environment."""
         routes = RuntimeApiRoutes(env)
-        server = await serve(routes.handle, routes.body_limit, self._host, 0)
+        server = await serve(routes.handle, routes.body_limit, self._host, 0,
+                             limits=self._limits_of(env), sweep=self._sweep)
         endpoints = Endpoints()
         endpoints.servers.append(server)
         return endpoints, f"{self._host}:{server.sockets[0].getsockname()[1]}"
@@ -61,8 +74,9 @@ class RuntimeApiServer:
         try:
             if listening is not None:
                 routes = RuntimeApiRoutes(env)
-                endpoints.servers.append(await serve_socket(routes.handle, routes.body_limit,
-                                                            listening))
+                endpoints.servers.append(await serve_socket(
+                    routes.handle, routes.body_limit, listening, limits=self._limits_of(env),
+                    sweep=self._sweep))
                 listening = None
             if channel is not None:
                 channel.setblocking(False)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from strato.api.http import Request, Responder
 from strato.domain import limits
+from strato.http.request import Request, Responder
 from strato.scheduler.environment import ExecutionEnvironment, Post
 from strato.scheduler.invocation import Invocation
 
