@@ -74,15 +74,14 @@ def test_a_response_and_the_next_that_follows_it_in_one_chunk() -> None:
 
 
 def test_frames_split_anywhere_are_reassembled() -> None:
-    protocol, env, _ = _channel()
     body = bytes(range(256)) * 1000  # NULs and every byte value
     data = frame(channel.ERROR, b"req-2", b"Oops", body) + frame(channel.NEXT)
     for cut in (1, 3, 5, 6, 100, len(data) - 1):
-        env.calls.clear()
+        protocol, env, _ = _channel()
         for piece in (data[:cut], data[cut:]):
             protocol.data_received(piece)
         assert env.calls == [("error", "req-2", body, "Oops"), ("next", protocol)], cut
-    env.calls.clear()
+    protocol, env, _ = _channel()
     for i in range(len(data[:2000])):
         protocol.data_received(data[i:i + 1])
     protocol.data_received(data[2000:])
@@ -134,3 +133,26 @@ def test_malformed_frames_close_the_channel() -> None:
         protocol.data_received(data + frame(channel.NEXT))
         assert transport.closed, data[:8]
         assert env.calls == []
+
+
+def test_a_runtime_that_makes_the_platform_work_for_nothing_loses_its_channel() -> None:
+    protocol, env, transport = _channel()
+    protocol.data_received(frame(channel.NEXT))
+    protocol.data_received(frame(channel.NEXT))
+    assert transport.closed and env.calls == [("next", protocol)]
+
+    protocol, env, transport = _channel(Post.INVALID_REQUEST_ID)
+    for _ in range(channel.MAX_REFUSALS):
+        protocol.data_received(frame(channel.RESPONSE, b"forged", b"{}"))
+    assert not transport.closed and len(transport.written) == channel.MAX_REFUSALS
+    protocol.data_received(frame(channel.RESPONSE, b"forged", b"{}"))
+    assert transport.closed
+
+
+def test_an_event_resets_what_the_runtime_may_ask() -> None:
+    protocol, env, transport = _channel()
+    invocation = Invocation("req-5", b"{}", "arn", lambda result: None)
+    for _ in range(3):
+        protocol.data_received(frame(channel.NEXT))
+        protocol.deliver(invocation, 0)
+    assert not transport.closed and [c[0] for c in env.calls] == ["next"] * 3

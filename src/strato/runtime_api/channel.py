@@ -25,7 +25,8 @@ kind        direction          payload
 The peer is untrusted (function code can write to the socket): a frame over the size limit is
 skipped as it arrives without being buffered (a response then fails with
 Function.ResponseSizeTooLarge), and a malformed frame closes the channel, which ends the
-runtime.
+runtime. So does a runtime that makes the platform work for nothing: a second ``next`` before
+its event came, or more than ``MAX_REFUSALS`` refused posts between two events.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ _HEADER = struct.Struct("!IB")
 #: Room for the fields in front of a body (request id, error type).
 _FIELDS_MAX = 4096
 MAX_FRAME = limits.SYNC_RESPONSE_MAX_BYTES + _FIELDS_MAX
+#: Refused posts tolerated between two events (a runtime's honest mistakes are one or two).
+MAX_REFUSALS = 8
 _REFUSALS = {
     Post.INVALID_REQUEST_ID: b"the platform refused a post: invalid request ID",
     Post.TOO_LARGE: b"the platform refused a response: exceeded maximum allowed payload size "
@@ -75,6 +78,9 @@ class RuntimeChannel(asyncio.Protocol):
         self._buffer = bytearray()
         #: Bytes still to skip of a frame over the limit.
         self._skip = 0
+        #: The runtime has asked for its next event and not received it yet.
+        self._waiting = False
+        self._refusals = 0
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,6 +130,8 @@ class RuntimeChannel(asyncio.Protocol):
 
     # EventWaiter
     def deliver(self, invocation: Invocation, deadline_ms: int) -> None:
+        self._waiting = False
+        self._refusals = 0
         if self._transport is not None:
             self._transport.write(frame(
                 EVENT, invocation.request_id.encode(), b"%d" % deadline_ms,
@@ -139,6 +147,10 @@ class RuntimeChannel(asyncio.Protocol):
     def _on_frame(self, kind: int, payload: bytes) -> None:
         env = self._env
         if kind == NEXT:
+            if self._waiting:
+                self._violation("a second next before its event")
+                return
+            self._waiting = True
             env.runtime_next(self)
         elif kind == RESPONSE:
             request_id, _, body = payload.partition(b"\0")
@@ -166,7 +178,12 @@ class RuntimeChannel(asyncio.Protocol):
         self._answer(self._env.runtime_response(request_id, None))
 
     def _answer(self, outcome: Post) -> None:
-        if outcome is not Post.ACCEPTED and self._transport is not None:
+        if outcome is Post.ACCEPTED:
+            return
+        self._refusals += 1
+        if self._refusals > MAX_REFUSALS:
+            self._violation("refused posts over and over")
+        elif self._transport is not None:
             self._transport.write(frame(REFUSED, _REFUSALS[outcome]))
 
     def _violation(self, what: str) -> None:
