@@ -41,9 +41,15 @@ def signed_invoke(endpoint: str, function: str, payload: bytes = b"{}") -> bytes
 
 
 class RawConnection:
-    def __init__(self, endpoint: str, timeout: float = 10.0) -> None:
+    def __init__(self, endpoint: str, timeout: float = 10.0, *, receive_buffer: int = 0) -> None:
+        """``receive_buffer``: a small ``SO_RCVBUF`` (set before connecting), for a client
+        whose unread answers back up into the server quickly."""
         parts = urlsplit(endpoint)
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if receive_buffer:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.sock.settimeout(timeout)
+        self.sock.connect((parts.hostname, parts.port))
         self._buffer = b""
 
     def close(self) -> None:

@@ -44,8 +44,8 @@ class HttpLimits:
     #: once; only a slow-headers attack ("slowloris") needs more than a few milliseconds.
     header_timeout_s: float = 10.0
     #: From a request's first byte to the end of its body: enough for a 70 MB CreateFunction
-    #: upload at about 5 Mbit/s. Also how long a client that reads no answers may leave the
-    #: server unable to write (it is closed then).
+    #: upload at about 5 Mbit/s. Also how long the answers a client leaves unread may keep
+    #: the connection's write buffer over its high-water mark (it is dropped then).
     request_timeout_s: float = 120.0
     #: A keep-alive connection with no request in progress is closed after this long (AWS's
     #: Application Load Balancer's default). Clients reopen one as needed.

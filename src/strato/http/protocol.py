@@ -125,7 +125,6 @@ class HttpProtocol(asyncio.Protocol):
         self._diverted = False
         self._refusal: tuple[int, str] | None = None
         self._lingering = False
-        self._eof = False
         # Deadlines: ``_mark`` changes with the state; the sweep notes when it last saw it change.
         self._mark = 0
         self._seen_mark = -1
@@ -155,12 +154,9 @@ class HttpProtocol(asyncio.Protocol):
         self._endpoint.sweep.unwatch(self)
 
     def eof_received(self) -> bool | None:
-        self._eof = True
-        if self._lingering or not (self._busy or self._queue):
-            return None  # the transport closes itself
-        # The client sent its last request and waits for the answers: send them, then close.
-        self._stop()
-        return True
+        # The transport closes itself. A client that shuts its side gets no more answers: a
+        # runtime that dies while parked on ``next`` must not leave its connection open.
+        return None
 
     def pause_writing(self) -> None:
         self._write_paused = True
@@ -413,7 +409,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._lingering = True
         self._mark += 1
-        if self._eof or not transport.can_write_eof():
+        if not transport.can_write_eof():
             transport.close()
             return
         transport.write_eof()

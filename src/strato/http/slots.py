@@ -3,7 +3,8 @@
 ``limit`` connections are served at once. A connection that arrives when all are taken is
 accepted but not read: it waits, in arrival order, and is admitted when a served one closes.
 At most ``limit`` connections wait; one more is turned away (answered 503 and closed), so
-that the process's file descriptors stay bounded too. Loop thread only.
+that the process's file descriptors stay bounded too. A waiting connection holds at most the
+one read the event loop may deliver before its pause takes effect. Loop thread only.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ class ConnectionSlots:
     def leave(self, connection: Admittable) -> None:
         """``connection`` closed: its slot, if it had one, goes to the longest waiting
         connection (``admit`` is called on it). Idempotent."""
-        if self._waiting.pop(connection, False) is None:
+        if connection in self._waiting:
+            del self._waiting[connection]
             return
         if connection not in self._served:
             return
