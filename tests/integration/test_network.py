@@ -10,7 +10,7 @@ played by a small stdlib-only program started with a namespace's fd, which joins
 connects as told and reports what it reached. A target counts as reached only when the
 banner of the server behind it arrives.
 
-Needs root, nft and pyroute2 (``EgressNetwork.probe``): skipped without them, failed in CI.
+Needs root and nft (``EgressNetwork.probe``): skipped without them, failed in CI.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork, run_netlink
+from strato.sandbox.netlink import Rtnl
+from strato.sandbox.network import EgressConfig, EgressNetwork
 from strato.sandbox.network_pool import NetnsPool, NetworkNamespace
 from strato.sandbox.network_rules import EgressRules, render_ruleset
 
@@ -314,10 +315,8 @@ def host_server() -> Iterator[int]:
 
 
 def _host_ipv4_addresses() -> list[str]:
-    def dump(ipr: Any) -> list[str]:
-        return [m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
-                for m in ipr.addr("dump", family=socket.AF_INET)]
-    return run_netlink(dump)
+    with Rtnl() as rtnl:
+        return [str(entry.address) for entry in rtnl.addresses()]
 
 
 def _reached(result: str) -> bool:
