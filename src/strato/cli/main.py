@@ -25,6 +25,16 @@ DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 AUTH_MODES = ("sigv4", "none")
 
 
+def _on_signal(stop: asyncio.Event) -> None:
+    """SIGINT or SIGTERM: the first stops strato in order (environments torn down, the
+    network and cgroups removed); a second one while that runs ends the process at once."""
+    if not stop.is_set():
+        stop.set()
+        return
+    print("strato: second signal, exiting now without cleaning up", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from strato.app import Application
 
@@ -67,7 +77,7 @@ def _serve(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, _on_signal, stop)
         print(
             f"strato {__version__} listening on http://{settings.host}:{app.port} "
             f"(data dir {settings.data_dir.resolve()})",

@@ -48,6 +48,11 @@ log = logging.getLogger(__name__)
 
 #: How long the worker waits before trying again after failing to make a namespace.
 RETRY_AFTER_S = 1.0
+#: Ports a Linux bridge takes (numbered 1 to 1,023): namespaces alive at once, at most.
+BRIDGE_PORTS = 1023
+#: How soon the worker tries again when the bridge's ports are all taken by namespaces that
+#: were given up but that the kernel has not destroyed yet.
+PORTS_BUSY_RETRY_S = 0.05
 #: Demand is what was taken over this window.
 DEMAND_WINDOW_S = 1.0
 #: Ready namespaces beyond ``size`` are given up after this long without a burst.
@@ -141,7 +146,9 @@ class _Waiter:
 
 class NetnsPool:
     """Keeps namespaces of ``network`` ready: ``size`` at least, more under demand (see the
-    module docstring), never more than ``max_ready``. ``start`` after ``network.setup()``;
+    module docstring), never more than ``max_ready``, nor more alive than ``capacity`` (the
+    bridge's ports, or the subnet's addresses): an acquisition beyond that fails with
+    SandboxError rather than wait for a release. ``start`` after ``network.setup()``;
     ``close`` before ``network.teardown()``. ``acquire``, ``acquire_blocking`` and
     ``release`` may be called from any thread; none of them waits on netlink unless no
     namespace is ready."""
@@ -153,6 +160,8 @@ class NetnsPool:
         self.size = size
         self.max_ready = max_ready
         self._addresses = AddressAllocator(network.subnet, [network.gateway])
+        #: Namespaces alive at once (ready or leased), at most.
+        self.capacity = min(self._addresses.capacity, BRIDGE_PORTS)
         self._cv = threading.Condition()
         self._ready: collections.deque[NetworkNamespace] = collections.deque()
         self._waiters: collections.deque[_Waiter] = collections.deque()
@@ -308,6 +317,7 @@ class NetnsPool:
         while self._taken_at and self._taken_at[0] < now - DEMAND_WINDOW_S:
             self._taken_at.popleft()
         wanted = max(self.size, min(self.max_ready, len(self._taken_at)))
+        wanted = min(wanted, self.capacity - len(self._leased))
         if len(self._ready) > wanted and now - self._last_take < TRIM_AFTER_S:
             return len(self._ready)  # a surplus stays until the demand has been quiet a while
         return wanted
@@ -386,12 +396,16 @@ class NetnsPool:
                 namespace = self._create(host, host_fd, bridge)
             except _LostHostNamespace:
                 raise
-            except Exception as exc:
-                reason = f"cannot make a network namespace: {exc}"
-                log.warning("%s (trying again in %.0f s)", reason, RETRY_AFTER_S)
+            except NetlinkError as exc:
+                if exc.errno != errno.EXFULL:
+                    self._failed(exc)
+                    continue
+                # Ports of given-up namespaces are freed when the kernel destroys them.
                 with self._cv:
-                    self._retry_at = time.monotonic() + RETRY_AFTER_S
-                    self._fail_waiters(reason)
+                    self._retry_at = time.monotonic() + PORTS_BUSY_RETRY_S
+                continue
+            except Exception as exc:
+                self._failed(exc)
                 continue
             with self._cv:
                 self._created += 1
@@ -401,6 +415,13 @@ class NetnsPool:
                 else:
                     self._hand_over(namespace)
 
+    def _failed(self, exc: Exception) -> None:
+        reason = f"cannot make a network namespace: {exc}"
+        log.warning("%s (trying again in %.0f s)", reason, RETRY_AFTER_S)
+        with self._cv:
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            self._fail_waiters(reason)
+
     def _wait_for_work(self) -> bool:
         """Under the lock: wait until a namespace is to be made (True) or the pool closes
         (False); meanwhile give up a surplus left by a burst once demand has been quiet."""
@@ -409,7 +430,10 @@ class NetnsPool:
             target = self._target(now)
             while len(self._ready) > target:
                 self._give_up(self._ready.pop())
-            if self._waiters or len(self._ready) < target:
+            if self._waiters and len(self._ready) + len(self._leased) >= self.capacity:
+                self._fail_waiters(f"no network namespace for internet egress: {self.capacity} "
+                                   "environments with internet egress are alive already")
+            elif self._waiters or len(self._ready) < target:
                 wait = self._retry_at - now
                 if wait <= 0:
                     return True
