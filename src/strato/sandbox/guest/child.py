@@ -1,15 +1,17 @@
 """What a child forked by the zygote does on its way to user code: apply its tier's recipe
 (``confine.py`` draws each one), report to the zygote over its private socket, then run.
 
-Reports, one datagram each: ``pid:<n>`` (a two-stage child of the namespaces tier: the pid of
-the grandchild that becomes the environment, pid 1 of its pid namespace), ``ready`` (a spare
-waiting for its environment), ``ok`` (with the Runtime API socket attached in the namespaces
-tier), or the failed step as ``<step>: <reason>``, after which the child exits with 127.
+Reports, one datagram each: ``ready`` (a spare waiting for its environment), ``ok`` (with the
+Runtime API socket attached in the namespaces tier), or the failed step as ``<step>:
+<reason>``, after which the child exits with 127. A namespaces-tier child is already pid 1 of
+a pid namespace of its own when it starts (the zygote forked it there).
 
 Two ways into the namespaces tier: a direct spawn takes the whole recipe at once; a spare
-(``become_spare``) takes its first half ahead of demand (cgroups, namespaces, the
-function-independent part of its root), reports ``ready`` and blocks until the zygote passes
-it the request of the environment it becomes, then takes the second half. Everything before
+(``become_spare``) takes its first half ahead of demand (cgroups, namespaces, its /proc),
+reports ``ready`` and blocks until the zygote passes it the request of the environment it
+becomes, then takes the second half. The function-independent part of the root (the
+skeleton) is already there: the zygote built it once in its own mount namespace, of which an
+environment's is a copy. Everything before
 the report runs as root in the host's user namespace and never touches user code.
 
 Stdlib only, Python 3.10 to 3.13; runs only in forked children (every path ends in
@@ -24,7 +26,6 @@ import socket
 import sys
 import traceback
 
-import forking
 import netsetup
 
 try:
@@ -49,27 +50,24 @@ class Child:
         self._fd_ceiling = fd_ceiling
         self._run_request = run
 
-    def become_environment(self, request, fds, report, root):
-        """Set up the child, report to the zygote, then run. ``root`` is the compiled
-        function-independent part of a namespaces-tier root (``confine.compile_root``), else
-        None. Never returns."""
+    def become_environment(self, request, fds, report):
+        """Set up the child, report to the zygote, then run. Never returns."""
         try:
-            passed = self._set_up(request, fds, report, root)
+            passed = self._set_up(request, fds, report)
         except BaseException as exc:
             _report_failure(report, exc)
         self._run(request, report, passed)
 
-    def become_spare(self, request, report, root):
-        """Take the first half of the namespaces recipe (``root``: as for
-        ``become_environment``), report ``ready``, wait for the environment's request, then
-        finish the recipe as that environment. Exits quietly when the zygote closes the
-        socket instead. Never returns."""
+    def become_spare(self, request, report):
+        """Take the first half of the namespaces recipe, report ``ready``, wait for the
+        environment's request, then finish the recipe as that environment. Exits quietly
+        when the zygote closes the socket instead. Never returns."""
         staging = request["root"]["staging"]
         try:
             os.umask(0o022)
             _join_cgroups(request.get("cgroups") or ())
-            self._unshare_and_fork(report)
-            self._prepare_root(root)
+            self._unshare()
+            self._confiner.enter_root(staging)
         except BaseException as exc:
             _report_failure(report, exc)
         try:
@@ -111,7 +109,7 @@ class Child:
         finally:
             os._exit(status)
 
-    def _set_up(self, request, fds, report, root):
+    def _set_up(self, request, fds, report):
         """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
         tier = request.get("tier", "unconfined")
         try:
@@ -121,10 +119,10 @@ class Child:
             _join_cgroups(request.get("cgroups") or ())
             runtime_socket = None
             if tier == "namespaces":
-                self._unshare_and_fork(report)
-                self._prepare_root(root)
-                runtime_socket = self._finish_namespaces(request, fds,
-                                                         request["root"]["staging"])
+                staging = request["root"]["staging"]
+                self._unshare()
+                self._confiner.enter_root(staging)
+                runtime_socket = self._finish_namespaces(request, fds, staging)
             elif request.get("nofile"):
                 _plain_file_limit(request["nofile"])
             if tier == "fallback":
@@ -136,28 +134,16 @@ class Child:
         except Exception as exc:
             raise SetupError(f"{tier} tier: {exc}") from exc
 
-    def _unshare_and_fork(self, report):
-        """Namespaces tier, in the child: new mount, pid, ipc and uts namespaces, and a fork
-        into the pid namespace, whose pid 1 returns from here (leading a session of its own);
-        the child itself reports that pid and exits."""
-        self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWPID
-                               | confine.CLONE_NEWIPC | confine.CLONE_NEWUTS)
-        pid = forking.fork()
-        if pid:
-            report.send(b"pid:%d" % pid)
-            os._exit(0)
+    def _unshare(self):
+        """Namespaces tier, in pid 1 of the new pid namespace: new mount, ipc and uts
+        namespaces, and a session of its own."""
+        self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC
+                               | confine.CLONE_NEWUTS)
         os.setsid()
-
-    def _prepare_root(self, root):
-        """The function-independent part of the root (``Confiner.prepare_root``)."""
-        try:
-            self._confiner.prepare_root(root)
-        except OSError as exc:
-            raise SetupError(f"build the root: {exc}") from exc
 
     def _finish_namespaces(self, request, fds, staging):
         """The function-specific half of the namespaces recipe, in pid 1 of the
-        environment's pid namespace after ``_prepare_root``: its network, the Runtime API
+        environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
         socket (returned), its code and /tmp, the switch of root, then the confinement."""
         c = self._confiner
         if request.get("netns"):

@@ -5,15 +5,17 @@ resolves every C function once (``Confiner()``); a child then only makes system 
 
 Default tier (``namespaces``), in this order::
 
-    join cgroups ─ unshare(mount, pid, ipc, uts)          (the child, still host root)
-    fork ─► pid 1 of the new pid namespace:
-        make / private ─ tmpfs root ─ read-only binds (system dirs, interpreter) ─ /dev
-        nodes ─ /etc files ─ proc                              (prepare_root)
+    once, in the zygote's own mount namespace (a slave of the host's):   (build_skeleton)
+        the skeleton: tmpfs root ─ read-only binds (system dirs, interpreter) ─ /dev nodes
+        ─ /etc files ─ root read-only
+    forked by the zygote as pid 1 of a new pid namespace (the zygote unshares one for it):
+        join cgroups ─ unshare(mount, ipc, uts): a copy of the zygote's mounts, skeleton
+        included ─ make / private ─ proc                                (enter_root)
         ── a spare waits here for the environment it becomes ──
         [setns into a prepared network namespace | new one, loopback up] ─ listen on
         127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code read-only at
-        /var/task ─ tmpfs /tmp sized by EphemeralStorage ─ root read-only ─ pivot_root
-                                                               (finish_root)
+        /var/task ─ tmpfs /tmp sized by EphemeralStorage ─ pivot_root into the skeleton ─
+        the host's root detached                                          (finish_root)
         ─ RLIMIT_NOFILE ─ distinct uid/gid ─ user namespace (993/990 inside) ─ drop
         capabilities ─ no_new_privs ─ seccomp
 
@@ -38,6 +40,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MS_SLAVE = 0x80000
 MNT_DETACH = 2
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -128,6 +131,11 @@ class Confiner:
         if self._setns(fd, CLONE_NEWNET) != 0:
             self._fail("enter the network namespace")
 
+    def enter_pid_namespace(self, fd):
+        """Make the caller's next children start in the pid namespace ``fd`` refers to."""
+        if self._setns(fd, CLONE_NEWPID) != 0:
+            self._fail("return to the zygote's pid namespace")
+
     def unshare(self, flags, step="unshare namespaces"):
         if self._unshare(flags) != 0:
             self._fail(step)
@@ -143,15 +151,33 @@ class Confiner:
 
     def build_root(self, plan):
         """Make the environment's root file system under ``plan["staging"]`` and switch to
-        it: ``prepare_root`` then ``finish_root``."""
-        self.prepare_root(compile_root(plan))
+        it, all in the calling process's own mount namespace: ``build_skeleton``, then
+        ``enter_root`` and ``finish_root``."""
+        self.make_private()
+        self.build_skeleton(compile_root(plan))
+        self.enter_root(plan["staging"])
         self.finish_root(plan)
 
-    def prepare_root(self, compiled):
-        """The part of the root that is the same for every function (``compile_root``):
-        under the staging directory, a tmpfs with the system's directories and files bound
-        read-only, device nodes, ``/etc`` files and a ``/proc`` of this pid namespace. Needs a
-        mount namespace of its own; the process must be pid 1 of its pid namespace."""
+    def make_private(self):
+        """Mounts made from now on reach no other mount namespace, and none reach this one."""
+        self._mount_or_fail(None, b"/", None, MS_REC | MS_PRIVATE, None, "make / private")
+
+    def make_slave(self):
+        """Mounts made from now on stay in this mount namespace; the host's still come in."""
+        self._mount_or_fail(None, b"/", None, MS_REC | MS_SLAVE, None, "make / a slave")
+
+    def build_skeleton(self, compiled):
+        """Build the part of a root that is the same for every function (``compile_root``):
+        a read-only tmpfs with the system's directories and files bound read-only, device
+        nodes and ``/etc`` files. The zygote builds it once in a mount namespace of its own;
+        every environment's mount namespace starts as a copy of that one."""
+        umask = os.umask(0o022)  # whatever the caller's, what is made here is readable
+        try:
+            self._build(compiled)
+        finally:
+            os.umask(umask)
+
+    def _build(self, compiled):
         mount = self._mount
         for op in compiled:
             kind = op[0]
@@ -177,10 +203,21 @@ class Confiner:
                 finally:
                     os.close(fd)
 
+    def detach(self, path):
+        """Detach what is mounted at ``path`` (and below); nothing there is no error."""
+        self._umount2(path.encode(), MNT_DETACH)
+
+    def enter_root(self, staging):
+        """In an environment's own mount and pid namespaces, on the skeleton at ``staging``:
+        its mounts private, and a ``/proc`` of its pid namespace."""
+        self.make_private()
+        self._mount_or_fail(b"proc", staging.encode() + b"/proc", b"proc",
+                            MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc")
+
     def finish_root(self, plan):
         """The function's part, then the switch: its code ``plan["task_root"]`` read-only at
-        /var/task, a tmpfs /tmp of ``plan["tmp_mb"]``, the root made read-only, pivot_root
-        into it and the host's root detached. After ``prepare_root`` on the same staging."""
+        /var/task, a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
+        skeleton and the host's root detached. After ``enter_root``."""
         root = plan["staging"].encode()
         task = root + b"/var/task"
         self._mount_or_fail(plan["task_root"].encode(), task, None, MS_BIND | MS_REC, None,
@@ -190,9 +227,6 @@ class Confiner:
         self._mount_or_fail(b"tmpfs", root + b"/tmp", b"tmpfs",
                             MS_NOSUID | MS_NODEV, b"size=%dm,mode=1777" % plan["tmp_mb"],
                             "mount tmpfs on /tmp")
-        self._mount_or_fail(None, root, None,
-                            MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
-                            "make the root read-only")
         os.chdir(root)
         if self._syscall(_SYS_PIVOT_ROOT[self._arch], b".", b".") != 0:
             self._fail("pivot_root")
@@ -263,16 +297,14 @@ _OP_MOUNT, _OP_MKDIR, _OP_FILE, _OP_SYMLINK, _OP_WRITE = range(5)
 
 
 def compile_root(plan):
-    """The system calls that make the function-independent part of a root, in order, with
-    every argument ready (bytes, flags), for ``Confiner.prepare_root``. Pure: the zygote
-    works a plan out once and every child only makes the calls, which keeps the pages a
-    child writes (and so holds as private copies) few.
+    """The system calls that make the function-independent part of a root (the skeleton),
+    in order, with every argument ready (bytes, flags), for ``Confiner.build_skeleton``.
+    Pure.
 
     ``plan``: ``staging`` (where the root is built), ``binds`` [[host path, path inside,
     "dir"|"file"]] (bound read-only), ``symlinks`` [[path inside, target]]."""
     root = plan["staging"]
-    ops = [(_OP_MOUNT, None, b"/", None, MS_REC | MS_PRIVATE, None, "make / private"),
-           (_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+    ops = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
             b"size=1m,mode=0755", "mount the root tmpfs")]
     made = set()
 
@@ -313,6 +345,6 @@ def compile_root(plan):
     for name, text in (("passwd", _ETC_PASSWD), ("group", _ETC_GROUP), ("hosts", _ETC_HOSTS),
                        ("hostname", "localhost\n")):
         ops.append((_OP_WRITE, f"{root}/etc/{name}".encode(), text.encode()))
-    ops.append((_OP_MOUNT, b"proc", (root + "/proc").encode(), b"proc",
-                MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc"))
+    ops.append((_OP_MOUNT, None, root.encode(), None,
+                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "make the root read-only"))
     return tuple(ops)

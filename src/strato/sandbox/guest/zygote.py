@@ -177,30 +177,18 @@ def _interpreter_binds():
 class _Setup:
     """A child on its way to becoming an environment (``kind`` "spawn", or "finish" for a
     spare that becomes one) or a spare ("prepare"), as the zygote follows it: its private
-    socket, the pid it was forked as, the pid that becomes the environment or spare (known at
-    once, or reported by a two-stage child), fds it passed back, its deadline."""
+    socket, its pid (None once reaped), fds it passed back, its deadline."""
 
-    __slots__ = ("kind", "key", "sock", "first_pid", "env_pid", "reaped", "deadline",
-                 "outcome", "fds")
+    __slots__ = ("kind", "key", "sock", "pid", "deadline", "outcome", "fds")
 
-    def __init__(self, kind, key, sock, first_pid, env_pid):
+    def __init__(self, kind, key, sock, pid):
         self.kind = kind
         self.key = key
         self.sock = sock
-        self.first_pid = first_pid
-        self.env_pid = env_pid
-        self.reaped = False  # the environment's pid is gone (it died in set-up)
+        self.pid = pid
         self.deadline = time.monotonic() + _SETUP_TIMEOUT_MS / 1000
         self.outcome = None
         self.fds = []
-
-    @property
-    def done(self):
-        return self.outcome is not None and (self.env_pid is not None
-                                             or self.outcome not in _SUCCESS)
-
-
-_SUCCESS = ("ok", "ready")
 
 
 class Zygote:
@@ -211,17 +199,21 @@ class Zygote:
         self._pid = os.getpid()
         self._children = {}  # pid -> environment id, for children reported as spawned
         self._setups = {}  # private socket fd -> _Setup, for children in set-up
-        self._setup_pids = {}  # env pid -> _Setup, once known
+        self._setup_pids = {}  # pid -> _Setup, for children in set-up
         self._spares = {}  # spare id -> (socket, pid), for spares waiting to be used
         self._spare_ids = {}  # pid -> spare id, for spares waiting or becoming environments
         self._poller = select.poll()
-        self._roots = {}  # root plan -> compiled (confine.compile_root)
+        self._skeletons = set()  # staging paths with a skeleton (see _skeleton)
         self._confiner = confine.Confiner() if confine is not None else None
         self._interpreter_binds = _interpreter_binds()
-        # Environments of the namespaces tier are grandchildren: when their parent exits they
-        # are re-parented here, so that their exits are reported like any child's.
+        # Processes an environment of a tier without a pid namespace leaves behind are
+        # re-parented here (and reaped silently) rather than to the host's init.
         if self._confiner is not None:
             self._confiner._prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Namespaces-tier children are forked straight into a new pid namespace: the zygote
+        # unshares one for its next child, then comes back to its own with this fd.
+        self._own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) \
+            if self._confiner is not None else -1
         # Every fd the zygote holds is below its soft limit; close_range(2) makes the size of
         # the range free where the kernel has it.
         self._fd_ceiling = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024,
@@ -284,8 +276,8 @@ class Zygote:
 
     def _reap(self):
         """Report exits of environments; a spare that dies unused is lost; a child that dies
-        in set-up fails its request. Other pids (the short-lived first child of a namespaced
-        environment or spare) are reaped silently."""
+        in set-up fails its request. Other pids (children killed after a failed set-up, orphans
+        an environment without a pid namespace left behind) are reaped silently."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -293,9 +285,9 @@ class Zygote:
                 return
             if pid == 0:
                 return
-            self._forget_pid(pid)
             setup = self._setup_pids.pop(pid, None)
             if setup is not None:
+                setup.pid = None  # reaped: the number may be reused, never kill it
                 self._finish(setup, "the child died during setup")
             spare_id = self._spare_ids.pop(pid, None)
             if spare_id is not None and spare_id in self._spares:
@@ -311,19 +303,8 @@ class Zygote:
                 self._send({"op": "exited", "pid": pid,
                             "exit_code": os.WEXITSTATUS(status), "signal": None})
 
-    def _forget_pid(self, pid):
-        """``pid`` is reaped: no setup may kill it any more (the number may be reused)."""
-        for setup in self._setups.values():
-            if setup.first_pid == pid:
-                setup.first_pid = None
-            if setup.env_pid == pid:
-                setup.env_pid = None
-                setup.reaped = True
-
     def _kill_children(self):
-        pids = set(self._children) | set(self._spare_ids)
-        for setup in self._setups.values():
-            pids.update(p for p in (setup.first_pid, setup.env_pid) if p is not None)
+        pids = set(self._children) | set(self._spare_ids) | set(self._setup_pids)
         for pid in pids:
             for kill in (os.killpg, os.kill):
                 try:
@@ -392,41 +373,70 @@ class Zygote:
             os.close(fd)
 
     def _fork(self, op, key, request, fds):
-        root = None
-        if request.get("tier") == "namespaces":
-            root = self._compiled_root(request["root"])
+        namespaced = op == "prepare" or request.get("tier") == "namespaces"
+        failed = "spawn_failed" if op == "spawn" else "prepare_failed"
+        if namespaced:
+            try:
+                self._skeleton(request["root"])
+            except (OSError, confine.SetupError) as exc:
+                self._close_fds(fds)
+                self._send({"op": failed, "id": key, "error": f"the root's skeleton: {exc}"})
+                return
         parent, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = forking.fork()
+            pid = self._fork_child(namespaced)
         except OSError as exc:
             for sock in (parent, ours):
                 sock.close()
             self._close_fds(fds)
-            failed = "spawn_failed" if op == "spawn" else "prepare_failed"
             self._send({"op": failed, "id": key, "error": f"fork: {exc}"})
             return
         if pid == 0:
             parent.close()
             self._leave_zygote([ours.fileno(), *fds])
             if op == "prepare":
-                self._child.become_spare(request, ours, root)  # never returns
-            self._child.become_environment(request, fds, ours, root)  # never returns
+                self._child.become_spare(request, ours)  # never returns
+            self._child.become_environment(request, fds, ours)  # never returns
         ours.close()
         self._close_fds(fds)
-        two_stage = op == "prepare" or request.get("tier") == "namespaces"
-        kind = "prepare" if op == "prepare" else "spawn"
-        self._follow(_Setup(kind, key, parent, pid, None if two_stage else pid))
+        self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid))
 
-    def _compiled_root(self, root):
-        """The function-independent part of a root plan with this interpreter's own
-        directories, compiled once (``confine.compile_root``) and kept."""
-        key = json.dumps([root["staging"], root.get("binds"), root.get("symlinks")])
-        compiled = self._roots.get(key)
-        if compiled is None:
-            plan = {"staging": root["staging"], "symlinks": root.get("symlinks") or [],
-                    "binds": list(root.get("binds") or []) + self._interpreter_binds}
-            compiled = self._roots[key] = confine.compile_root(plan)
-        return compiled
+    def _fork_child(self, namespaced):
+        """Fork; with ``namespaced``, the child is pid 1 of a new pid namespace (so that no
+        second fork is needed to get there). The zygote itself stays where it is."""
+        if not namespaced:
+            return forking.fork()
+        self._confiner.unshare(confine.CLONE_NEWPID, "new pid namespace")
+        try:
+            pid = forking.fork()
+        except BaseException:
+            self._confiner.enter_pid_namespace(self._own_pids)
+            raise
+        if pid:
+            self._confiner.enter_pid_namespace(self._own_pids)
+        return pid
+
+    def _skeleton(self, root):
+        """Build the skeleton of namespaces-tier roots at ``root["staging"]`` unless it is
+        built: the system part of the root with this interpreter's own directories
+        (``confine.compile_root``), once, in the zygote's own mount namespace (a slave of the
+        host's: the host's mounts still come in, the zygote's never go out), so that every
+        environment's mount namespace is a copy with the skeleton in place. Raises OSError
+        or SetupError (what was mounted is detached again)."""
+        staging = root["staging"]
+        if staging in self._skeletons:
+            return
+        if not self._skeletons:
+            self._confiner.unshare(confine.CLONE_NEWNS, "a mount namespace for the zygote")
+            self._confiner.make_slave()
+        plan = {"staging": staging, "symlinks": root.get("symlinks") or [],
+                "binds": list(root.get("binds") or []) + self._interpreter_binds}
+        try:
+            self._confiner.build_skeleton(confine.compile_root(plan))
+        except BaseException:
+            self._confiner.detach(staging)
+            raise
+        self._skeletons.add(staging)
 
     def _hand_to_spare(self, env_id, spare_id, data, fds):
         """Pass the request on to the spare, which finishes the recipe and becomes the
@@ -441,15 +451,14 @@ class Zygote:
             return
         finally:
             self._close_fds(fds)
-        self._follow(_Setup("finish", env_id, sock, pid, pid))
+        self._follow(_Setup("finish", env_id, sock, pid))
 
     def _follow(self, setup):
         sock = setup.sock
         sock.setblocking(False)
         self._setups[sock.fileno()] = setup
         self._poller.register(sock.fileno(), select.POLLIN)
-        if setup.env_pid is not None:
-            self._setup_pids[setup.env_pid] = setup
+        self._setup_pids[setup.pid] = setup
 
     # --- children in set-up -----------------------------------------------------------------
 
@@ -465,17 +474,11 @@ class Zygote:
                 return
             setup.fds.extend(got)
             if not data:
-                self._finish(setup, setup.outcome or "the child died during setup")
+                self._finish(setup, "the child died during setup")
                 return
-            text = data.decode("utf-8", "replace")
-            if text.startswith("pid:"):
-                setup.env_pid = int(text[4:])
-                self._setup_pids[setup.env_pid] = setup
-            else:
-                setup.outcome = text  # "ok", "ready" or the failed step
-            if setup.done:
-                self._finish(setup, setup.outcome)
-                return
+            # "ok", "ready" or the failed step.
+            self._finish(setup, data.decode("utf-8", "replace"))
+            return
 
     def _expire(self):
         now = time.monotonic()
@@ -490,36 +493,37 @@ class Zygote:
 
     def _finish(self, setup, outcome):
         """The child is done with its set-up: answer the platform, and clean up after a
-        failure (the child is killed, its pids reaped silently by ``_reap``)."""
+        failure (the child is killed, then reaped silently by ``_reap``)."""
         fd = setup.sock.fileno()
         if self._setups.pop(fd, None) is None:
             return
         self._poller.unregister(fd)
-        if setup.env_pid is not None:
-            self._setup_pids.pop(setup.env_pid, None)
-        if setup.reaped and outcome in _SUCCESS:
-            outcome = "the child died during setup"
+        pid = setup.pid
+        if pid is not None:
+            self._setup_pids.pop(pid, None)
         passed, setup.fds = setup.fds, []
-        if outcome == "ready":
-            self._spares[setup.key] = (setup.sock, setup.env_pid)
-            self._spare_ids[setup.env_pid] = setup.key
+        if outcome == "ready" and pid is not None:
+            self._spares[setup.key] = (setup.sock, pid)
+            self._spare_ids[pid] = setup.key
             self._close_fds(passed)
-            self._send({"op": "prepared", "id": setup.key, "pid": setup.env_pid})
+            self._send({"op": "prepared", "id": setup.key, "pid": pid})
             return
         setup.sock.close()
-        if outcome == "ok":
-            self._spare_ids.pop(setup.env_pid, None)
-            self._children[setup.env_pid] = setup.key
+        if outcome == "ok" and pid is not None:
+            self._spare_ids.pop(pid, None)
+            self._children[pid] = setup.key
             try:
-                self._send({"op": "spawned", "id": setup.key, "pid": setup.env_pid}, passed)
+                self._send({"op": "spawned", "id": setup.key, "pid": pid}, passed)
             finally:
                 self._close_fds(passed)
             return
         self._close_fds(passed)
-        for pid in {setup.first_pid, setup.env_pid} - {None}:
+        if outcome in ("ok", "ready"):
+            outcome = "the child died during setup"
+        if pid is not None:
             self._spare_ids.pop(pid, None)
             try:
-                os.kill(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)  # reaped (and ignored) by _reap
             except OSError:
                 pass
         failed = "prepare_failed" if setup.kind == "prepare" else "spawn_failed"
