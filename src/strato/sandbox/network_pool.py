@@ -10,9 +10,10 @@ a quiet spell the surplus goes again. Making one is a handful of netlink request
    ``/proc/thread-self/ns/net`` (the namespace lives as long as an fd, a socket or a process
    holds it), open a netlink socket there, and ``setns`` the thread straight back to the
    host's namespace;
-2. on the host, in one batch: create a veth pair whose peer is born inside the namespace as
-   ``eth0`` (IFLA_NET_NS_FD) and whose host end ``<bridge>-<n>`` is a port of the bridge; make
-   that port isolated (it talks to the bridge only) and bring it up;
+2. on the host: create a veth pair whose peer is born inside the namespace as ``eth0``
+   (IFLA_NET_NS_FD) and whose host end ``<bridge>-<n>`` is a port of the bridge; turn IPv6
+   off on both ends (egress is IPv4 only); make the port isolated (it talks to the bridge
+   only) and bring it up;
 3. inside, through the socket opened there, in one batch: ``lo`` and ``eth0`` up, the
    address, a default route via the bridge's address.
 
@@ -453,6 +454,7 @@ class NetnsPool:
             try:
                 unshare_net()
                 fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                _without_ipv6("default")  # for eth0, made below; lo keeps ::1
                 inside = Rtnl()
             finally:
                 try:
@@ -460,15 +462,15 @@ class NetnsPool:
                 except OSError as exc:
                     raise _LostHostNamespace(str(exc)) from exc
             try:
-                host.request(netlink.veth_message(name, bridge, "eth0", fd),
-                             netlink.isolated_port_up_message(name))
+                host.request(netlink.veth_message(name, bridge, "eth0", fd))
             except NetlinkError as exc:
                 if exc.errno != errno.EEXIST:
                     raise
                 # Left by a namespace given up so recently that the kernel still has it.
                 host.delete_link(name)
-                host.request(netlink.veth_message(name, bridge, "eth0", fd),
-                             netlink.isolated_port_up_message(name))
+                host.request(netlink.veth_message(name, bridge, "eth0", fd))
+            _without_ipv6(name)
+            host.request(netlink.isolated_port_up_message(name))
             eth0 = inside.link_index("eth0")
             if eth0 is None:
                 raise SandboxError("eth0 vanished from a new network namespace")
@@ -487,6 +489,22 @@ class NetnsPool:
             if inside is not None:
                 inside.close()
         return NetworkNamespace(fd, address, name)
+
+
+def _without_ipv6(interface: str) -> None:
+    """Turn IPv6 off on ``interface`` (or, for ``default``, on interfaces made from now on) in
+    the calling thread's network namespace: environments' egress is IPv4 only (the firewall
+    drops the rest), and an interface with IPv6 on sends the kernel's workers through address
+    configuration and multicast listener reports, 0.6 ms of CPU per environment measured.
+    Nothing to do where the kernel has no IPv6."""
+    try:
+        fd = os.open(f"/proc/sys/net/ipv6/conf/{interface}/disable_ipv6", os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
 
 
 def _fail(future: asyncio.Future[NetworkNamespace], error: BaseException) -> None:

@@ -35,6 +35,10 @@ GUEST_DIR = Path(__file__).parent / "guest"
 _MAX_DATAGRAM = 1 << 20
 
 
+#: A zygote's answer: the pid, the future of its exit status, the fd it passed (or None).
+_Answer = tuple[int, "asyncio.Future[ExitStatus]", "int | None"]
+
+
 class _Outgoing:
     """A request in the queue: its datagram and fds (owned by the caller until it is
     answered), and whether it has gone out yet."""
@@ -59,10 +63,12 @@ class Zygote:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        self._waiters: dict[str, asyncio.Future[tuple[int, int | None]]] = {}
+        self._waiters: dict[str, asyncio.Future[_Answer]] = {}
         self._exits: dict[int, asyncio.Future[ExitStatus]] = {}
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._writing = False
+        #: Requests that found the socket full and waited in the queue for it.
+        self.deferred = 0
         self.alive = True
         self._loop.add_reader(sock.fileno(), self._on_readable)
 
@@ -101,25 +107,26 @@ class Zygote:
         the caller keeps ``fds`` open until this returns. Returns its pid, a future of its
         exit status, and the fd of the Runtime API socket it listens on inside its sandbox
         (namespaces tier; the caller owns it) or None. Raises SandboxError."""
-        pid, runtime_fd = await self._ask("spawn", request, fds)
-        return pid, self._exits.setdefault(pid, self._loop.create_future()), runtime_fd
+        pid, exited, runtime_fd = await self._ask("spawn", request, fds)
+        return pid, exited, runtime_fd
 
     async def prepare(self, request: dict[str, Any]) -> int:
         """Fork a spare from ``request`` (``guest/zygote.py``); returns its pid. Raises
         SandboxError."""
-        pid, _ = await self._ask("prepare", request, [])
+        pid, _, _ = await self._ask("prepare", request, [])
         return pid
 
-    async def _ask(self, op: str, request: dict[str, Any],
-                   fds: list[int]) -> tuple[int, int | None]:
+    async def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> _Answer:
         if not self.alive:
             raise SandboxError(f"zygote {self.interpreter} is gone")
         key = request["id"]
-        waiter: asyncio.Future[tuple[int, int | None]] = self._loop.create_future()
+        waiter: asyncio.Future[_Answer] = self._loop.create_future()
         self._waiters[key] = waiter
         outgoing = _Outgoing(key, json.dumps({"op": op, **request}).encode(), fds)
         self._outbox.append(outgoing)
         self._flush()
+        if not outgoing.sent:
+            self.deferred += 1
         try:
             return await waiter
         except asyncio.CancelledError:
@@ -176,11 +183,12 @@ class Zygote:
                 self._ready.set_result(message)
         elif op in ("spawned", "prepared"):
             pid = message["pid"]
-            self._exits.setdefault(pid, self._loop.create_future())
+            # Its exit may be read before the waiter resumes: the future goes with the answer.
+            exited = self._exits.setdefault(pid, self._loop.create_future())
             runtime_fd = unused.pop(0) if unused else None
             waiter = self._waiters.pop(message["id"], None)
             if waiter is not None and not waiter.done():
-                waiter.set_result((pid, runtime_fd))
+                waiter.set_result((pid, exited, runtime_fd))
             else:
                 self._abandoned(pid, runtime_fd)
         elif op in ("spawn_failed", "prepare_failed"):

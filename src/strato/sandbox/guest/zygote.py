@@ -236,8 +236,9 @@ class Zygote:
             self._poller.register(self._wakeup_r, select.POLLIN)
             while True:
                 events = self._poller.poll(self._poll_timeout())
-                # Reports before exits: a child's report is queued before it can exit, so a
-                # pid that exits is known here (as spawned, or as failed) before it is reaped.
+                # Reports before exits (``_reap`` also reads what a child it reaps reported):
+                # a child reports before it can exit, so a pid is known as spawned, or as
+                # failed, before its exit is.
                 woken = False
                 for fd, _ in events:
                     if fd == self._wakeup_r:
@@ -285,6 +286,10 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            setup = self._setup_pids.get(pid)
+            if setup is not None:
+                # Its report, if it made one, is waiting: a child reports before it exits.
+                self._on_report(setup)
             setup = self._setup_pids.pop(pid, None)
             if setup is not None:
                 setup.pid = None  # reaped: the number may be reused, never kill it
