@@ -322,12 +322,11 @@ class ProcessSandbox:
         if uid is not None and self._uids is not None:
             uids = self._uids
             cleanups.append(lambda: uids.release(uid))
-        spare = pool.take() if pool is not None else None
+        spare = pool.take(spec.memory_mb) if pool is not None else None
         try:
             if spare is not None:
                 cgroup = spare.cgroup
-                if cgroup is not None:
-                    cgroup.rename(spec.env_id)
+                if cgroup is not None and spare.memory_mb != spec.memory_mb:
                     cgroup.set_limits(spec.memory_mb)
             elif self._cgroups is not None:
                 cgroup = self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
@@ -387,7 +386,10 @@ class ProcessSandbox:
                         else [spec.runtime_api_port] if spec.runtime_api_port else [],
                     }
             request["env"] = env
-            pid, exited, runtime_fd = await zygote.spawn(request, fds)
+            answer = zygote.spawn(request, fds)
+            if spare is not None and cgroup is not None:
+                self._name_cgroup(cgroup, spec.env_id)  # while the spare takes the request
+            pid, exited, runtime_fd = await answer
         except BaseException:
             os.close(read_fd)
             raise
@@ -402,6 +404,16 @@ class ProcessSandbox:
         if cgroup is None:
             self._watch(process)
         return process
+
+    @staticmethod
+    def _name_cgroup(group: EnvironmentCgroup, env_id: str) -> None:
+        """Rename a spare's groups after the environment it became (for whoever looks at
+        the host's cgroups; the limits do not depend on it, so a failure is only logged)."""
+        try:
+            group.rename(env_id)
+        except OSError as exc:
+            log.warning("cannot rename cgroup %s after environment %s: %s", group.memory.name,
+                        env_id, exc)
 
     def _discard_cgroup(self, group: EnvironmentCgroup) -> None:
         """Remove ``group`` now, or soon if its processes are still exiting."""

@@ -56,6 +56,9 @@ BRIDGE_PORTS = 1023
 PORTS_BUSY_RETRY_S = 0.05
 #: Demand is what was taken over this window.
 DEMAND_WINDOW_S = 1.0
+#: How long after a namespace is taken the pool makes another, while at least half of what
+#: it keeps is still ready.
+REFILL_AFTER_S = 0.05
 #: Ready namespaces beyond ``size`` are given up after this long without a burst.
 TRIM_AFTER_S = 30.0
 #: How often ``settle`` looks whether released interfaces are gone.
@@ -435,7 +438,11 @@ class NetnsPool:
                 self._fail_waiters(f"no network namespace for internet egress: {self.capacity} "
                                    "environments with internet egress are alive already")
             elif self._waiters or len(self._ready) < target:
-                wait = self._retry_at - now
+                # Right after a take, a refill would share the CPU with the start that took
+                # it; it waits a moment unless the pool runs low.
+                settle = 0.0 if self._waiters or 2 * len(self._ready) < target \
+                    else self._last_take + REFILL_AFTER_S - now
+                wait = max(self._retry_at - now, settle)
                 if wait <= 0:
                     return True
                 self._cv.wait(wait)

@@ -34,16 +34,21 @@ log = logging.getLogger(__name__)
 SPARE_PREFIX = "spare-"
 #: How long a pool waits before preparing again after a spare could not be made.
 RETRY_AFTER_S = 5.0
+#: How long after a spare is taken its replacement is prepared: the cold start that took it
+#: is over by then, and does not share the CPU with a fork and a set-up it does not need.
+REFILL_AFTER_S = 0.05
 
 
 @dataclass(frozen=True)
 class Spare:
-    """A spare ready to become an environment: its id (what a spawn request names), its pid
-    and its cgroups (owned by whoever takes the spare)."""
+    """A spare ready to become an environment: its id (what a spawn request names), its pid,
+    its cgroups (owned by whoever takes the spare) and the memory size their limits were set
+    for (None: no limits yet)."""
 
     id: str
     pid: int
     cgroup: EnvironmentCgroup | None
+    memory_mb: int | None
 
 
 class SparePool:
@@ -65,20 +70,27 @@ class SparePool:
         self._ready: dict[str, Spare] = {}
         self._preparing: set[asyncio.Task[None]] = set()
         self._retry_at = 0.0
+        self._refill: asyncio.TimerHandle | None = None
+        #: The memory size the last environment asked for: spares' limits are set for it.
+        self._memory_mb: int | None = None
         self._closed = False
         zygote.on_spare_lost = self._lost
 
-    def take(self) -> Spare | None:
-        """The oldest ready spare (the caller owns it and its cgroups now), or None; either
-        way another is prepared."""
+    def take(self, memory_mb: int) -> Spare | None:
+        """The oldest ready spare (the caller owns it and its cgroups now, and sets their
+        limits unless ``Spare.memory_mb`` is ``memory_mb`` already), or None; either way
+        another is prepared shortly, its limits set ahead for ``memory_mb``."""
+        self._memory_mb = memory_mb
         spare = None
         if self._ready:
             spare = self._ready.pop(next(iter(self._ready)))
-        self.refill()
+        if self._refill is None:
+            self._refill = asyncio.get_running_loop().call_later(REFILL_AFTER_S, self.refill)
         return spare
 
     def refill(self) -> None:
         """Start preparing spares until ``size`` are ready or on their way."""
+        self._refill = None
         while not self._closed and self.zygote.alive \
                 and len(self._ready) + len(self._preparing) < self.size \
                 and time.monotonic() >= self._retry_at:
@@ -89,12 +101,13 @@ class SparePool:
     async def _prepare(self) -> None:
         name = SPARE_PREFIX + uuid.uuid4().hex
         cgroup: EnvironmentCgroup | None = None
+        memory_mb = self._memory_mb
         try:
             async with self._admit:
                 if self._closed:
                     return
                 if self._cgroups is not None:
-                    cgroup = self._cgroups.create(name, None, self._max_pids,
+                    cgroup = self._cgroups.create(name, memory_mb, self._max_pids,
                                                   limit_cpu=self._limit_cpu)
                 pid = await self.zygote.prepare({
                     "id": name, "tier": "namespaces", "root": self._root,
@@ -117,8 +130,7 @@ class SparePool:
             if cgroup is not None:
                 self._discard(cgroup)
             return
-        self._ready[name] = Spare(name, pid, cgroup)
-        # Ready spares are also pruned of those that died meanwhile (see _lost).
+        self._ready[name] = Spare(name, pid, cgroup, memory_mb if cgroup is not None else None)
 
     def _lost(self, spare_id: str) -> None:
         """A spare died before it was used: forget it, and make another."""
@@ -131,6 +143,8 @@ class SparePool:
         """Prepare no more; give up the ready spares' cgroups (the zygote kills the spares
         when it stops). Idempotent."""
         self._closed = True
+        if self._refill is not None:
+            self._refill.cancel()
         for task in list(self._preparing):
             task.cancel()
         for task in list(self._preparing):

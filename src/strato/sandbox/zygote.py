@@ -100,15 +100,15 @@ class Zygote:
             raise SandboxError(f"zygote {interpreter} did not become ready: {exc}") from exc
         return zygote
 
-    async def spawn(
-        self, request: dict[str, Any], fds: list[int]
-    ) -> tuple[int, asyncio.Future[ExitStatus], int | None]:
-        """Fork an environment from ``request`` with ``fds`` attached (the log pipe first);
-        the caller keeps ``fds`` open until this returns. Returns its pid, a future of its
-        exit status, and the fd of the Runtime API socket it listens on inside its sandbox
-        (namespaces tier; the caller owns it) or None. Raises SandboxError."""
-        pid, exited, runtime_fd = await self._ask("spawn", request, fds)
-        return pid, exited, runtime_fd
+    def spawn(self, request: dict[str, Any], fds: list[int]) -> asyncio.Future[_Answer]:
+        """Fork an environment from ``request`` with ``fds`` attached (the log pipe first).
+        The request goes out now if the socket takes it, else waits its turn; the caller
+        keeps ``fds`` open until the future is done. The future's result is the pid, a future
+        of its exit status, and the fd of the Runtime API socket it listens on inside its
+        sandbox (namespaces tier; the caller owns it) or None; its exception SandboxError.
+        Cancelling the future before the request went out drops the request; after, the
+        environment is killed when the answer comes (``_abandoned``)."""
+        return self._ask("spawn", request, fds)
 
     async def prepare(self, request: dict[str, Any]) -> int:
         """Fork a spare from ``request`` (``guest/zygote.py``); returns its pid. Raises
@@ -116,26 +116,30 @@ class Zygote:
         pid, _, _ = await self._ask("prepare", request, [])
         return pid
 
-    async def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> _Answer:
-        if not self.alive:
-            raise SandboxError(f"zygote {self.interpreter} is gone")
-        key = request["id"]
+    def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> asyncio.Future[_Answer]:
         waiter: asyncio.Future[_Answer] = self._loop.create_future()
+        if not self.alive:
+            waiter.set_exception(SandboxError(f"zygote {self.interpreter} is gone"))
+            return waiter
+        key = request["id"]
         self._waiters[key] = waiter
         outgoing = _Outgoing(key, json.dumps({"op": op, **request}).encode(), fds)
         self._outbox.append(outgoing)
         self._flush()
         if not outgoing.sent:
             self.deferred += 1
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            # Not sent: it never will be. Sent: the answer finds no waiter (see _abandoned).
-            if not outgoing.sent:
-                with contextlib.suppress(ValueError):
-                    self._outbox.remove(outgoing)
-                self._waiters.pop(key, None)
-            raise
+            waiter.add_done_callback(lambda _: self._given_up(outgoing))
+        return waiter
+
+    def _given_up(self, outgoing: _Outgoing) -> None:
+        """A request's waiter is done: if it was cancelled before the request went out,
+        the request never will."""
+        waiter = self._waiters.get(outgoing.key)
+        if outgoing.sent or (waiter is not None and not waiter.cancelled()):
+            return
+        with contextlib.suppress(ValueError):
+            self._outbox.remove(outgoing)
+        self._waiters.pop(outgoing.key, None)
 
     def _flush(self) -> None:
         """Send what the socket takes now; the rest goes when it is writable again."""
