@@ -80,3 +80,15 @@ def _until_removed(parent: CgroupParent) -> None:
     while parent.retry_leftovers() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert parent.leftovers == []
+
+
+def test_limits_can_be_raised_as_well_as_lowered(parent: CgroupParent) -> None:
+    group = parent.create(uuid.uuid4().hex, 128, None)
+    group.set_limits(1024)  # a spare made for a smaller function, taken by a larger one
+    assert (group.memory / "memory.limit_in_bytes").read_text().strip() == str(1024 << 20)
+    group.set_limits(256)
+    assert (group.memory / "memory.limit_in_bytes").read_text().strip() == str(256 << 20)
+    swap = group.memory / "memory.memsw.limit_in_bytes"
+    if swap.exists():
+        assert swap.read_text().strip() == str(256 << 20)
+    assert group.try_remove()

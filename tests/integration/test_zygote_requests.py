@@ -158,3 +158,47 @@ def _pid_in_own_namespace(pid: int) -> int:
         if line.startswith("NSpid:"):
             return int(line.split()[-1])
     raise AssertionError("no NSpid line")
+
+
+def test_spares_take_ahead_the_page_faults_environments_take(tmp_path: Path) -> None:
+    """After a few environments made from spares have run, a new spare copies the pages they
+    all wrote before its environment needs them (``guest/forking.py``)."""
+    _namespaces_or_skip()
+    system, _, task = _plans(tmp_path)
+    Path(task, "app.py").write_text("def handler(event, context):\n    return None\n")
+
+    async def spare(zygote: Zygote) -> tuple[str, int]:
+        name = f"spare-{uuid.uuid4().hex}"
+        return name, await zygote.prepare({"id": name, "tier": "namespaces", "cgroups": [],
+                                           "root": system})
+
+    async def scenario(zygote: Zygote) -> None:
+        before = [await spare(zygote) for _ in range(2)]
+        held = []
+        for index, (name, _) in enumerate([await spare(zygote) for _ in range(3)]):
+            request = {**exec_request(f"runtime-{index}", []), "mode": "python",
+                       "tier": "namespaces", "uid": 1_600_110 + index, "gid": 1_600_110 + index,
+                       "spare": name, "cwd": "/var/task", "root": {"task_root": task, "tmp_mb": 8},
+                       "env": {"PATH": "/usr/bin:/bin", "_HANDLER": "app.handler",
+                               "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
+                               "LAMBDA_TASK_ROOT": "/var/task"}}
+            read_fd, write_fd = os.pipe()
+            try:
+                _, _, runtime_fd = await zygote.spawn(request, [write_fd])
+            finally:
+                os.close(write_fd)
+            held += [read_fd, runtime_fd]  # the runtime waits on its first next meanwhile
+            await asyncio.sleep(0.2)  # the zygote looks at it after 20 ms
+        after = [await spare(zygote) for _ in range(2)]
+        faults_before = min(_minor_faults(pid) for _, pid in before)
+        faults_after = min(_minor_faults(pid) for _, pid in after)
+        assert faults_after > faults_before + 100, (faults_before, faults_after)
+        for fd in held:
+            if fd is not None:
+                os.close(fd)
+
+    run(scenario)
+
+
+def _minor_faults(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])

@@ -15,6 +15,7 @@ a leftover, killed and tried again by ``CgroupParent.retry_leftovers`` until it 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
@@ -231,9 +232,19 @@ class EnvironmentCgroup:
         """Limit memory (and swap) to ``memory_mb`` and CPU in proportion to it (over the
         kernel's default period, ``CPU_PERIOD_US``). Raises OSError."""
         limit = b"%d" % (memory_mb * 1024 * 1024)
-        _write(self.memory / "memory.limit_in_bytes", limit)
-        with contextlib.suppress(FileNotFoundError):  # absent when swap accounting is off
-            _write(self.memory / "memory.memsw.limit_in_bytes", limit)
+        memory, swap = self.memory / "memory.limit_in_bytes", self.memory / "memory.memsw.limit_in_bytes"
+        # The kernel keeps memory <= memory+swap at every write: lowering, memory goes
+        # first; raising (a spare made for a smaller size), memory+swap does.
+        try:
+            _write(memory, limit)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not swap.exists():
+                raise
+            _write(swap, limit)
+            _write(memory, limit)
+        else:
+            with contextlib.suppress(FileNotFoundError):  # absent when swap accounting is off
+                _write(swap, limit)
         if self.cpu is not None:
             _write(self.cpu / "cpu.cfs_quota_us", b"%d" % cpu_quota_us(memory_mb))
 

@@ -26,6 +26,7 @@ import socket
 import sys
 import traceback
 
+import forking
 import netsetup
 
 try:
@@ -45,6 +46,8 @@ class Child:
     exit status."""
 
     def __init__(self, confiner, interpreter_binds, fd_ceiling, run):
+        #: Pages a spare copies ahead of its environment (``forking.prefault``).
+        self.prefault_ranges = ()
         self._confiner = confiner
         self._interpreter_binds = interpreter_binds
         self._fd_ceiling = fd_ceiling
@@ -68,6 +71,7 @@ class Child:
             _join_cgroups(request.get("cgroups") or ())
             self._unshare()
             self._confiner.enter_root(staging)
+            forking.prefault(self.prefault_ranges)
         except BaseException as exc:
             _report_failure(report, exc)
         try:

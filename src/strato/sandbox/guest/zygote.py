@@ -78,6 +78,11 @@ _WARM_MODULES = ("base64", "datetime", "hashlib", "uuid", "urllib.parse", "typin
 
 _MAX_DATAGRAM = 1 << 20
 _SETUP_TIMEOUT_MS = 10_000
+#: Environments made from spares looked at, each shortly after it started (its INIT and
+#: first invocation done, for a small function), to learn which inherited pages
+#: environments write; the pages all of them wrote, spares prefault (``forking.prefault``).
+_LEARN_SAMPLES = 3
+_LEARN_AFTER_S = 0.02
 _PR_SET_CHILD_SUBREAPER = 36
 _BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
 _TIERS = ("namespaces", "fallback", "unconfined")
@@ -204,6 +209,9 @@ class Zygote:
         self._spare_ids = {}  # pid -> spare id, for spares waiting or becoming environments
         self._poller = select.poll()
         self._skeletons = set()  # staging paths with a skeleton (see _skeleton)
+        self._learned = {}  # page -> environments seen writing it (see _learn)
+        self._samples = 0
+        self._learning = None  # (when, pid): the next environment to look at
         self._confiner = confine.Confiner() if confine is not None else None
         self._interpreter_binds = _interpreter_binds()
         # Processes an environment of a tier without a pid namespace leaves behind are
@@ -251,6 +259,7 @@ class Zygote:
                     self._drain_wakeups()
                     self._reap()
                 self._expire()
+                self._learn()
         except _PlatformGone:
             return 0
         finally:
@@ -491,10 +500,34 @@ class Zygote:
             self._finish(setup, f"setup did not finish within {_SETUP_TIMEOUT_MS} ms")
 
     def _poll_timeout(self):
-        if not self._setups:
+        times = [setup.deadline for setup in self._setups.values()]
+        if self._learning is not None:
+            times.append(self._learning[0])
+        if not times:
             return None
-        nearest = min(setup.deadline for setup in self._setups.values())
-        return max(0, int((nearest - time.monotonic()) * 1000) + 1)
+        return max(0, int((min(times) - time.monotonic()) * 1000) + 1)
+
+    def _learn(self):
+        """When it is time, note which inherited pages the environment being looked at has
+        written; after ``_LEARN_SAMPLES`` environments, spares prefault what all wrote."""
+        if self._learning is None or time.monotonic() < self._learning[0]:
+            return
+        _, pid = self._learning
+        self._learning = None
+        if pid not in self._children:  # gone already: the next one will do
+            return
+        regions = forking.writable_regions()
+        # A page the zygote itself wrote since is private to both: its writes are not the
+        # environment's, and an idle zygote leaves such pages shared.
+        written = forking.private_pages(pid, regions) - forking.private_pages(os.getpid(),
+                                                                              regions)
+        for page in written:
+            self._learned[page] = self._learned.get(page, 0) + 1
+        self._samples += 1
+        if self._samples == _LEARN_SAMPLES:
+            common = [page for page, seen in self._learned.items() if seen == _LEARN_SAMPLES]
+            self._child.prefault_ranges = forking.ranges_of(common)
+            self._learned = {}
 
     def _finish(self, setup, outcome):
         """The child is done with its set-up: answer the platform, and clean up after a
@@ -517,6 +550,9 @@ class Zygote:
         if outcome == "ok" and pid is not None:
             self._spare_ids.pop(pid, None)
             self._children[pid] = setup.key
+            if setup.kind == "finish" and self._learning is None \
+                    and self._samples < _LEARN_SAMPLES:
+                self._learning = (time.monotonic() + _LEARN_AFTER_S, pid)
             try:
                 self._send({"op": "spawned", "id": setup.key, "pid": pid}, passed)
             finally:
