@@ -38,6 +38,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/invoke_bench.py
 	$(BIN)/python bench/sqs_bench.py
 	$(BIN)/python bench/async_bench.py
+	$(BIN)/python bench/scale_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the
 # platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).

@@ -474,9 +474,9 @@ class Application:
         await self._pool.close()
         await self._sandbox.close()
         if self._netns_pool is not None:
-            self._netns_pool.close()
+            await asyncio.to_thread(self._netns_pool.close)
         if self._egress is not None:
-            self._egress.teardown()
+            await asyncio.to_thread(self._egress.teardown)
         self._control.shutdown(wait=True)
         self._queries.shutdown(wait=True)
         self._log_writer.close()

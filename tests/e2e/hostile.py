@@ -246,6 +246,22 @@ def cmdline_of(pid: int) -> list[str]:
     return [a.decode() for a in _cmdline(pid).split(b"\0") if a]
 
 
+#: How the cgroups of spares are named (``sandbox/spares.py``).
+SPARE = "spare-"
+
+
+def _is_spare(pid: int) -> bool:
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return path.rsplit("/", 1)[-1].startswith(SPARE)
+    return False
+
+
 class HostView:
     """One server's environments, seen from the host."""
 
@@ -257,7 +273,8 @@ class HostView:
                       if parent == self.server_pid and b"zygote.py" in _cmdline(pid))
 
     def environment_processes(self) -> set[int]:
-        """Every process descending from the server's zygotes."""
+        """Every process descending from the server's zygotes, except spares (processes
+        prepared ahead of demand, in cgroups named ``spare-*``: not environments yet)."""
         table = processes()
         children: dict[int, list[int]] = {}
         for pid, parent in table.items():
@@ -270,7 +287,7 @@ class HostView:
                 if child not in found:
                     found.add(child)
                     todo.append(child)
-        return found
+        return {pid for pid in found if not _is_spare(pid)}
 
     def cgroup_parent(self, controller: str = "memory") -> Path:
         """``<hierarchy>/<server's own group>/strato-<pid>`` (see ``sandbox/cgroups.py``)."""
@@ -281,8 +298,11 @@ class HostView:
         raise AssertionError(f"strato runs in no {controller} cgroup")
 
     def environment_cgroups(self, controller: str = "memory") -> set[str]:
+        """The names of the environments' groups (spares' groups left out)."""
         parent = self.cgroup_parent(controller)
-        return {p.name for p in parent.iterdir() if p.is_dir()} if parent.is_dir() else set()
+        if not parent.is_dir():
+            return set()
+        return {p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(SPARE)}
 
     def pids_of(self, env_id: str) -> set[int]:
         """The processes in the environment's memory cgroup (empty once it is removed)."""

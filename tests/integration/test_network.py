@@ -10,7 +10,7 @@ played by a small stdlib-only program started with a namespace's fd, which joins
 connects as told and reports what it reached. A target counts as reached only when the
 banner of the server behind it arrives.
 
-Needs root, nft and pyroute2 (``EgressNetwork.probe``): skipped without them, failed in CI.
+Needs root and nft (``EgressNetwork.probe``): skipped without them, failed in CI.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork, run_netlink
+from strato.errors import SandboxError
+from strato.sandbox.netlink import Rtnl
+from strato.sandbox.network import EgressConfig, EgressNetwork
 from strato.sandbox.network_pool import NetnsPool, NetworkNamespace
 from strato.sandbox.network_rules import EgressRules, render_ruleset
 
@@ -314,10 +317,8 @@ def host_server() -> Iterator[int]:
 
 
 def _host_ipv4_addresses() -> list[str]:
-    def dump(ipr: Any) -> list[str]:
-        return [m.get_attr("IFA_LOCAL") or m.get_attr("IFA_ADDRESS")
-                for m in ipr.addr("dump", family=socket.AF_INET)]
-    return run_netlink(dump)
+    with Rtnl() as rtnl:
+        return [str(entry.address) for entry in rtnl.addresses()]
 
 
 def _reached(result: str) -> bool:
@@ -487,3 +488,49 @@ def test_isolated_environment_has_loopback_only(version: str, remote: None,
     connect = report["connect"]
     assert connect.pop("127.0.0.1:9001") == "reached self"
     assert set(connect.values()) == {"ENETUNREACH"}, connect
+
+
+def test_the_pool_keeps_up_with_a_burst_ahead_of_demand(network: EgressNetwork) -> None:
+    pool = NetnsPool(network, size=2, max_ready=64)
+    pool.start()
+    taken: list[NetworkNamespace] = []
+    try:
+        taken += [pool.acquire_blocking(timeout=10) for _ in range(24)]
+        # Demand of the last second is what the worker now keeps ready, unasked.
+        deadline = time.monotonic() + 10
+        while pool.stats().ready < 24 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pool.stats().ready >= 24
+        waited = pool.stats().waited
+        taken += [pool.acquire_blocking(timeout=10) for _ in range(24)]
+        assert pool.stats().waited == waited  # the second burst found them all ready
+    finally:
+        for namespace in taken:
+            pool.release(namespace)
+        pool.close()
+
+
+def test_the_pool_refuses_beyond_its_capacity_instead_of_waiting(remote: None) -> None:
+    network = EgressNetwork(_config("c", (TAG + 2) % 250 + 1))
+    small = EgressNetwork(EgressConfig(bridge=network.bridge,
+                                       subnet=network.config.subnet.replace("/24", "/28"),
+                                       table=network.config.table))
+    _require_egress(small)
+    pool = NetnsPool(small, size=0)
+    taken: list[NetworkNamespace] = []
+    try:
+        small.setup()
+        pool.start()
+        assert pool.capacity == 13  # a /28 without its network, gateway and broadcast
+        taken += [pool.acquire_blocking(timeout=10) for _ in range(pool.capacity)]
+        started = time.monotonic()
+        with pytest.raises(SandboxError, match="alive already"):
+            pool.acquire_blocking(timeout=10)
+        assert time.monotonic() - started < 5
+        pool.release(taken.pop())
+        taken.append(pool.acquire_blocking(timeout=10))  # one freed: one more
+    finally:
+        for namespace in taken:
+            pool.release(namespace)
+        pool.close()
+        small.teardown()

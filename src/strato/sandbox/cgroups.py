@@ -3,18 +3,24 @@ share in proportion to memory (Lambda's rule: 1,769 MB is one vCPU), a pids limi
 list of processes to kill when an environment is destroyed.
 
 Groups live under the memory (and pids) hierarchy *below the cgroup strato itself runs in*,
-at ``<hierarchy>/<own path>/strato-<pid>/<environment id>``, so that a host that confines strato
-also confines its functions.
+at ``<hierarchy>/<own path>/strato-<pid>/<name>``, so that a host that confines strato also
+confines its functions. A group can be made ahead of demand without limits (for a spare
+process, ``sandbox/spares.py``) and given its environment's name and limits when it is used.
+
+Removal never waits: a group whose processes have not all exited yet (the kernel frees a
+killed process asynchronously; in the fallback tier a tree may even keep forking) is kept as
+a leftover, killed and tried again by ``CgroupParent.retry_leftovers`` until it can go.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from strato.errors import SandboxError
@@ -24,14 +30,26 @@ log = logging.getLogger(__name__)
 _ROOT = Path("/sys/fs/cgroup")
 #: Memory that buys one full vCPU on Lambda.
 MB_PER_VCPU = 1769
-#: CFS period; the quota is this times the environment's share of a vCPU.
+#: CFS period (the kernel's default, left as it is); the quota is this times the
+#: environment's share of a vCPU.
 CPU_PERIOD_US = 100_000
 _MIN_QUOTA_US = 1_000
+#: How often ``CgroupParent.remove`` looks again at groups whose processes are exiting.
+_REMOVE_POLL_S = 0.01
 
 
 def cpu_quota_us(memory_mb: int, period_us: int = CPU_PERIOD_US) -> int:
     """CPU time per period an environment of ``memory_mb`` may use (pure)."""
     return max(_MIN_QUOTA_US, period_us * memory_mb // MB_PER_VCPU)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """One write to a control file (cheaper than a text-mode Path.write_text)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def _own_path(controller: str) -> str | None:
@@ -48,11 +66,13 @@ def _own_path(controller: str) -> str | None:
 
 @dataclass
 class CgroupParent:
-    """The directory under which environment groups are made, one per controller."""
+    """The directory under which environment groups are made, one per controller, and the
+    groups given up that could not be removed yet."""
 
     memory: Path
     pids: Path | None
     cpu: Path | None = None
+    leftovers: list[EnvironmentCgroup] = field(default_factory=list)
 
     @classmethod
     def probe(cls) -> CgroupParent | None:
@@ -90,37 +110,60 @@ class CgroupParent:
             log.warning("no cgroup v1 cpu controller: CPU is not limited")
         return cls(memory, pids, cpu)
 
-    def create(self, env_id: str, memory_mb: int, max_pids: int | None,
+    def create(self, name: str, memory_mb: int | None, max_pids: int | None,
                *, limit_cpu: bool = True) -> EnvironmentCgroup:
-        """Make the groups of one environment with its limits. Raises SandboxError."""
-        memory = self.memory / env_id
-        pids = self.pids / env_id if self.pids else None
-        cpu = self.cpu / env_id if self.cpu and limit_cpu else None
+        """Make the groups ``name`` with their limits (none for memory and CPU when
+        ``memory_mb`` is None: ``EnvironmentCgroup.set_limits`` gives them later). Raises
+        SandboxError."""
+        memory = self.memory / name
+        pids = self.pids / name if self.pids else None
+        cpu = self.cpu / name if self.cpu and limit_cpu else None
+        group = EnvironmentCgroup(memory, pids, cpu)
         try:
             memory.mkdir()
-            limit = str(memory_mb * 1024 * 1024)
-            (memory / "memory.limit_in_bytes").write_text(limit)
-            with contextlib.suppress(OSError):  # absent when swap accounting is off
-                (memory / "memory.memsw.limit_in_bytes").write_text(limit)
             if pids is not None:
                 pids.mkdir()
                 if max_pids:
-                    (pids / "pids.max").write_text(str(max_pids))
+                    _write(pids / "pids.max", b"%d" % max_pids)
             if cpu is not None:
                 cpu.mkdir()
-                (cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
-                (cpu / "cpu.cfs_quota_us").write_text(str(cpu_quota_us(memory_mb)))
+            if memory_mb is not None:
+                group.set_limits(memory_mb)
         except OSError as exc:
-            group = EnvironmentCgroup(memory, pids, cpu)
-            group.remove()
-            raise SandboxError(f"cannot set up cgroup for environment {env_id}: {exc}") from exc
-        return EnvironmentCgroup(memory, pids, cpu)
+            group.try_remove()
+            raise SandboxError(f"cannot set up cgroup {name}: {exc}") from exc
+        return group
 
-    def remove(self) -> None:
-        """Kill what is left in any environment group, then remove every group."""
-        for child in [p for p in self.memory.iterdir() if p.is_dir()] if self.memory.is_dir() else []:
-            EnvironmentCgroup(child, self.pids / child.name if self.pids else None,
-                              self.cpu / child.name if self.cpu else None).remove_now()
+    def discard(self, group: EnvironmentCgroup) -> None:
+        """Kill what is left in ``group`` and remove it, now if it is empty, else later
+        (``retry_leftovers``). Never blocks."""
+        group.kill_all()
+        if not group.try_remove():
+            self.leftovers.append(group)
+
+    def retry_leftovers(self) -> bool:
+        """Kill and try to remove the leftovers again; True while some remain."""
+        remaining = []
+        for group in self.leftovers:
+            group.kill_all()
+            if not group.try_remove():
+                remaining.append(group)
+        self.leftovers = remaining
+        return bool(remaining)
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Kill what is left in any group (leftovers included), remove every group, then
+        the parents. Waits up to ``timeout`` seconds for the kernel to free killed
+        processes, polling."""
+        names = [p.name for p in self.memory.iterdir() if p.is_dir()] \
+            if self.memory.is_dir() else []
+        self.leftovers = [EnvironmentCgroup(self.memory / name,
+                                            self.pids / name if self.pids else None,
+                                            self.cpu / name if self.cpu else None)
+                          for name in names]
+        deadline = time.monotonic() + timeout
+        while self.retry_leftovers() and time.monotonic() < deadline:
+            time.sleep(_REMOVE_POLL_S)
         for path in (self.memory, self.pids, self.cpu):
             if path is not None:
                 with contextlib.suppress(OSError):
@@ -172,31 +215,59 @@ class EnvironmentCgroup:
         except OSError:
             return []
 
+    def rename(self, name: str) -> None:
+        """Rename the groups (cgroup v1 allows it within a parent): a group made ahead of
+        demand takes the name of the environment it serves. Raises OSError."""
+        renamed = []
+        for path in (self.memory, self.pids, self.cpu):
+            if path is not None:
+                target = path.with_name(name)
+                os.rename(path, target)
+                renamed.append(target)
+        self.memory, *rest = renamed
+        self.pids = rest.pop(0) if self.pids is not None else None
+        self.cpu = rest.pop(0) if self.cpu is not None else None
+
+    def set_limits(self, memory_mb: int) -> None:
+        """Limit memory (and swap) to ``memory_mb`` and CPU in proportion to it (over the
+        kernel's default period, ``CPU_PERIOD_US``). Raises OSError."""
+        limit = b"%d" % (memory_mb * 1024 * 1024)
+        memory, swap = self.memory / "memory.limit_in_bytes", self.memory / "memory.memsw.limit_in_bytes"
+        # The kernel keeps memory <= memory+swap at every write: lowering, memory goes
+        # first; raising (a spare made for a smaller size), memory+swap does.
+        try:
+            _write(memory, limit)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not swap.exists():
+                raise
+            _write(swap, limit)
+            _write(memory, limit)
+        else:
+            with contextlib.suppress(FileNotFoundError):  # absent when swap accounting is off
+                _write(swap, limit)
+        if self.cpu is not None:
+            _write(self.cpu / "cpu.cfs_quota_us", b"%d" % cpu_quota_us(memory_mb))
+
     def kill_all(self) -> None:
-        """SIGKILL every process in the group, including ones that left the process group."""
-        for _ in range(100):
-            pids = self.pids_in_group()
-            if not pids:
-                return
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        """SIGKILL every process in the group now, including ones that left the process
+        group (one pass: a process forked meanwhile is found by the next)."""
+        for pid in self.pids_in_group():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
-    def remove_now(self) -> None:
-        """Kill every process of the group and remove it."""
-        self.kill_all()
-        for _ in range(200):
-            if not self.pids_in_group():
-                break
-            time.sleep(0.005)  # the kernel frees a killed process asynchronously
-        self.remove()
-
-    def remove(self) -> None:
-        """Remove the (empty) groups. Safe to call more than once."""
+    def try_remove(self) -> bool:
+        """Remove the groups if they are empty; True when none is left. Safe to call more
+        than once."""
         if self._peak_fd is not None:
             os.close(self._peak_fd)
             self._peak_fd = None
+        gone = True
         for path in (self.memory, self.pids, self.cpu):
             if path is not None:
-                with contextlib.suppress(OSError):
+                try:
                     path.rmdir()
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    gone = False
+        return gone

@@ -3,7 +3,13 @@
 Each environment is one process tree forked from a warm interpreter (``zygote.py``), set up
 in the forked child by the recipe of its tier (``guest/confine.py``; tiers in ``tiers.py``),
 limited by cgroup v1 memory, cpu and pids where the host has them (memory by sampling resident
-size where it does not), and given a uid of its own from a pool.
+size where it does not), and given a uid of its own from a pool. In the namespaces tier a cold
+start takes a spare when one is ready (``spares.py``): half of its recipe is then done.
+
+At most ``MAX_STARTING`` starts (and preparations of spares) are in progress at once; more
+wait their turn, so a burst queues instead of failing, and what a start holds (a uid, cgroups,
+a network namespace) is taken only when its turn comes. Releasing an environment never waits:
+cgroups whose processes are still exiting are removed a little later.
 
 In the fallback tier (no mount namespace) an environment's ``TMPDIR`` is a directory of its
 own below the host's /tmp, on which strato, when it runs as root and may mount, mounts a
@@ -27,13 +33,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from strato.errors import SandboxError
 from strato.sandbox.base import EGRESS_INTERNET, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
-from strato.sandbox.rootfs import readable_paths, root_plan, system_binds
+from strato.sandbox.rootfs import readable_paths, root_plan, system_binds, system_root_plan
+from strato.sandbox.spares import SparePool
 from strato.sandbox.tiers import Tier
 from strato.sandbox.uids import UidPool
-from strato.sandbox.zygote import ZygotePool
+from strato.sandbox.zygote import Zygote, ZygotePool
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,12 @@ NOFILE_LIMIT = 1024
 TASK_ROOT = "/var/task"
 RUNTIME_API_INSIDE = "127.0.0.1:9001"
 MAX_PIDS = 1024
+#: Starts (and preparations of spares) in progress at once.
+MAX_STARTING = 16
+#: Spares kept ready per zygote (namespaces tier).
+SPARES = 4
+#: Longest pause between attempts at removing cgroups whose processes are still exiting.
+_LEFTOVER_RETRY_MAX_S = 1.0
 _PAGE_MB = 1024 * 1024
 _DEVICE_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom")
 _MS_NOSUID, _MS_NODEV = 0x2, 0x4
@@ -85,7 +99,8 @@ class LocalProcess:
 
     def kill(self) -> None:
         # The environment leads its own process group (and, in the namespaces tier, is pid 1
-        # of its pid namespace, whose death takes every process in it along).
+        # of its pid namespace, whose death takes every process in it along). What left the
+        # group is found in the cgroup, now and again when the cgroup is removed.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -105,16 +120,15 @@ class LocalProcess:
         return self._oom_by_watch
 
     def release(self) -> None:
+        """Free what the environment held (its cgroups go with ``on_release``: usually empty
+        already; a tree that keeps forking, without a pid namespace in the fallback tier, is
+        killed round after round until the group can go). Never blocks."""
         with contextlib.suppress(OSError):
             os.close(self.log_fd)
         if self.runtime_socket is not None:
             self.runtime_socket.close()
         if self.runtime_channel is not None:
             self.runtime_channel.close()
-        if self._cgroup is not None:
-            # Usually empty already; a tree that keeps forking (no pid namespace in the
-            # fallback tier) is killed round after round until the group can go.
-            self._cgroup.remove_now()
         if self._on_release is not None:
             on_release, self._on_release = self._on_release, None
             on_release()
@@ -198,7 +212,12 @@ class ProcessSandbox:
         self._interpreters = interpreters
         self._tier = tier
         self._zygotes = ZygotePool()
+        self._admit = asyncio.Semaphore(MAX_STARTING)
+        self._spares: dict[str, SparePool] = {}
         self._cgroups = CgroupParent.probe() if use_cgroups else None
+        self._leftover_retry: asyncio.TimerHandle | None = None
+        self._leftover_delay = 0.0
+        self._closed = False
         self._limit_cpu = limit_cpu
         self._network = network
         self._landlock = landlock
@@ -265,29 +284,67 @@ class ProcessSandbox:
         return TASK_ROOT if self._tier is Tier.NAMESPACES else code_dir
 
     async def prepare(self, python_version: str | None) -> None:
-        await self._zygotes.get(self._interpreter_for(python_version))
+        await self._zygote(python_version)
+
+    async def _zygote(self, python_version: str | None) -> Zygote:
+        """The zygote of ``python_version``, started on first use (and again if it died),
+        with its spares (namespaces tier)."""
+        interpreter = self._interpreter_for(python_version)
+        zygote = await self._zygotes.get(interpreter)
+        pool = self._spares.get(interpreter)
+        if self._tier is Tier.NAMESPACES and (pool is None or pool.zygote is not zygote):
+            if pool is not None:
+                await pool.close()
+            pool = self._spares[interpreter] = SparePool(
+                zygote, size=SPARES,
+                root=system_root_plan(self._staging, self._binds, self._symlinks),
+                cgroups=self._cgroups, max_pids=MAX_PIDS, limit_cpu=self._limit_cpu,
+                admit=self._admit, discard=self._discard_cgroup)
+            pool.refill()
+        return zygote
 
     async def start(self, spec: EnvironmentSpec) -> LocalProcess:
-        zygote = await self._zygotes.get(self._interpreter_for(spec.python_version))
-        cleanups: list[Callable[[], None]] = []
-        try:
-            return await self._start(zygote, spec, cleanups)
-        except BaseException:
-            for cleanup in reversed(cleanups):
-                cleanup()
-            raise
+        """Start an environment; waits its turn when ``MAX_STARTING`` starts are in
+        progress. Raises SandboxError; on any failure nothing stays held."""
+        interpreter = self._interpreter_for(spec.python_version)
+        async with self._admit:
+            if self._closed:
+                raise SandboxError("the sandbox is closed")
+            zygote = await self._zygote(spec.python_version)
+            pool = self._spares.get(interpreter)
+            cleanups: list[Callable[[], None]] = []
+            try:
+                return await self._start(zygote, pool, spec, cleanups)
+            except BaseException:
+                for cleanup in reversed(cleanups):
+                    cleanup()
+                raise
 
-    async def _start(self, zygote: Any, spec: EnvironmentSpec,
+    async def _start(self, zygote: Zygote, pool: SparePool | None, spec: EnvironmentSpec,
                      cleanups: list[Callable[[], None]]) -> LocalProcess:
         uid = self._uids.acquire() if self._uids is not None else None
         if uid is not None and self._uids is not None:
             uids = self._uids
             cleanups.append(lambda: uids.release(uid))
-        cgroup = (self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
-                                       limit_cpu=self._limit_cpu)
-                  if self._cgroups else None)
-        if cgroup is not None:
-            cleanups.append(cgroup.remove)
+        spare = pool.take(spec.memory_mb) if pool is not None else None
+        try:
+            if spare is not None:
+                cgroup = spare.cgroup
+                if cgroup is not None and spare.memory_mb != spec.memory_mb:
+                    cgroup.set_limits(spec.memory_mb)
+            elif self._cgroups is not None:
+                cgroup = self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
+                                              limit_cpu=self._limit_cpu)
+            else:
+                cgroup = None
+        except OSError as exc:
+            raise SandboxError(f"cannot limit environment {spec.env_id}: {exc}") from exc
+        finally:
+            if spare is not None and spare.cgroup is not None:
+                group = spare.cgroup
+                cleanups.append(lambda: self._discard_cgroup(group))
+        if spare is None and cgroup is not None:
+            cleanups.append(lambda: self._discard_cgroup(cgroup))
         read_fd, write_fd = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(write_fd, True)
         # The built-in runtime's channel; custom runtimes have the HTTP Runtime API only.
@@ -300,7 +357,7 @@ class ProcessSandbox:
             "argv": list(spec.argv or ()),
             "cwd": spec.cwd,
             "tier": self._tier.value,
-            "cgroups": cgroup.procs_files if cgroup else [],
+            "cgroups": cgroup.procs_files if cgroup is not None and spare is None else [],
             "nofile": NOFILE_LIMIT,
             "uid": uid,
             "gid": uid,
@@ -310,8 +367,12 @@ class ProcessSandbox:
         try:
             if self._tier is Tier.NAMESPACES:
                 request["cwd"] = TASK_ROOT
-                request["root"] = root_plan(self._staging, spec.cwd, spec.tmp_mb,
-                                            self._binds, self._symlinks)
+                if spare is not None:
+                    request["spare"] = spare.id
+                    request["root"] = {"task_root": spec.cwd, "tmp_mb": spec.tmp_mb}
+                else:
+                    request["root"] = root_plan(self._staging, spec.cwd, spec.tmp_mb,
+                                                self._binds, self._symlinks)
                 if spec.egress == EGRESS_INTERNET and self._network is not None:
                     network = self._network
                     namespace = await network.acquire()
@@ -335,7 +396,10 @@ class ProcessSandbox:
             if channel is not None:
                 request["channel"] = True
                 fds.append(channel[1].fileno())
-            pid, exited, runtime_fd = await zygote.spawn(request, fds)
+            answer = zygote.spawn(request, fds)
+            if spare is not None and cgroup is not None:
+                self._name_cgroup(cgroup, spec.env_id)  # while the spare takes the request
+            pid, exited, runtime_fd = await answer
         except BaseException:
             os.close(read_fd)
             if channel is not None:
@@ -346,9 +410,8 @@ class ProcessSandbox:
             if channel is not None:
                 channel[1].close()
         runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
-        # From here the process owns what was acquired for it, released after it exits
-        # (its cgroup is removed by LocalProcess itself).
-        owned = [c for c in reversed(cleanups) if cgroup is None or c != cgroup.remove]
+        # From here the process owns what was acquired for it, released after it exits.
+        owned = list(reversed(cleanups))
         cleanups.clear()
         process = LocalProcess(pid, read_fd, exited, cgroup, spec.memory_mb, runtime_socket,
                                channel[0] if channel is not None else None,
@@ -356,6 +419,34 @@ class ProcessSandbox:
         if cgroup is None:
             self._watch(process)
         return process
+
+    @staticmethod
+    def _name_cgroup(group: EnvironmentCgroup, env_id: str) -> None:
+        """Rename a spare's groups after the environment it became (for whoever looks at
+        the host's cgroups; the limits do not depend on it, so a failure is only logged)."""
+        try:
+            group.rename(env_id)
+        except OSError as exc:
+            log.warning("cannot rename cgroup %s after environment %s: %s", group.memory.name,
+                        env_id, exc)
+
+    def _discard_cgroup(self, group: EnvironmentCgroup) -> None:
+        """Remove ``group`` now, or soon if its processes are still exiting."""
+        if self._cgroups is None:
+            return
+        self._cgroups.discard(group)
+        if self._cgroups.leftovers and self._leftover_retry is None:
+            self._leftover_delay = 0.01
+            self._leftover_retry = asyncio.get_running_loop().call_later(
+                self._leftover_delay, self._retry_leftovers)
+
+    def _retry_leftovers(self) -> None:
+        self._leftover_retry = None
+        if self._cgroups is None or not self._cgroups.retry_leftovers():
+            return
+        self._leftover_delay = min(_LEFTOVER_RETRY_MAX_S, self._leftover_delay * 2)
+        self._leftover_retry = asyncio.get_running_loop().call_later(
+            self._leftover_delay, self._retry_leftovers)
 
     def _private_tmp(self, env_id: str, uid: int | None, tmp_mb: int,
                      cleanups: list[Callable[[], None]]) -> str:
@@ -400,11 +491,18 @@ class ProcessSandbox:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        self._zygotes.close()
+        """Stop the zygotes (each kills what it forked), then remove every cgroup and
+        temporary directory left."""
+        self._closed = True
+        for pool in self._spares.values():
+            await pool.close()
+        await self._zygotes.close()
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._leftover_retry is not None:
+            self._leftover_retry.cancel()
         if self._cgroups is not None:
-            self._cgroups.remove()
+            await asyncio.to_thread(self._cgroups.remove)
         if self._tmpfs is not None:
             self._tmpfs.unmount_all()
         shutil.rmtree(self._tmp_root, ignore_errors=True)

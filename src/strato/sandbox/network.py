@@ -15,7 +15,7 @@ port of the bridge this module sets up::
 ``EgressNetwork.setup`` runs once at platform start: it loads strato's own nftables table
 (``network_rules.py`` explains every rule), creates the bridge and turns IPv4 forwarding on;
 ``teardown`` undoes all three. Only these two spawn a program (``nft``); everything per
-environment is netlink from Python.
+environment is netlink from Python (``netlink.py``).
 
 What stays out of reach of an environment, and how:
 
@@ -44,10 +44,8 @@ a resolv.conf naming one into environments as an extra bind.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
-import errno
 import functools
 import ipaddress
 import logging
@@ -57,12 +55,15 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, TypeVar
 
 from strato.errors import SandboxError
+from strato.sandbox import netlink
+from strato.sandbox.netlink import Rtnl
 from strato.sandbox.network_rules import EgressRules, delete_script, nameservers, render_ruleset
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,8 @@ _IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _NFT_TIMEOUT_S = 30
 #: Longest interface name Linux accepts (IFNAMSIZ - 1).
 _IFNAME_MAX = 15
+#: How often ``teardown`` looks whether the kernel has removed given-up interfaces.
+_SETTLE_POLL_S = 0.02
 _T = TypeVar("_T")
 
 
@@ -120,8 +123,9 @@ class EgressNetwork:
     """The host side of internet egress: bridge, forwarding and firewall.
 
     ``setup`` and ``teardown`` are called once each, at platform start and stop, from any
-    thread (netlink work runs in a thread of its own, so a running event loop is no
-    obstacle). Namespaces are made by ``NetnsPool``, which needs ``setup`` done."""
+    thread of the host's network namespace; they block for their netlink requests (short)
+    and the ``nft`` program. Namespaces are made by ``NetnsPool``, which needs ``setup``
+    done."""
 
     def __init__(self, config: EgressConfig | None = None) -> None:
         self.config = config or EgressConfig()
@@ -154,10 +158,6 @@ class EgressNetwork:
         for bit, name in ((_CAP_NET_ADMIN, "CAP_NET_ADMIN"), (_CAP_SYS_ADMIN, "CAP_SYS_ADMIN")):
             if not caps >> bit & 1:
                 return f"strato lacks {name} (run it as root)"
-        try:
-            pyroute2()
-        except ImportError:
-            return "the pyroute2 package is not installed"
         if _nft() is None:
             return "the nft program is not installed (apt-get install nftables)"
         if not os.access(_IP_FORWARD, os.W_OK):
@@ -168,40 +168,42 @@ class EgressNetwork:
         except SandboxError as exc:
             return f"the kernel refused strato's nftables ruleset: {exc}"
         try:
-            run_netlink(self._trial)
+            in_thread(self._trial)
         except (OSError, SandboxError) as exc:
             return str(exc)
         return None
 
-    def _trial(self, ipr: Any) -> None:
+    def _trial(self) -> None:
+        """In a thread of its own (it moves between namespaces): a bridge, and a veth pair
+        into a new namespace as an isolated port of it, made and deleted again."""
         bridge, veth = f"{self.bridge}-pb", f"{self.bridge}-pv"
-        for name in (bridge, veth):
-            _delete_link(ipr, name)
         host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         netns_fd = -1
         try:
-            try:
-                unshare_net()
-                netns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            except OSError as exc:
-                raise SandboxError(f"cannot create a network namespace: {exc}") from exc
-            finally:
-                setns_net(host_fd)
-            try:
-                ipr.link("add", ifname=bridge, kind="bridge")
-            except Exception as exc:
-                raise SandboxError(f"cannot create a bridge: {_reason(exc)}") from exc
-            try:
-                ipr.link("add", ifname=veth, kind="veth",
-                         peer={"ifname": "eth0", "net_ns_fd": netns_fd},
-                         master=_index(ipr, bridge))
-                ipr.brport("set", index=_index(ipr, veth), isolated=1)
-            except Exception as exc:
-                raise SandboxError(f"cannot attach a veth pair to a bridge: {_reason(exc)}") \
-                    from exc
+            with Rtnl() as host:
+                host.delete_links([veth, bridge])
+                try:
+                    unshare_net()
+                    netns_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+                except OSError as exc:
+                    raise SandboxError(f"cannot create a network namespace: {exc}") from exc
+                finally:
+                    setns_net(host_fd)
+                try:
+                    try:
+                        host.add_bridge(bridge, _local_mac())
+                        index = host.link_index(bridge)
+                    except OSError as exc:
+                        raise SandboxError(f"cannot create a bridge: {exc}") from exc
+                    try:
+                        host.request(netlink.veth_message(veth, index or 0, "eth0", netns_fd),
+                                     netlink.isolated_port_up_message(veth))
+                    except OSError as exc:
+                        raise SandboxError(f"cannot attach a veth pair to a bridge: {exc}") \
+                            from exc
+                finally:
+                    host.delete_links([veth, bridge])
         finally:
-            for name in (veth, bridge):
-                _delete_link(ipr, name)
             for fd in (netns_fd, host_fd):
                 if fd >= 0:
                     os.close(fd)
@@ -212,7 +214,8 @@ class EgressNetwork:
         was done) with the step that failed."""
         step = "read the host's addresses"
         try:
-            own, connected = run_netlink(self._host_addresses)
+            with Rtnl() as rtnl:
+                own, connected = self._host_addresses(rtnl)
             servers = self._nameservers(own)
             step = f"read {_IP_FORWARD}"
             with open(_IP_FORWARD) as handle:
@@ -226,7 +229,8 @@ class EgressNetwork:
             _run_nft(render_ruleset(rules))
             self.rules = rules
             step = f"create the bridge {self.bridge}"
-            run_netlink(self._create_bridge)
+            with Rtnl() as rtnl:
+                self._create_bridge(rtnl)
             if forwarding == "0":
                 step = "turn IPv4 forwarding on"
                 _write(_IP_FORWARD, "1")
@@ -234,15 +238,19 @@ class EgressNetwork:
         except (OSError, SandboxError) as exc:
             with contextlib.suppress(SandboxError):
                 self.teardown()
-            raise SandboxError(f"internet egress: {step}: {_reason(exc)}") from exc
+            raise SandboxError(f"internet egress: {step}: {exc}") from exc
         log.info("internet egress through bridge %s (%s), nftables table inet %s; blocked: %s",
                  self.bridge, self.subnet, self.config.table,
                  ", ".join(str(n) for n in rules.blocked_networks()))
 
-    def teardown(self) -> None:
+    def teardown(self, *, settle_s: float = 5.0) -> None:
         """Restore IPv4 forwarding if ``setup`` turned it on, remove the bridge and every
         ``<bridge>-*`` interface, then the nftables table. Idempotent. Raises SandboxError
         listing what could not be undone, after trying everything.
+
+        Interfaces of namespaces already given up go with their namespaces, which the kernel
+        destroys in batches, far faster than one deletion after another: this waits up to
+        ``settle_s`` seconds for that, then deletes what is left in one batch.
 
         Forwarding is one switch for the whole host: when two EgressNetworks (two strato
         processes, or the integration tests beside a running strato) are set up at once, the
@@ -256,9 +264,10 @@ class EgressNetwork:
             except OSError as exc:
                 problems.append(f"restore {_IP_FORWARD}: {exc}")
         try:
-            run_netlink(self._delete_bridge)
-        except (OSError, SandboxError) as exc:
-            problems.append(f"delete the bridge {self.bridge}: {_reason(exc)}")
+            with Rtnl() as rtnl:
+                self._delete_bridge(rtnl, settle_s)
+        except OSError as exc:
+            problems.append(f"delete the bridge {self.bridge}: {exc}")
         try:
             _run_nft(delete_script(self.config.table))
             self.rules = None
@@ -267,23 +276,25 @@ class EgressNetwork:
         if problems:
             raise SandboxError("internet egress teardown: " + "; ".join(problems))
 
-    # --- netlink steps (each runs in a thread of its own, see run_netlink) --------------
+    def ports(self, rtnl: Rtnl) -> list[str]:
+        """The names of the ``<bridge>-*`` interfaces that exist now."""
+        prefix = f"{self.bridge}-"
+        return [link.name for link in rtnl.links() if link.name.startswith(prefix)]
 
-    def _host_addresses(self, ipr: Any) -> tuple[list[IPv4Address], list[IPv4Network]]:
+    # --- netlink steps ------------------------------------------------------------------
+
+    def _host_addresses(self, rtnl: Rtnl) -> tuple[list[IPv4Address], list[IPv4Network]]:
         """The host's own IPv4 addresses, and the networks they connect it to (except
         loopback and strato's bridges)."""
-        names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.link("dump")}
+        names = {link.index: link.name for link in rtnl.links()}
         own: list[IPv4Address] = []
         connected: list[IPv4Network] = []
-        for msg in ipr.addr("dump", family=2):  # AF_INET
-            local = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-            if local is None:
-                continue
-            interface = ipaddress.ip_interface(f"{local}/{msg['prefixlen']}")
+        for entry in rtnl.addresses():
+            interface = ipaddress.ip_interface(f"{entry.address}/{entry.prefixlen}")
             own.append(IPv4Address(interface.ip))
-            name = names.get(msg["index"], "")
+            name = names.get(entry.index, "")
             if interface.ip.is_loopback or name == self.bridge \
-                    or name.startswith(f"{self.bridge}-") or msg["prefixlen"] >= 32:
+                    or name.startswith(f"{self.bridge}-") or entry.prefixlen >= 32:
                 continue
             network = IPv4Network(interface.network)
             if network not in connected:
@@ -308,71 +319,53 @@ class EgressNetwork:
             log.warning("environments in internet mode cannot resolve names")
         return reachable
 
-    def _create_bridge(self, ipr: Any) -> None:
-        self._delete_bridge(ipr)
+    def _create_bridge(self, rtnl: Rtnl) -> None:
+        self._delete_bridge(rtnl, settle_s=0)
         # A fixed, locally administered MAC: a bridge otherwise takes the lowest MAC of its
         # ports, and every change would leave stale gateway entries in environments' ARP caches.
-        mac = "02:" + ":".join(f"{b:02x}" for b in os.urandom(5))
-        ipr.link("add", ifname=self.bridge, kind="bridge", address=mac)
-        index = _index(ipr, self.bridge)
-        ipr.addr("add", index=index, address=str(self.gateway), prefixlen=self.subnet.prefixlen)
-        ipr.link("set", index=index, state="up")
+        rtnl.add_bridge(self.bridge, _local_mac())
+        index = rtnl.link_index(self.bridge)
+        if index is None:
+            raise SandboxError(f"the bridge {self.bridge} vanished")
+        rtnl.add_address(index, self.gateway, self.subnet.prefixlen)
+        rtnl.set_up(self.bridge)
 
-    def _delete_bridge(self, ipr: Any) -> None:
-        prefix = f"{self.bridge}-"
-        for link in ipr.link("dump"):
-            name = link.get_attr("IFLA_IFNAME") or ""
-            if name.startswith(prefix):
-                _delete_link(ipr, name)
-        _delete_link(ipr, self.bridge)
+    def _delete_bridge(self, rtnl: Rtnl, settle_s: float) -> None:
+        deadline = time.monotonic() + settle_s
+        ports = self.ports(rtnl)
+        while ports and time.monotonic() < deadline:
+            time.sleep(_SETTLE_POLL_S)
+            ports = self.ports(rtnl)
+        rtnl.delete_links(ports)
+        rtnl.delete_link(self.bridge)
 
 
 # --- helpers shared with network_pool.py -------------------------------------------------
 
-def pyroute2() -> Any:
-    """The pyroute2 package, imported on first use (it is Linux-only)."""
-    import pyroute2 as module  # type: ignore[import-untyped]
-
-    return module
+def _local_mac() -> bytes:
+    """A random, locally administered unicast MAC address."""
+    return b"\x02" + os.urandom(5)
 
 
-_thread_state = threading.local()
+def in_thread(work: Callable[[], _T]) -> _T:
+    """Run ``work`` in a short-lived thread and return its result (or raise its exception):
+    namespace changes made by ``work`` (``unshare_net``) stay in that thread."""
+    outcome: list[tuple[bool, Any]] = []
 
+    def target() -> None:
+        try:
+            outcome.append((True, work()))
+        except BaseException as exc:  # handed to the calling thread
+            outcome.append((False, exc))
 
-def open_iproute() -> Any:
-    """A pyroute2 IPRoute driven by a plain asyncio loop of the calling thread's own: the
-    platform runs under uvloop, whose loops cannot open netlink sockets. Close it with
-    ``close_iproute``."""
-    loop = getattr(_thread_state, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _thread_state.loop = asyncio.SelectorEventLoop()
-    return pyroute2().IPRoute(use_event_loop=loop)
-
-
-def close_iproute(ipr: Any) -> None:
-    """Close ``ipr`` and let its loop run the callbacks that finish closing its socket."""
-    ipr.close()
-    loop = getattr(_thread_state, "loop", None)
-    if loop is not None and not loop.is_closed():
-        loop.run_until_complete(asyncio.sleep(0))
-
-
-@contextlib.contextmanager
-def iproute() -> Iterator[Any]:
-    """``open_iproute`` as a context manager."""
-    ipr = open_iproute()
-    try:
-        yield ipr
-    finally:
-        close_iproute(ipr)
-
-
-def close_thread_loop() -> None:
-    """Close the loop ``iproute`` made for this thread (when the thread is done with it)."""
-    loop = getattr(_thread_state, "loop", None)
-    if loop is not None:
-        _thread_state.loop = None
-        loop.close()
+    thread = threading.Thread(target=target, name="strato-netns-trial")
+    thread.start()
+    thread.join()
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: _T = value
+    return result
 
 
 @functools.cache
@@ -392,58 +385,6 @@ def setns_net(fd: int) -> None:
     if _c().setns(fd, CLONE_NEWNET) != 0:
         code = ctypes.get_errno()
         raise OSError(code, f"setns(CLONE_NEWNET): {os.strerror(code)}")
-
-
-def run_netlink(work: Callable[[Any], _T]) -> _T:
-    """Run ``work(ipr)`` with a pyroute2 IPRoute in a short-lived thread and return its
-    result. pyroute2's synchronous API drives an event loop of its own, which cannot happen
-    in a thread whose loop is running; the thread also keeps namespace changes contained."""
-    outcome: list[Any] = []
-
-    def target() -> None:
-        try:
-            with iproute() as ipr:
-                outcome.append((True, work(ipr)))
-        except BaseException as exc:  # handed to the calling thread
-            outcome.append((False, exc))
-        finally:
-            close_thread_loop()
-
-    thread = threading.Thread(target=target, name="strato-netlink")
-    thread.start()
-    thread.join()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    result: _T = value
-    return result
-
-
-def _index(ipr: Any, name: str) -> int:
-    found = ipr.link_lookup(ifname=name)
-    if not found:
-        raise SandboxError(f"interface {name} vanished")
-    index: int = found[0]
-    return index
-
-
-def _delete_link(ipr: Any, name: str) -> bool:
-    """Delete interface ``name``; False if there was none."""
-    try:
-        ipr.link("del", ifname=name)
-    except pyroute2().NetlinkError as exc:
-        if exc.code == errno.ENODEV:
-            return False
-        raise SandboxError(f"delete interface {name}: {_reason(exc)}") from exc
-    return True
-
-
-def _reason(exc: BaseException) -> str:
-    """A short human-readable reason (netlink errors carry an errno, not a message)."""
-    code = getattr(exc, "code", None)
-    if isinstance(code, int) and not isinstance(exc, OSError):
-        return f"{os.strerror(code)} (errno {code})"
-    return str(exc)
 
 
 def _effective_capabilities() -> int:

@@ -1,24 +1,29 @@
 """Ready network namespaces for environments in internet mode, so that a cold start never
 waits on network set-up.
 
-One worker thread keeps ``size`` namespaces ready. Making one is all netlink from Python (no
-program is spawned), a few milliseconds:
+One worker thread keeps namespaces ready ahead of demand: at least ``size``, and as many as
+were taken in the last second (up to ``max_ready``), so that a burst finds them made; after
+a quiet spell the surplus goes again. Making one is a handful of netlink requests from Python
+(``netlink.py``; no program is spawned), about a millisecond of mostly kernel time:
 
 1. ``unshare(CLONE_NEWNET)`` in the worker thread (it moves that thread only), open
-   ``/proc/thread-self/ns/net`` (the namespace lives as long as an fd or a process holds
-   it), open a netlink socket there, and ``setns`` the thread straight back to the host's
-   namespace;
-2. on the host, create a veth pair whose peer is born inside the namespace as ``eth0``
-   (IFLA_NET_NS_FD) and whose host end ``<bridge>-<n>`` is a port of the bridge;
-3. inside, through the socket opened there: ``lo`` up, the address, ``eth0`` up, a default
-   route via the bridge's address;
-4. on the host: make the port isolated (IFLA_BRPORT_ISOLATED), then bring it up.
+   ``/proc/thread-self/ns/net`` (the namespace lives as long as an fd, a socket or a process
+   holds it), open a netlink socket there, and ``setns`` the thread straight back to the
+   host's namespace;
+2. on the host: create a veth pair whose peer is born inside the namespace as ``eth0``
+   (IFLA_NET_NS_FD) and whose host end ``<bridge>-<n>`` is a port of the bridge; turn IPv6
+   off on both ends (egress is IPv4 only); make the port isolated (it talks to the bridge
+   only) and bring it up;
+3. inside, through the socket opened there, in one batch: ``lo`` and ``eth0`` up, the
+   address, a default route via the bridge's address.
 
 How a sandbox uses one: ``ns = await pool.acquire()``, pass ``ns.fd`` to the forked
 environment, which calls ``setns(fd, CLONE_NEWNET)`` while it is still root in the host's
 user namespace and before it unshares a user namespace of its own, so the namespace belongs
 to the host's user namespace and the environment never holds CAP_NET_ADMIN over it. Once the
-environment has exited, ``pool.release(ns)``.
+environment has exited, ``pool.release(ns)`` closes the fd: when nothing else holds the
+namespace the kernel destroys it, and its veth pair with it, in batches with every other
+namespace given up meanwhile (deleting interfaces one by one costs a grace period each).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import errno
 import logging
 import os
 import threading
@@ -33,26 +39,32 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
 
 from strato.errors import SandboxError
-from strato.sandbox.network import (
-    EgressNetwork,
-    _delete_link,
-    _index,
-    _reason,
-    close_iproute,
-    close_thread_loop,
-    iproute,
-    open_iproute,
-    setns_net,
-    unshare_net,
-)
+from strato.sandbox import netlink
+from strato.sandbox.netlink import NetlinkError, Rtnl
+from strato.sandbox.network import EgressNetwork, setns_net, unshare_net
 
 log = logging.getLogger(__name__)
 
 #: How long the worker waits before trying again after failing to make a namespace.
 RETRY_AFTER_S = 1.0
+#: Ports a Linux bridge takes (numbered 1 to 1,023): namespaces alive at once, at most.
+BRIDGE_PORTS = 1023
+#: How soon the worker tries again when the bridge's ports are all taken by namespaces that
+#: were given up but that the kernel has not destroyed yet.
+PORTS_BUSY_RETRY_S = 0.05
+#: Demand is what was taken over this window.
+DEMAND_WINDOW_S = 1.0
+#: How long after a namespace is taken the pool makes another, while at least half of what
+#: it keeps is still ready.
+REFILL_AFTER_S = 0.05
+#: Ready namespaces beyond ``size`` are given up after this long without a burst.
+TRIM_AFTER_S = 30.0
+#: How often ``settle`` looks whether released interfaces are gone.
+_SETTLE_POLL_S = 0.01
+#: Released host interfaces remembered for ``settle`` (older ones are long gone).
+_GONE_KEPT = 4096
 
 
 class AddressAllocator:
@@ -120,6 +132,8 @@ class PoolStats:
     created: int
     #: Mean time to make one namespace, in milliseconds (0.0 before the first).
     mean_create_ms: float
+    #: Acquisitions that found no namespace ready and waited for the worker.
+    waited: int = 0
 
 
 class _Waiter:
@@ -135,26 +149,36 @@ class _Waiter:
 
 
 class NetnsPool:
-    """Keeps ``size`` namespaces of ``network`` ready. ``start`` after ``network.setup()``;
+    """Keeps namespaces of ``network`` ready: ``size`` at least, more under demand (see the
+    module docstring), never more than ``max_ready``, nor more alive than ``capacity`` (the
+    bridge's ports, or the subnet's addresses): an acquisition beyond that fails with
+    SandboxError rather than wait for a release. ``start`` after ``network.setup()``;
     ``close`` before ``network.teardown()``. ``acquire``, ``acquire_blocking`` and
-    ``release`` may be called from any thread; none of them waits on netlink unless the pool
-    is empty."""
+    ``release`` may be called from any thread; none of them waits on netlink unless no
+    namespace is ready."""
 
-    def __init__(self, network: EgressNetwork, size: int = 4) -> None:
-        if size < 0:
-            raise ValueError("pool size must be >= 0")
+    def __init__(self, network: EgressNetwork, size: int = 16, max_ready: int = 256) -> None:
+        if size < 0 or max_ready < size:
+            raise ValueError("pool size must be >= 0 and at most max_ready")
         self.network = network
         self.size = size
+        self.max_ready = max_ready
         self._addresses = AddressAllocator(network.subnet, [network.gateway])
+        #: Namespaces alive at once (ready or leased), at most.
+        self.capacity = min(self._addresses.capacity, BRIDGE_PORTS)
         self._cv = threading.Condition()
         self._ready: collections.deque[NetworkNamespace] = collections.deque()
         self._waiters: collections.deque[_Waiter] = collections.deque()
-        self._doomed: collections.deque[NetworkNamespace] = collections.deque()
         self._leased: set[NetworkNamespace] = set()
+        self._gone: collections.deque[str] = collections.deque(maxlen=_GONE_KEPT)
+        #: When namespaces were taken within the last DEMAND_WINDOW_S, and the last time.
+        self._taken_at: collections.deque[float] = collections.deque()
+        self._last_take = float("-inf")
         self._closing = False
         self._broken: str | None = None
         self._retry_at = 0.0
         self._created = 0
+        self._waited = 0
         self._create_seconds = 0.0
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -212,40 +236,67 @@ class NetnsPool:
         raise SandboxError(f"no network namespace within {timeout} s")
 
     def release(self, namespace: NetworkNamespace) -> None:
-        """Give ``namespace`` up: its fd is closed now; its interfaces are deleted by the
-        worker before it makes another namespace (``settle`` waits for that). Idempotent.
-        Only once the environment that used it has exited."""
+        """Give ``namespace`` up: its fd is closed now, and the kernel removes the namespace
+        with its interfaces once nothing else holds it (``settle`` waits for that).
+        Idempotent. Only once the environment that used it has exited."""
         with self._cv:
             if namespace.released:
                 return
-            namespace.released = True
+            self._give_up(namespace)
             self._leased.discard(namespace)
-            with contextlib.suppress(OSError):
-                os.close(namespace.fd)
-            self._doomed.append(namespace)
-            self._cv.notify_all()
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Wait until every released namespace's interfaces are gone; False on timeout."""
-        with self._cv:
-            return self._cv.wait_for(lambda: not self._doomed or self._thread is None
-                                     or not self._thread.is_alive(), timeout)
+        """Wait until the interfaces of every released namespace are gone; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with Rtnl() as rtnl:
+            while True:
+                with self._cv:
+                    names = list(self._gone)
+                alive = {name for name in names if rtnl.link_index(name) is not None}
+                with self._cv:
+                    kept = [name for name in self._gone if name in alive]
+                    self._gone.clear()
+                    self._gone.extend(kept)
+                if not alive:
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(_SETTLE_POLL_S)
 
     def stats(self) -> PoolStats:
         with self._cv:
             mean = self._create_seconds / self._created * 1000 if self._created else 0.0
-            return PoolStats(len(self._ready), len(self._leased), self._created, mean)
+            return PoolStats(len(self._ready), len(self._leased), self._created, mean,
+                             self._waited)
 
     def close(self) -> None:
-        """Stop the worker and delete every interface the pool made, including those of
-        namespaces still leased (their fds stay open until ``release``). Waiters get
-        SandboxError. Idempotent."""
+        """Stop the worker, give up the ready namespaces and delete the interfaces of those
+        still leased (their fds stay open until ``release``). Waiters get SandboxError.
+        Idempotent."""
         with self._cv:
             self._closing = True
             self._fail_waiters("the network namespace pool is closed")
             self._cv.notify_all()
         if self._thread is not None:
             self._thread.join()
+        with self._cv:
+            while self._ready:
+                self._give_up(self._ready.popleft())
+            leased = [namespace.host_ifname for namespace in self._leased]
+        if leased:
+            try:
+                with Rtnl() as rtnl:
+                    rtnl.delete_links(leased)
+            except OSError as exc:
+                log.warning("deleting the interfaces of leased network namespaces: %s", exc)
+
+    def _give_up(self, namespace: NetworkNamespace) -> None:
+        """Under the lock: close the namespace's fd and free its address."""
+        namespace.released = True
+        with contextlib.suppress(OSError):
+            os.close(namespace.fd)
+        self._addresses.release(namespace.address)
+        self._gone.append(namespace.host_ifname)
 
     def _take(self) -> NetworkNamespace | None:
         """Under the lock: a ready namespace, or None; raises when none can come."""
@@ -255,12 +306,25 @@ class NetnsPool:
             raise SandboxError(self._broken)
         if self._thread is None:
             raise SandboxError("the network namespace pool is not started")
+        self._last_take = time.monotonic()
+        self._taken_at.append(self._last_take)
+        self._cv.notify_all()  # refill
         if not self._ready:
+            self._waited += 1
             return None
         namespace = self._ready.popleft()
         self._leased.add(namespace)
-        self._cv.notify_all()  # refill
         return namespace
+
+    def _target(self, now: float) -> int:
+        """Under the lock: how many namespaces to keep ready now."""
+        while self._taken_at and self._taken_at[0] < now - DEMAND_WINDOW_S:
+            self._taken_at.popleft()
+        wanted = max(self.size, min(self.max_ready, len(self._taken_at)))
+        wanted = min(wanted, self.capacity - len(self._leased))
+        if len(self._ready) > wanted and now - self._last_take < TRIM_AFTER_S:
+            return len(self._ready)  # a surplus stays until the demand has been quiet a while
+        return wanted
 
     def _fail_waiters(self, reason: str) -> None:
         """Under the lock."""
@@ -297,7 +361,7 @@ class NetnsPool:
         with self._cv:
             self._leased.discard(namespace)
             if self._closing:
-                self._doomed.append(namespace)
+                self._give_up(namespace)
             else:
                 self._ready.appendleft(namespace)
             self._cv.notify_all()
@@ -308,13 +372,15 @@ class NetnsPool:
         host_fd = -1
         try:
             host_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-            with iproute() as host:
-                bridge = _index(host, self.network.bridge)
+            with Rtnl() as host:
+                bridge = host.link_index(self.network.bridge)
+                if bridge is None:
+                    raise SandboxError(f"the bridge {self.network.bridge} does not exist")
                 self._started.set()
                 self._serve(host, host_fd, bridge)
         except BaseException as exc:
             with self._cv:
-                self._broken = f"network namespace pool: {_reason(exc)}"
+                self._broken = f"network namespace pool: {exc}"
                 self._fail_waiters(self._broken)
                 self._cv.notify_all()
             if self._started.is_set():
@@ -323,119 +389,129 @@ class NetnsPool:
         finally:
             if host_fd >= 0:
                 os.close(host_fd)
-            close_thread_loop()
 
-    def _serve(self, host: Any, host_fd: int, bridge: int) -> None:
+    def _serve(self, host: Rtnl, host_fd: int, bridge: int) -> None:
         while True:
             with self._cv:
-                job = self._next_job()
-            if job == "stop":
-                self._clean_up(host)
-                return
-            if job == "delete":
-                with self._cv:
-                    namespace = self._doomed[0]
-                self._delete(host, namespace)
-                with self._cv:
-                    self._doomed.popleft()
-                    self._cv.notify_all()
-                continue
+                if not self._wait_for_work():
+                    return
             started = time.perf_counter()
             try:
                 namespace = self._create(host, host_fd, bridge)
             except _LostHostNamespace:
                 raise
-            except Exception as exc:
-                reason = f"cannot make a network namespace: {_reason(exc)}"
-                log.warning("%s (trying again in %.0f s)", reason, RETRY_AFTER_S)
+            except NetlinkError as exc:
+                if exc.errno != errno.EXFULL:
+                    self._failed(exc)
+                    continue
+                # Ports of given-up namespaces are freed when the kernel destroys them.
                 with self._cv:
-                    self._retry_at = time.monotonic() + RETRY_AFTER_S
-                    self._fail_waiters(reason)
+                    self._retry_at = time.monotonic() + PORTS_BUSY_RETRY_S
+                continue
+            except Exception as exc:
+                self._failed(exc)
                 continue
             with self._cv:
                 self._created += 1
                 self._create_seconds += time.perf_counter() - started
-                self._hand_over(namespace)
+                if self._closing:
+                    self._give_up(namespace)
+                else:
+                    self._hand_over(namespace)
 
-    def _next_job(self) -> str:
-        """Under the lock: "delete" (the first doomed namespace), "create" or "stop"."""
-        while True:
-            if self._doomed:
-                return "delete"
-            if self._closing:
-                return "stop"
-            if self._waiters or len(self._ready) < self.size:
-                wait = self._retry_at - time.monotonic()
+    def _failed(self, exc: Exception) -> None:
+        reason = f"cannot make a network namespace: {exc}"
+        log.warning("%s (trying again in %.0f s)", reason, RETRY_AFTER_S)
+        with self._cv:
+            self._retry_at = time.monotonic() + RETRY_AFTER_S
+            self._fail_waiters(reason)
+
+    def _wait_for_work(self) -> bool:
+        """Under the lock: wait until a namespace is to be made (True) or the pool closes
+        (False); meanwhile give up a surplus left by a burst once demand has been quiet."""
+        while not self._closing:
+            now = time.monotonic()
+            target = self._target(now)
+            while len(self._ready) > target:
+                self._give_up(self._ready.pop())
+            if self._waiters and len(self._ready) + len(self._leased) >= self.capacity:
+                self._fail_waiters(f"no network namespace for internet egress: {self.capacity} "
+                                   "environments with internet egress are alive already")
+            elif self._waiters or len(self._ready) < target:
+                # Right after a take, a refill would share the CPU with the start that took
+                # it; it waits a moment unless the pool runs low.
+                settle = 0.0 if self._waiters or 2 * len(self._ready) < target \
+                    else self._last_take + REFILL_AFTER_S - now
+                wait = max(self._retry_at - now, settle)
                 if wait <= 0:
-                    return "create"
+                    return True
                 self._cv.wait(wait)
             else:
-                self._cv.wait()
+                # With a surplus, wake when it is due to go; else only on news.
+                surplus = len(self._ready) > self.size
+                self._cv.wait(TRIM_AFTER_S if surplus else None)
+        return False
 
-    def _create(self, host: Any, host_fd: int, bridge: int) -> NetworkNamespace:
+    def _create(self, host: Rtnl, host_fd: int, bridge: int) -> NetworkNamespace:
         address = self._addresses.allocate()
         name = self.network.host_ifname(address)
         fd = -1
-        inside: Any = None
-        made = False
+        inside: Rtnl | None = None
         try:
             try:
                 unshare_net()
                 fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-                inside = open_iproute()
+                _without_ipv6("default")  # for eth0, made below; lo keeps ::1
+                inside = Rtnl()
             finally:
                 try:
                     setns_net(host_fd)
                 except OSError as exc:
                     raise _LostHostNamespace(str(exc)) from exc
-            _delete_link(host, name)  # left by a namespace that outlived its release
-            host.link("add", ifname=name, kind="veth", master=bridge,
-                      peer={"ifname": "eth0", "net_ns_fd": fd})
-            made = True
-            port = _index(host, name)
-            inside.link("set", index=_index(inside, "lo"), state="up")
-            eth0 = _index(inside, "eth0")
-            inside.addr("add", index=eth0, address=str(address),
-                        prefixlen=self.network.subnet.prefixlen)
-            inside.link("set", index=eth0, state="up")
-            inside.route("add", dst="0.0.0.0/0", gateway=str(self.network.gateway))
-            host.brport("set", index=port, isolated=1)
-            host.link("set", index=port, state="up")
+            try:
+                host.request(netlink.veth_message(name, bridge, "eth0", fd))
+            except NetlinkError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+                # Left by a namespace given up so recently that the kernel still has it.
+                host.delete_link(name)
+                host.request(netlink.veth_message(name, bridge, "eth0", fd))
+            _without_ipv6(name)
+            host.request(netlink.isolated_port_up_message(name))
+            eth0 = inside.link_index("eth0")
+            if eth0 is None:
+                raise SandboxError("eth0 vanished from a new network namespace")
+            inside.request(netlink.set_up_message("lo"), netlink.set_up_message("eth0"),
+                           netlink.add_address_message(eth0, address,
+                                                       self.network.subnet.prefixlen),
+                           netlink.default_route_message(self.network.gateway, eth0))
         except BaseException:
-            if made:
-                with contextlib.suppress(Exception):
-                    _delete_link(host, name)
+            with contextlib.suppress(OSError):
+                host.delete_link(name)
             if fd >= 0:
                 os.close(fd)
             self._addresses.release(address)
             raise
         finally:
             if inside is not None:
-                close_iproute(inside)
+                inside.close()
         return NetworkNamespace(fd, address, name)
 
-    def _delete(self, host: Any, namespace: NetworkNamespace) -> None:
-        try:
-            _delete_link(host, namespace.host_ifname)
-        except SandboxError as exc:
-            log.warning("releasing network namespace %s: %s", namespace.address, exc)
-        self._addresses.release(namespace.address)
 
-    def _clean_up(self, host: Any) -> None:
-        with self._cv:
-            ready = list(self._ready)
-            self._ready.clear()
-            leased = list(self._leased)
-            doomed = list(self._doomed)
-            self._doomed.clear()
-        for namespace in ready:
-            os.close(namespace.fd)
-            namespace.released = True
-        for namespace in ready + leased + doomed:
-            with contextlib.suppress(SandboxError):
-                _delete_link(host, namespace.host_ifname)
-        with self._cv:
-            self._cv.notify_all()
+def _without_ipv6(interface: str) -> None:
+    """Turn IPv6 off on ``interface`` (or, for ``default``, on interfaces made from now on) in
+    the calling thread's network namespace: environments' egress is IPv4 only (the firewall
+    drops the rest), and an interface with IPv6 on sends the kernel's workers through address
+    configuration and multicast listener reports, 0.6 ms of CPU per environment measured.
+    Nothing to do where the kernel has no IPv6."""
+    try:
+        fd = os.open(f"/proc/sys/net/ipv6/conf/{interface}/disable_ipv6", os.O_WRONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.write(fd, b"1")
+    finally:
+        os.close(fd)
 
 
 def _fail(future: asyncio.Future[NetworkNamespace], error: BaseException) -> None:

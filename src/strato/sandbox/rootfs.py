@@ -54,8 +54,14 @@ def system_binds(extra: Iterable[str] = ()) -> tuple[list[list[str]], list[list[
 def root_plan(staging: str, task_root: str, tmp_mb: int, binds: list[list[str]],
               symlinks: list[list[str]]) -> dict[str, Any]:
     """The ``root`` member of a namespaces-tier spawn request (see ``guest/confine.py``)."""
-    return {"staging": staging, "task_root": task_root, "tmp_mb": tmp_mb,
-            "binds": binds, "symlinks": symlinks}
+    return {**system_root_plan(staging, binds, symlinks), "task_root": task_root,
+            "tmp_mb": tmp_mb}
+
+
+def system_root_plan(staging: str, binds: list[list[str]],
+                     symlinks: list[list[str]]) -> dict[str, Any]:
+    """The function-independent part of a root plan: the ``root`` of a prepare request."""
+    return {"staging": staging, "binds": binds, "symlinks": symlinks}
 
 
 def readable_paths(binds: list[list[str]]) -> list[str]:

@@ -24,7 +24,6 @@ All methods run on the event loop's thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -146,6 +145,7 @@ class EnvironmentPool:
         #: Provisioned environment id → its configuration (absent once detached from it).
         self._owners: dict[str, _Provisioned] = {}
         self._reaper: asyncio.Task[None] | None = None
+        self._starting: set[asyncio.Task[None]] = set()
         self._closing = False
 
     @property
@@ -183,7 +183,7 @@ class EnvironmentPool:
             # Reason it gives for concurrency exhausted outside a reservation.
             raise throttled(ACCOUNT_LIMIT_EXCEEDED)
         env = self._new_environment(version, ON_DEMAND)
-        asyncio.ensure_future(self._start(env))
+        self._schedule_start(env)
         return env
 
     # environments -----------------------------------------------------------------------
@@ -196,6 +196,11 @@ class EnvironmentPool:
                                    initialization_type=initialization_type)
         self._live[env_id] = env
         return env
+
+    def _schedule_start(self, env: ExecutionEnvironment) -> None:
+        task = asyncio.ensure_future(self._start(env))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
 
     async def _start(self, env: ExecutionEnvironment) -> None:
         """Start ``env``'s process and hand it over. Any failure destroys ``env`` with
@@ -350,7 +355,7 @@ class EnvironmentPool:
             env = self._new_environment(config.version, PROVISIONED)
             self._owners[env.env_id] = config
             config.starting.add(env.env_id)
-            asyncio.ensure_future(self._start(env))
+            self._schedule_start(env)
 
     def _trim(self, config: _Provisioned) -> None:
         """Detach environments beyond the requested count: idle first, then starting, then
@@ -455,18 +460,24 @@ class EnvironmentPool:
                 for env in expired(envs, now, self._keep_alive_s):
                     env.destroy()
 
-    async def close(self) -> None:
-        """Destroy every environment and wait (briefly) for their processes to go."""
+    async def close(self, timeout: float = 10.0) -> None:
+        """Destroy every environment at once and wait up to ``timeout`` seconds for their
+        processes to exit: starts in progress are cancelled, every process tree is killed
+        before any exit is awaited (the kernel tears them down in parallel), and each one's
+        resources are released as its exit is reported."""
         self._closing = True
         if self._reaper is not None:
             self._reaper.cancel()
         for config in self._configs.values():
             config.cancel_retry()
+        for task in list(self._starting):
+            task.cancel()
         waits = []
         for env in list(self._live.values()):
-            if env.process is not None:
+            if env.process is not None and not env.process.exited.done():
                 waits.append(env.process.exited)
             env.destroy()
+        if self._starting:
+            await asyncio.wait(list(self._starting), timeout=timeout)
         if waits:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 5)
+            await asyncio.wait(waits, timeout=timeout)

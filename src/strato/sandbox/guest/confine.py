@@ -5,14 +5,19 @@ resolves every C function once (``Confiner()``); a child then only makes system 
 
 Default tier (``namespaces``), in this order::
 
-    setsid ─ join cgroups ─ [setns into a prepared network namespace]
-    unshare(mount, pid, ipc, uts [, net])                 (the child, still host root)
-    fork ─► pid 1 of the new pid namespace:
-        [loopback up] ─ listen on 127.0.0.1:9001 (the Runtime API, handed to the platform)
-        make / private ─ tmpfs root ─ read-only binds (system dirs, interpreter, code at
-        /var/task) ─ /opt ─ tmpfs /tmp sized by EphemeralStorage ─ /dev nodes ─ /etc files ─
-        proc ─ root read-only ─ pivot_root ─ RLIMIT_NOFILE ─ distinct uid/gid ─
-        user namespace (993/990 inside) ─ drop capabilities ─ no_new_privs ─ seccomp
+    once, in the zygote's own mount namespace (a slave of the host's):   (build_skeleton)
+        the skeleton: tmpfs root ─ read-only binds (system dirs, interpreter) ─ /dev nodes
+        ─ /etc files ─ root read-only
+    forked by the zygote as pid 1 of a new pid namespace (the zygote unshares one for it):
+        join cgroups ─ unshare(mount, ipc, uts): a copy of the zygote's mounts, skeleton
+        included ─ make / private ─ proc                                (enter_root)
+        ── a spare waits here for the environment it becomes ──
+        [setns into a prepared network namespace | new one, loopback up] ─ listen on
+        127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code read-only at
+        /var/task ─ tmpfs /tmp sized by EphemeralStorage ─ pivot_root into the skeleton ─
+        the host's root detached                                          (finish_root)
+        ─ RLIMIT_NOFILE ─ distinct uid/gid ─ user namespace (993/990 inside) ─ drop
+        capabilities ─ no_new_privs ─ seccomp
 
 The mount, pid, ipc, uts and net namespaces belong to the host's user namespace, so the
 environment, which ends up without capabilities in a user namespace of its own, can change
@@ -35,6 +40,7 @@ CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
+MS_SLAVE = 0x80000
 MNT_DETACH = 2
 PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 4, 24, 38
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
@@ -125,6 +131,11 @@ class Confiner:
         if self._setns(fd, CLONE_NEWNET) != 0:
             self._fail("enter the network namespace")
 
+    def enter_pid_namespace(self, fd):
+        """Make the caller's next children start in the pid namespace ``fd`` refers to."""
+        if self._setns(fd, CLONE_NEWPID) != 0:
+            self._fail("return to the zygote's pid namespace")
+
     def unshare(self, flags, step="unshare namespaces"):
         if self._unshare(flags) != 0:
             self._fail(step)
@@ -140,62 +151,88 @@ class Confiner:
 
     def build_root(self, plan):
         """Make the environment's root file system under ``plan["staging"]`` and switch to
-        it. ``plan``: ``binds`` [[host path, path inside, "dir"|"file"]], ``symlinks``
-        [[path inside, target]], ``task_root`` (host dir bound at /var/task), ``tmp_mb``."""
-        root = plan["staging"]
+        it, all in the calling process's own mount namespace: ``build_skeleton``, then
+        ``enter_root`` and ``finish_root``."""
+        self.make_private()
+        self.build_skeleton(compile_root(plan))
+        self.enter_root(plan["staging"])
+        self.finish_root(plan)
+
+    def make_private(self):
+        """Mounts made from now on reach no other mount namespace, and none reach this one."""
         self._mount_or_fail(None, b"/", None, MS_REC | MS_PRIVATE, None, "make / private")
-        self._mount_or_fail(b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
-                            b"size=1m,mode=0755", "mount the root tmpfs")
-        for path, target in plan.get("symlinks", ()):
-            _make_parent(root, path)
-            os.symlink(target, root + path)
-        binds = [(source, inside, kind) for source, inside, kind in plan.get("binds", ())]
-        binds.append((plan["task_root"], "/var/task", "dir"))
-        for name in _DEVICES:
-            binds.append((f"/dev/{name}", f"/dev/{name}", "device"))
-        for source, inside, kind in binds:
-            self._bind(root, source, inside, kind)
-        for path in ("/opt", "/tmp", "/proc", "/home/sbx_user1051"):
-            os.makedirs(root + path, exist_ok=True)
-        for link, target in (("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),
-                             ("/dev/stdout", "/proc/self/fd/1"),
-                             ("/dev/stderr", "/proc/self/fd/2")):
-            os.symlink(target, root + link)
-        os.makedirs(root + "/etc", exist_ok=True)
-        for name, text in (("passwd", _ETC_PASSWD), ("group", _ETC_GROUP),
-                           ("hosts", _ETC_HOSTS), ("hostname", "localhost\n")):
-            if not os.path.lexists(f"{root}/etc/{name}"):
-                with open(f"{root}/etc/{name}", "w") as handle:
-                    handle.write(text)
-        self._mount_or_fail(b"tmpfs", (root + "/tmp").encode(), b"tmpfs",
+
+    def make_slave(self):
+        """Mounts made from now on stay in this mount namespace; the host's still come in."""
+        self._mount_or_fail(None, b"/", None, MS_REC | MS_SLAVE, None, "make / a slave")
+
+    def build_skeleton(self, compiled):
+        """Build the part of a root that is the same for every function (``compile_root``):
+        a read-only tmpfs with the system's directories and files bound read-only, device
+        nodes and ``/etc`` files. The zygote builds it once in a mount namespace of its own;
+        every environment's mount namespace starts as a copy of that one."""
+        umask = os.umask(0o022)  # whatever the caller's, what is made here is readable
+        try:
+            self._build(compiled)
+        finally:
+            os.umask(umask)
+
+    def _build(self, compiled):
+        mount = self._mount
+        for op in compiled:
+            kind = op[0]
+            if kind == _OP_MOUNT:
+                if mount(op[1], op[2], op[3], op[4], op[5]) != 0:
+                    self._fail(op[6])
+            elif kind == _OP_MKDIR:
+                try:
+                    os.mkdir(op[1], 0o755)
+                except FileExistsError:
+                    pass
+            elif kind == _OP_FILE:
+                try:
+                    os.close(os.open(op[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                except FileExistsError:
+                    pass
+            elif kind == _OP_SYMLINK:
+                os.symlink(op[1], op[2])
+            elif not os.path.lexists(op[1]):  # _OP_WRITE, unless a bind provides it
+                fd = os.open(op[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                try:
+                    os.write(fd, op[2])
+                finally:
+                    os.close(fd)
+
+    def detach(self, path):
+        """Detach what is mounted at ``path`` (and below); nothing there is no error."""
+        self._umount2(path.encode(), MNT_DETACH)
+
+    def enter_root(self, staging):
+        """In an environment's own mount and pid namespaces, on the skeleton at ``staging``:
+        its mounts private, and a ``/proc`` of its pid namespace."""
+        self.make_private()
+        self._mount_or_fail(b"proc", staging.encode() + b"/proc", b"proc",
+                            MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc")
+
+    def finish_root(self, plan):
+        """The function's part, then the switch: its code ``plan["task_root"]`` read-only at
+        /var/task, a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
+        skeleton and the host's root detached. After ``enter_root``."""
+        root = plan["staging"].encode()
+        task = root + b"/var/task"
+        self._mount_or_fail(plan["task_root"].encode(), task, None, MS_BIND | MS_REC, None,
+                            "bind the function's code at /var/task")
+        self._mount_or_fail(None, task, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+                            | MS_NODEV, None, "bind the function's code at /var/task read-only")
+        self._mount_or_fail(b"tmpfs", root + b"/tmp", b"tmpfs",
                             MS_NOSUID | MS_NODEV, b"size=%dm,mode=1777" % plan["tmp_mb"],
                             "mount tmpfs on /tmp")
-        self._mount_or_fail(b"proc", (root + "/proc").encode(), b"proc",
-                            MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc")
-        self._mount_or_fail(None, root.encode(), None,
-                            MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None,
-                            "make the root read-only")
         os.chdir(root)
         if self._syscall(_SYS_PIVOT_ROOT[self._arch], b".", b".") != 0:
             self._fail("pivot_root")
         if self._umount2(b".", MNT_DETACH) != 0:
             self._fail("detach the host's root")
         os.chdir("/")
-
-    def _bind(self, root, source, inside, kind):
-        target = root + inside
-        _make_parent(root, inside)
-        if kind == "dir":
-            os.makedirs(target, exist_ok=True)
-        elif not os.path.exists(target):
-            os.close(os.open(target, os.O_CREAT | os.O_WRONLY, 0o644))
-        step = f"bind {source} at {inside}"
-        self._mount_or_fail(source.encode(), target.encode(), None, MS_BIND | MS_REC, None,
-                            step)
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-        if kind != "device":
-            flags |= MS_NODEV
-        self._mount_or_fail(None, target.encode(), None, flags, None, step + " read-only")
 
     @staticmethod
     def limit_files(nofile):
@@ -256,7 +293,58 @@ class Confiner:
             raise SetupError(f"landlock: {exc}") from exc
 
 
-def _make_parent(root, inside):
-    parent = os.path.dirname(inside)
-    if parent and parent != "/":
-        os.makedirs(root + parent, exist_ok=True)
+_OP_MOUNT, _OP_MKDIR, _OP_FILE, _OP_SYMLINK, _OP_WRITE = range(5)
+
+
+def compile_root(plan):
+    """The system calls that make the function-independent part of a root (the skeleton),
+    in order, with every argument ready (bytes, flags), for ``Confiner.build_skeleton``.
+    Pure.
+
+    ``plan``: ``staging`` (where the root is built), ``binds`` [[host path, path inside,
+    "dir"|"file"]] (bound read-only), ``symlinks`` [[path inside, target]]."""
+    root = plan["staging"]
+    ops = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+            b"size=1m,mode=0755", "mount the root tmpfs")]
+    made = set()
+
+    def make_dirs(inside):
+        """mkdir of ``inside`` and its missing parents (below the root)."""
+        parts = inside.strip("/").split("/")
+        for depth in range(1, len(parts) + 1):
+            path = "/" + "/".join(parts[:depth])
+            if path not in made:
+                made.add(path)
+                ops.append((_OP_MKDIR, (root + path).encode()))
+
+    for path, target in plan.get("symlinks", ()):
+        make_dirs(os.path.dirname(path))
+        ops.append((_OP_SYMLINK, target.encode(), (root + path).encode()))
+    binds = [(source, inside, kind) for source, inside, kind in plan.get("binds", ())]
+    binds += [(f"/dev/{name}", f"/dev/{name}", "device") for name in _DEVICES]
+    for source, inside, kind in binds:
+        target = (root + inside).encode()
+        if kind == "dir":
+            make_dirs(inside)
+        else:
+            make_dirs(os.path.dirname(inside))
+            ops.append((_OP_FILE, target))
+        step = f"bind {source} at {inside}"
+        ops.append((_OP_MOUNT, source.encode(), target, None, MS_BIND | MS_REC, None, step))
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+        if kind != "device":
+            flags |= MS_NODEV
+        ops.append((_OP_MOUNT, None, target, None, flags, None, step + " read-only"))
+        # What lies below a bind comes from the host now, not from this plan.
+        made -= {p for p in made if p == inside or p.startswith(inside + "/")}
+    for path in ("/opt", "/tmp", "/proc", "/var/task", "/home/sbx_user1051", "/etc"):
+        make_dirs(path)
+    for link, target in (("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),
+                         ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")):
+        ops.append((_OP_SYMLINK, target.encode(), (root + link).encode()))
+    for name, text in (("passwd", _ETC_PASSWD), ("group", _ETC_GROUP), ("hosts", _ETC_HOSTS),
+                       ("hostname", "localhost\n")):
+        ops.append((_OP_WRITE, f"{root}/etc/{name}".encode(), text.encode()))
+    ops.append((_OP_MOUNT, None, root.encode(), None,
+                MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None, "make the root read-only"))
+    return tuple(ops)

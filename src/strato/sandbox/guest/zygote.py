@@ -13,22 +13,34 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
   "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>,
   "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
+  "spare": <spare id> (namespaces tier, optional: become that spare),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
   "channel": <bool>} with the write end of the environment's log pipe attached, then, when
   ``netns``, an fd of the network namespace to join, then, when ``channel`` (python mode
   only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
-  the runtime finds at fd 3.
+  the runtime finds at fd 3. With ``spare``, the spare's cgroups are the environment's
+  (``cgroups`` is ignored) and ``root`` needs only ``task_root`` and ``tmp_mb``.
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
+- platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
+  "cgroups": [...], "root": {"staging", "binds", "symlinks"}}``: fork a spare, a process
+  that takes the first half of the namespaces recipe ahead of demand (joins its cgroups, is
+  pid 1 of new mount, pid, ipc and uts namespaces, has the function-independent part of its
+  root built) and waits to become an environment. Answered ``{"op": "prepared", "id", "pid"}``
+  or ``{"op": "prepare_failed", "id", "error"}``; a spare that dies unused is reported as
+  ``{"op": "spare_lost", "id"}``, one that is used reports as the environment it became.
 
-A child applies its tier (``confine.py`` draws each recipe) and reports success or the failed
-step over a private socketpair before the zygote answers; then it closes every other fd,
-restores signal dispositions, and either ``execve``s (exec mode; a failure is written to the
-log and the status is 127) or runs ``lambda_runtime.bootstrap.main()`` under ``env`` (python
-mode). When the control socket reaches EOF the zygote SIGKILLs its children and exits.
+Requests are answered in the order their children finish, not the order they came in: the
+zygote forks and goes back to its socket while children set themselves up, so many may be in
+set-up at once (the platform bounds how many). A child applies its tier (``confine.py`` draws
+each recipe) and reports success or the failed step over a private socketpair; then it closes
+every other fd, restores signal dispositions, and either ``execve``s (exec mode; a failure is
+written to the log and the status is 127) or runs ``lambda_runtime.bootstrap.main()`` under
+``env`` (python mode). When the control socket reaches EOF the zygote SIGKILLs its children
+(environments, spares, children in set-up) and exits.
 
 The zygote itself never runs user code and writes nothing to stdout; stderr only for fatal
 errors. Stdlib only, Python 3.10 to 3.13.
@@ -41,6 +53,7 @@ _GUEST_DIR = os.path.dirname(os.path.abspath(__file__))
 if _GUEST_DIR not in sys.path:
     sys.path.insert(0, _GUEST_DIR)
 
+import array  # noqa: E402
 import atexit  # noqa: E402  (the guest directory must be on sys.path first)
 import gc  # noqa: E402
 import json  # noqa: E402
@@ -49,14 +62,14 @@ import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 
 try:
     import confine  # ctypes inside: a build without _ctypes can only run unconfined
 except ImportError as _exc:
     confine = None
     _CONFINE_MISSING = str(_exc)
-import netsetup  # noqa: E402
+import child  # noqa: E402
+import forking  # noqa: E402
 
 import lambda_runtime.bootstrap as bootstrap  # noqa: E402
 
@@ -67,14 +80,15 @@ _WARM_MODULES = ("base64", "datetime", "hashlib", "uuid", "urllib.parse", "typin
 
 _MAX_DATAGRAM = 1 << 20
 _SETUP_TIMEOUT_MS = 10_000
-#: Where a python-mode environment finds its runtime channel (after stdin, stdout, stderr).
-_CHANNEL_FD = 3
+#: Environments made from spares looked at, each shortly after it started (its INIT and
+#: first invocation done, for a small function), to learn which inherited pages
+#: environments write; the pages all of them wrote, spares prefault (``forking.prefault``).
+_LEARN_SAMPLES = 3
+_LEARN_AFTER_S = 0.02
 _PR_SET_CHILD_SUBREAPER = 36
 _BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
 _TIERS = ("namespaces", "fallback", "unconfined")
 
-
-SetupError = confine.SetupError if confine is not None else RuntimeError
 
 
 class _PlatformGone(Exception):
@@ -119,13 +133,44 @@ def _valid_spawn(request, fds):
         return "cgroups must be a list of paths"
     if tier == "namespaces":
         root = request.get("root")
-        if not isinstance(root, dict) or not isinstance(root.get("staging"), str) \
-                or not isinstance(root.get("task_root"), str) \
-                or not isinstance(root.get("tmp_mb"), int) or root["tmp_mb"] <= 0:
+        if not isinstance(root, dict) or not isinstance(root.get("task_root"), str) \
+                or not isinstance(root.get("tmp_mb"), int) or root["tmp_mb"] <= 0 \
+                or "spare" not in request and not isinstance(root.get("staging"), str):
             return "the namespaces tier needs root: {staging, task_root, tmp_mb, binds}"
         if request.get("uid") is None or request.get("gid") is None:
             return "the namespaces tier needs a uid and a gid"
+    elif "spare" in request:
+        return "only the namespaces tier has spares"
     return None
+
+
+def _valid_prepare(request, fds):
+    """The reason a prepare request cannot be honoured, or None."""
+    if fds:
+        return f"a prepare request carries no fds, got {len(fds)}"
+    if request.get("tier") != "namespaces":
+        return "only the namespaces tier has spares"
+    if confine is None:
+        return f"tier namespaces needs ctypes: {_CONFINE_MISSING}"
+    cgroups = request.get("cgroups") or []
+    if not isinstance(cgroups, list) or not all(isinstance(p, str) for p in cgroups):
+        return "cgroups must be a list of paths"
+    root = request.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("staging"), str):
+        return "a spare needs root: {staging, binds, symlinks}"
+    return None
+
+
+def _recv_nowait(sock, size, max_fds):
+    """``socket.recv_fds`` that does not block (it ignores its flags before Python 3.13):
+    ``(data, fds, msg_flags)``; raises BlockingIOError when nothing is waiting."""
+    fds = array.array("i")
+    data, ancillary, flags, _ = sock.recvmsg(size, socket.CMSG_LEN(max_fds * fds.itemsize),
+                                             socket.MSG_DONTWAIT)
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fds.itemsize])
+    return data, list(fds), flags
 
 
 def _interpreter_binds():
@@ -139,6 +184,23 @@ def _interpreter_binds():
     return [[p, p, "dir"] for p in kept]
 
 
+class _Setup:
+    """A child on its way to becoming an environment (``kind`` "spawn", or "finish" for a
+    spare that becomes one) or a spare ("prepare"), as the zygote follows it: its private
+    socket, its pid (None once reaped), fds it passed back, its deadline."""
+
+    __slots__ = ("kind", "key", "sock", "pid", "deadline", "outcome", "fds")
+
+    def __init__(self, kind, key, sock, pid):
+        self.kind = kind
+        self.key = key
+        self.sock = sock
+        self.pid = pid
+        self.deadline = time.monotonic() + _SETUP_TIMEOUT_MS / 1000
+        self.outcome = None
+        self.fds = []
+
+
 class Zygote:
     """The fork server. ``serve`` runs until the control socket closes."""
 
@@ -146,16 +208,31 @@ class Zygote:
         self._control = control
         self._pid = os.getpid()
         self._children = {}  # pid -> environment id, for children reported as spawned
+        self._setups = {}  # private socket fd -> _Setup, for children in set-up
+        self._setup_pids = {}  # pid -> _Setup, for children in set-up
+        self._spares = {}  # spare id -> (socket, pid), for spares waiting to be used
+        self._spare_ids = {}  # pid -> spare id, for spares waiting or becoming environments
+        self._poller = select.poll()
+        self._skeletons = set()  # staging paths with a skeleton (see _skeleton)
+        self._learned = {}  # page -> environments seen writing it (see _learn)
+        self._samples = 0
+        self._learning = None  # (when, pid): the next environment to look at
         self._confiner = confine.Confiner() if confine is not None else None
         self._interpreter_binds = _interpreter_binds()
-        # Environments of the namespaces tier are grandchildren: when their parent exits they
-        # are re-parented here, so that their exits are reported like any child's.
+        # Processes an environment of a tier without a pid namespace leaves behind are
+        # re-parented here (and reaped silently) rather than to the host's init.
         if self._confiner is not None:
             self._confiner._prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        # Namespaces-tier children are forked straight into a new pid namespace: the zygote
+        # unshares one for its next child, then comes back to its own with this fd.
+        self._own_pids = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC) \
+            if self._confiner is not None else -1
         # Every fd the zygote holds is below its soft limit; close_range(2) makes the size of
         # the range free where the kernel has it.
         self._fd_ceiling = max(resource.getrlimit(resource.RLIMIT_NOFILE)[0], 1024,
                                control.fileno() + 1)
+        self._child = child.Child(self._confiner, self._interpreter_binds, self._fd_ceiling,
+                                  _run)
         self._wakeup_r, self._wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self._wakeup_w)
         # A Python-level handler (rather than SIG_DFL, which ignores SIGCHLD) makes the
@@ -163,20 +240,31 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
     def serve(self):
-        """Answer requests and report exits. Returns the zygote's exit status."""
+        """Answer requests, follow children in set-up and report exits. Returns the
+        zygote's exit status."""
         try:
             self._send({"op": "ready", "pid": os.getpid(),
                         "python": "%d.%d.%d" % sys.version_info[:3]})
-            poller = select.poll()
-            poller.register(self._control.fileno(), select.POLLIN)
-            poller.register(self._wakeup_r, select.POLLIN)
+            self._poller.register(self._control.fileno(), select.POLLIN)
+            self._poller.register(self._wakeup_r, select.POLLIN)
             while True:
-                for fd, _ in poller.poll():
+                events = self._poller.poll(self._poll_timeout())
+                # Reports before exits (``_reap`` also reads what a child it reaps reported):
+                # a child reports before it can exit, so a pid is known as spawned, or as
+                # failed, before its exit is.
+                woken = False
+                for fd, _ in events:
                     if fd == self._wakeup_r:
-                        self._drain_wakeups()
-                        self._reap()
-                    else:
-                        self._on_request()
+                        woken = True
+                    elif fd == self._control.fileno():
+                        self._on_requests()
+                    elif fd in self._setups:
+                        self._on_report(self._setups[fd])
+                if woken:
+                    self._drain_wakeups()
+                    self._reap()
+                self._expire()
+                self._learn()
         except _PlatformGone:
             return 0
         finally:
@@ -202,8 +290,9 @@ class Zygote:
             pass
 
     def _reap(self):
-        """Report children's exits. Pids never reported as spawned (the short-lived first
-        child of a namespaced environment, a failed setup) are reaped silently."""
+        """Report exits of environments; a spare that dies unused is lost; a child that dies
+        in set-up fails its request. Other pids (children killed after a failed set-up, orphans
+        an environment without a pid namespace left behind) are reaped silently."""
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -211,6 +300,19 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            setup = self._setup_pids.get(pid)
+            if setup is not None:
+                # Its report, if it made one, is waiting: a child reports before it exits.
+                self._on_report(setup)
+            setup = self._setup_pids.pop(pid, None)
+            if setup is not None:
+                setup.pid = None  # reaped: the number may be reused, never kill it
+                self._finish(setup, "the child died during setup")
+            spare_id = self._spare_ids.pop(pid, None)
+            if spare_id is not None and spare_id in self._spares:
+                sock, _ = self._spares.pop(spare_id)
+                sock.close()
+                self._send({"op": "spare_lost", "id": spare_id})
             if self._children.pop(pid, None) is None:
                 continue
             if os.WIFSIGNALED(status):
@@ -221,26 +323,36 @@ class Zygote:
                             "exit_code": os.WEXITSTATUS(status), "signal": None})
 
     def _kill_children(self):
-        for pid in list(self._children):
+        pids = set(self._children) | set(self._spare_ids) | set(self._setup_pids)
+        for pid in pids:
             for kill in (os.killpg, os.kill):
                 try:
                     kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        for pid in list(self._children):
+        for pid in pids:
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
         self._children.clear()
 
-    def _on_request(self):
-        try:
-            data, fds, flags, _ = socket.recv_fds(self._control, _MAX_DATAGRAM, 4)
-        except OSError as exc:
-            raise _PlatformGone() from exc
-        if not data and not fds:
-            raise _PlatformGone()
+    # --- requests ---------------------------------------------------------------------------
+
+    def _on_requests(self):
+        """Take every request waiting on the control socket."""
+        while True:
+            try:
+                data, fds, flags = _recv_nowait(self._control, _MAX_DATAGRAM, 4)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                raise _PlatformGone() from exc
+            if not data and not fds:
+                raise _PlatformGone()
+            self._on_request(data, fds, flags)
+
+    def _on_request(self, data, fds, flags):
         try:
             request = json.loads(data)
             if not isinstance(request, dict):
@@ -249,231 +361,246 @@ class Zygote:
             self._close_fds(fds)
             sys.stderr.write(f"strato zygote: ignoring an unreadable request: {exc}\n")
             return
-        env_id = request.get("id")
-        if request.get("op") != "spawn":
+        key = request.get("id")
+        op = request.get("op")
+        if op not in ("spawn", "prepare"):
             self._close_fds(fds)
-            sys.stderr.write(f"strato zygote: ignoring unknown op {request.get('op')!r}\n")
+            sys.stderr.write(f"strato zygote: ignoring unknown op {op!r}\n")
             return
+        failed = "spawn_failed" if op == "spawn" else "prepare_failed"
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             problem = "request truncated"
+        elif op == "prepare":
+            problem = _valid_prepare(request, fds)
         else:
             problem = _valid_spawn(request, fds)
+            if problem is None and "spare" in request \
+                    and request["spare"] not in self._spares:
+                problem = f"no spare {request['spare']!r}"
         if problem is not None:
             self._close_fds(fds)
-            self._send({"op": "spawn_failed", "id": env_id, "error": f"invalid request: {problem}"})
+            self._send({"op": failed, "id": key, "error": f"invalid request: {problem}"})
             return
-        self._spawn(env_id, request, fds)
+        if op == "spawn" and "spare" in request:
+            self._hand_to_spare(key, request["spare"], data, fds)
+        else:
+            self._fork(op, key, request, fds)
 
     @staticmethod
     def _close_fds(fds):
         for fd in fds:
             os.close(fd)
 
-    def _spawn(self, env_id, request, fds):
-        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    def _fork(self, op, key, request, fds):
+        namespaced = op == "prepare" or request.get("tier") == "namespaces"
+        failed = "spawn_failed" if op == "spawn" else "prepare_failed"
+        if namespaced:
+            try:
+                self._skeleton(request["root"])
+            except (OSError, confine.SetupError) as exc:
+                self._close_fds(fds)
+                self._send({"op": failed, "id": key, "error": f"the root's skeleton: {exc}"})
+                return
+        parent, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = os.fork()
+            pid = self._fork_child(namespaced)
         except OSError as exc:
-            for sock in (parent, child):
+            for sock in (parent, ours):
                 sock.close()
             self._close_fds(fds)
-            self._send({"op": "spawn_failed", "id": env_id, "error": f"fork: {exc}"})
+            self._send({"op": failed, "id": key, "error": f"fork: {exc}"})
             return
         if pid == 0:
             parent.close()
-            self._become_environment(request, fds, child)  # never returns
-        child.close()
+            self._leave_zygote([ours.fileno(), *fds])
+            if op == "prepare":
+                self._child.become_spare(request, ours)  # never returns
+            self._child.become_environment(request, fds, ours)  # never returns
+        ours.close()
         self._close_fds(fds)
-        two_stage = request.get("tier") == "namespaces"
+        self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid))
+
+    def _fork_child(self, namespaced):
+        """Fork; with ``namespaced``, the child is pid 1 of a new pid namespace (so that no
+        second fork is needed to get there). The zygote itself stays where it is."""
+        if not namespaced:
+            return forking.fork()
+        self._confiner.unshare(confine.CLONE_NEWPID, "new pid namespace")
         try:
-            outcome, env_pid, passed = self._read_report(parent, pid, two_stage)
+            pid = forking.fork()
+        except BaseException:
+            self._confiner.enter_pid_namespace(self._own_pids)
+            raise
+        if pid:
+            self._confiner.enter_pid_namespace(self._own_pids)
+        return pid
+
+    def _skeleton(self, root):
+        """Build the skeleton of namespaces-tier roots at ``root["staging"]`` unless it is
+        built: the system part of the root with this interpreter's own directories
+        (``confine.compile_root``), once, in the zygote's own mount namespace (a slave of the
+        host's: the host's mounts still come in, the zygote's never go out), so that every
+        environment's mount namespace is a copy with the skeleton in place. Raises OSError
+        or SetupError (what was mounted is detached again)."""
+        staging = root["staging"]
+        if staging in self._skeletons:
+            return
+        if not self._skeletons:
+            self._confiner.unshare(confine.CLONE_NEWNS, "a mount namespace for the zygote")
+            self._confiner.make_slave()
+        plan = {"staging": staging, "symlinks": root.get("symlinks") or [],
+                "binds": list(root.get("binds") or []) + self._interpreter_binds}
+        try:
+            self._confiner.build_skeleton(confine.compile_root(plan))
+        except BaseException:
+            self._confiner.detach(staging)
+            raise
+        self._skeletons.add(staging)
+
+    def _hand_to_spare(self, env_id, spare_id, data, fds):
+        """Pass the request on to the spare, which finishes the recipe and becomes the
+        environment."""
+        sock, pid = self._spares.pop(spare_id)
+        try:
+            socket.send_fds(sock, [data], fds)
+        except OSError as exc:
+            sock.close()
+            self._send({"op": "spawn_failed", "id": env_id,
+                        "error": f"spare {spare_id} is gone: {exc}"})
+            return
         finally:
-            parent.close()
-        if outcome == "ok":
-            self._children[env_pid] = env_id
+            self._close_fds(fds)
+        self._follow(_Setup("finish", env_id, sock, pid))
+
+    def _follow(self, setup):
+        sock = setup.sock
+        sock.setblocking(False)
+        self._setups[sock.fileno()] = setup
+        self._poller.register(sock.fileno(), select.POLLIN)
+        self._setup_pids[setup.pid] = setup
+
+    # --- children in set-up -----------------------------------------------------------------
+
+    def _on_report(self, setup):
+        """Read everything the child reported so far."""
+        while setup.sock.fileno() in self._setups:
             try:
-                self._send({"op": "spawned", "id": env_id, "pid": env_pid}, passed)
+                data, got, _, _ = socket.recv_fds(setup.sock, 65536, 4)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._finish(setup, f"the child's report was lost: {exc}")
+                return
+            setup.fds.extend(got)
+            if not data:
+                self._finish(setup, "the child died during setup")
+                return
+            # "ok", "ready" or the failed step.
+            self._finish(setup, data.decode("utf-8", "replace"))
+            return
+
+    def _expire(self):
+        now = time.monotonic()
+        for setup in [s for s in self._setups.values() if s.deadline <= now]:
+            self._finish(setup, f"setup did not finish within {_SETUP_TIMEOUT_MS} ms")
+
+    def _poll_timeout(self):
+        times = [setup.deadline for setup in self._setups.values()]
+        if self._learning is not None:
+            times.append(self._learning[0])
+        if not times:
+            return None
+        return max(0, int((min(times) - time.monotonic()) * 1000) + 1)
+
+    def _learn(self):
+        """When it is time, note which inherited pages the environment being looked at has
+        written; after ``_LEARN_SAMPLES`` environments, spares prefault what all wrote."""
+        if self._learning is None or time.monotonic() < self._learning[0]:
+            return
+        _, pid = self._learning
+        self._learning = None
+        if pid not in self._children:  # gone already: the next one will do
+            return
+        regions = forking.writable_regions()
+        # A page the zygote itself wrote since is private to both: its writes are not the
+        # environment's, and an idle zygote leaves such pages shared.
+        written = forking.private_pages(pid, regions) - forking.private_pages(os.getpid(),
+                                                                              regions)
+        for page in written:
+            self._learned[page] = self._learned.get(page, 0) + 1
+        self._samples += 1
+        if self._samples == _LEARN_SAMPLES:
+            common = [page for page, seen in self._learned.items() if seen == _LEARN_SAMPLES]
+            self._child.prefault_ranges = forking.ranges_of(common)
+            self._learned = {}
+
+    def _finish(self, setup, outcome):
+        """The child is done with its set-up: answer the platform, and clean up after a
+        failure (the child is killed, then reaped silently by ``_reap``)."""
+        fd = setup.sock.fileno()
+        if self._setups.pop(fd, None) is None:
+            return
+        self._poller.unregister(fd)
+        pid = setup.pid
+        if pid is not None:
+            self._setup_pids.pop(pid, None)
+        passed, setup.fds = setup.fds, []
+        if outcome == "ready" and pid is not None:
+            self._spares[setup.key] = (setup.sock, pid)
+            self._spare_ids[pid] = setup.key
+            self._close_fds(passed)
+            self._send({"op": "prepared", "id": setup.key, "pid": pid})
+            return
+        setup.sock.close()
+        if outcome == "ok" and pid is not None:
+            self._spare_ids.pop(pid, None)
+            self._children[pid] = setup.key
+            if setup.kind == "finish" and self._learning is None \
+                    and self._samples < _LEARN_SAMPLES:
+                self._learning = (time.monotonic() + _LEARN_AFTER_S, pid)
+            try:
+                self._send({"op": "spawned", "id": setup.key, "pid": pid}, passed)
             finally:
                 self._close_fds(passed)
             return
         self._close_fds(passed)
-        if env_pid is not None and env_pid != pid:
+        if outcome in ("ok", "ready"):
+            outcome = "the child died during setup"
+        if pid is not None:
+            self._spare_ids.pop(pid, None)
             try:
-                os.kill(env_pid, signal.SIGKILL)  # reaped (and ignored) by _reap
+                os.kill(pid, signal.SIGKILL)  # reaped (and ignored) by _reap
             except OSError:
                 pass
-        try:
-            os.waitpid(pid, 0)
-        except ChildProcessError:
-            pass
-        self._send({"op": "spawn_failed", "id": env_id, "error": outcome})
+        failed = "prepare_failed" if setup.kind == "prepare" else "spawn_failed"
+        self._send({"op": failed, "id": setup.key, "error": outcome})
 
-    @staticmethod
-    def _read_report(sock, pid, two_stage):
-        """Wait for the child's report: ``(outcome, environment pid, fds)``, where outcome
-        is "ok" or the failed step. A two-stage child (namespaces tier) first reports the
-        pid of the grandchild that becomes the environment, which then reports itself."""
-        deadline = time.monotonic() + _SETUP_TIMEOUT_MS / 1000
-        env_pid = None if two_stage else pid
-        outcome = None
-        fds = []
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        while outcome is None or env_pid is None:
-            remaining = int((deadline - time.monotonic()) * 1000)
-            if remaining <= 0 or not poller.poll(remaining):
-                for target in {pid, env_pid} - {None}:
-                    try:
-                        os.kill(target, signal.SIGKILL)
-                    except OSError:
-                        pass
-                return f"setup did not finish within {_SETUP_TIMEOUT_MS} ms", env_pid, fds
-            try:
-                data, got, _, _ = socket.recv_fds(sock, 65536, 4)
-            except OSError as exc:
-                return f"the child's report was lost: {exc}", env_pid, fds
-            fds.extend(got)
-            if not data:
-                return outcome or "the child died during setup", env_pid, fds
-            text = data.decode("utf-8", "replace")
-            if text.startswith("pid:"):
-                env_pid = int(text[4:])
-            elif text == "ok":
-                outcome = "ok"
-            else:
-                return text, env_pid, fds
-        return outcome, env_pid, fds
+    # --- in the forked child ----------------------------------------------------------
 
-    # --- everything below runs in the forked child --------------------------------------
+    def _leave_zygote(self, keep):
+        """First thing in a forked child: let go of the zygote's fds (control socket, other
+        children's sockets, the wakeup pipe), keeping only ``keep``."""
+        signal.set_wakeup_fd(-1)
+        self._control.detach()  # its fd is closed below; the object must never close it
+        for setup in self._setups.values():
+            setup.sock.detach()
+        for sock, _ in self._spares.values():
+            sock.detach()
+        low = 3
+        for fd in sorted(keep):
+            if fd >= low:
+                os.closerange(low, fd)
+                low = fd + 1
+        os.closerange(low, self._fd_ceiling)
 
-    def _become_environment(self, request, fds, report):
-        """Set up the child, report to the zygote, then exec or run the runtime. Never
-        returns: every path ends in ``execve`` or ``os._exit``."""
-        status = 127
-        try:
-            try:
-                passed = self._set_up(request, fds, report)
-            except BaseException as exc:
-                text = str(exc) if isinstance(exc, SetupError) else f"setup: {exc!r}"
-                report.send(text.encode("utf-8", "replace")[:60000])
-                os._exit(127)
-            if passed is not None:
-                socket.send_fds(report, [b"ok"], [passed.fileno()])
-                passed.close()
-            else:
-                report.send(b"ok")
-            report.close()
-            self._control.detach()  # its fd is closed below; the object must never close it
-            signal.set_wakeup_fd(-1)
-            if request.get("channel"):
-                # Whatever held fd 3 (the control socket, a pipe) is closed below anyway.
-                os.dup2(fds[-1], _CHANNEL_FD)
-            os.closerange(_CHANNEL_FD + 1 if request.get("channel") else 3, self._fd_ceiling)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_SETMASK, set())
-            if request["mode"] == "exec":
-                _exec(request["argv"], request["env"])
-            else:
-                status = _run_python(request["env"],
-                                     _CHANNEL_FD if request.get("channel") else None)
-        except BaseException:
-            status = 1
-            try:
-                traceback.print_exc()
-                sys.stderr.flush()
-            except BaseException:
-                pass
-        finally:
-            os._exit(status)
 
-    def _set_up(self, request, fds, report):
-        """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
-        log_fd = fds[0]
-        tier = request.get("tier", "unconfined")
-        step = "setsid"
-        try:
-            os.umask(0o022)  # the platform's own umask is stricter; an environment's is Lambda's
-            if tier != "namespaces":
-                os.setsid()
-            pid_text = str(os.getpid()).encode()
-            for path in request.get("cgroups") or ():
-                step = f"join cgroup {path}"
-                fd = os.open(path, os.O_WRONLY)
-                try:
-                    os.write(fd, pid_text)
-                finally:
-                    os.close(fd)
-            runtime_socket = None
-            if tier == "namespaces":
-                runtime_socket = self._enter_namespaces(request, fds, report)
-            elif request.get("nofile"):
-                self._confiner_or_plain_limit(request["nofile"])
-            if tier == "fallback":
-                self._confine_fallback(request)
-            step = f"chdir {request['cwd']}"
-            os.chdir(request["cwd"])
-            step = "redirect stdout/stderr to the log pipe"
-            os.dup2(log_fd, 1)
-            os.dup2(log_fd, 2)
-            return runtime_socket
-        except SetupError:
-            raise
-        except Exception as exc:
-            raise SetupError(f"{step}: {exc}") from exc
-
-    @staticmethod
-    def _confiner_or_plain_limit(nofile):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-        except (OSError, ValueError) as exc:
-            raise SetupError(f"set RLIMIT_NOFILE to {nofile}: {exc}") from exc
-
-    def _enter_namespaces(self, request, fds, report):
-        """Default tier. Runs in the child, forks the environment (pid 1 of a new pid
-        namespace), which returns from here; the child itself exits after reporting."""
-        c = self._confiner
-        flags = confine.CLONE_NEWNS | confine.CLONE_NEWPID | confine.CLONE_NEWIPC \
-            | confine.CLONE_NEWUTS
-        if request.get("netns"):
-            c.join_network(fds[1])
-            os.close(fds[1])
-        else:
-            flags |= confine.CLONE_NEWNET
-        c.unshare(flags)
-        pid = os.fork()
-        if pid:
-            report.send(b"pid:%d" % pid)
-            os._exit(0)
-        os.setsid()
-        if not request.get("netns"):
-            try:
-                netsetup.bring_loopback_up()
-            except OSError as exc:
-                raise SetupError(f"bring up the loopback interface: {exc}") from exc
-        try:
-            runtime_socket = c.runtime_api_socket()
-        except OSError as exc:
-            raise SetupError(f"listen for the Runtime API: {exc}") from exc
-        root = dict(request["root"])
-        root["binds"] = list(root.get("binds") or ()) + self._interpreter_binds
-        c.build_root(root)
-        c.limit_files(request.get("nofile") or 1024)
-        c.become(request["uid"], request["gid"], user_namespace=True)
-        c.drop_capabilities()
-        c.no_new_privs()
-        c.install_seccomp()
-        return runtime_socket
-
-    def _confine_fallback(self, request):
-        c = self._confiner
-        if request.get("uid") is not None:
-            c.become(request["uid"], request["gid"], user_namespace=False)
-        c.no_new_privs()
-        rules = request.get("landlock")
-        if rules is not None:
-            read = list(rules.get("read") or ()) + [b[0] for b in self._interpreter_binds]
-            c.restrict_paths(read, rules.get("write") or (), rules.get("tcp_ports"))
-        c.install_seccomp(restrict_sockets=request.get("restrict_sockets", False))
+def _run(request):
+    """In a child that reported success: exec (never returns) or run the runtime (returns
+    its exit status)."""
+    if request["mode"] == "exec":
+        _exec(request["argv"], request["env"])
+    forking.reseed_after_fork()
+    return _run_python(request["env"], child.CHANNEL_FD if request.get("channel") else None)
 
 
 def _exec(argv, env):
@@ -491,7 +618,9 @@ def _run_python(env, channel_fd):
     """Run the built-in runtime in this (forked) interpreter, over the runtime channel at
     ``channel_fd`` when there is one; returns the exit status."""
     os.environ.clear()  # already empty (see main); kept so that nothing can leak through
-    os.environ.update(env)
+    # Item by item: MutableMapping.update's ABC checks write to some 25 more inherited pages.
+    for name, value in env.items():
+        os.environ[name] = value
     time.tzset()  # the zygote's time zone state came from its own (empty) environment
     # New stream objects on the log pipe: nothing the zygote buffered can leak into them.
     # buffering=1: line-buffered text.
