@@ -59,7 +59,9 @@ def _cmdline(pid: int) -> bytes:
 
 
 def _open_regular_files(pid: int) -> Iterator[Path]:
-    """The regular files ``pid`` has open, deleted ones included (read through /proc)."""
+    """The regular files ``pid`` has open, deleted ones included (read through /proc).
+    Namespace handles (the zygote keeps one of its own pid namespace) read as regular files
+    but hold no data: they are left out."""
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
     except OSError:
@@ -67,7 +69,8 @@ def _open_regular_files(pid: int) -> Iterator[Path]:
     for fd in fds:
         path = Path(f"/proc/{pid}/fd/{fd}")
         try:
-            if stat.S_ISREG(path.stat().st_mode):
+            if stat.S_ISREG(path.stat().st_mode) and not os.readlink(path).startswith(
+                    ("pid:[", "net:[", "mnt:[")):
                 yield path
         except OSError:
             continue
