@@ -18,7 +18,10 @@ host cannot give egress, which the table then says) and a no-op Python function 
 - ``--held`` provisioned environments, idle: total PSS of the server's whole process tree
   (and per environment), then SIGTERM: time until the server has exited, and whether any
   process, cgroup or network interface of it is left;
-- the platform process's resident memory with one function warm and idle.
+- the platform process's resident memory with one function warm and idle;
+- the ``--held`` environments' PSS again for functions of ``--density-runtimes`` (the
+  interpreter changes how many inherited pages an environment writes: 3.12's immortal
+  objects are written to far less).
 
 Cold starts, bursts and provisioning are the median of ``--runs`` runs, each on a fresh
 server; the ``--held`` figures come from ``--held-runs`` (1: it is the slowest part).
@@ -363,6 +366,10 @@ def main() -> None:
     parser.add_argument("--held", type=int, default=1000)
     parser.add_argument("--memory", type=int, default=1769)
     parser.add_argument("--runtime", default="python3.11")
+    parser.add_argument("--density-runtimes", default="python3.12",
+                        help="comma-separated runtimes whose --held environments' PSS is also "
+                             "measured (1 run each; the interpreter changes how many pages an "
+                             "environment writes)")
     args = parser.parse_args()
     reason = EgressNetwork(EGRESS).probe()
     egress = "internet" if reason is None else "none"
@@ -372,9 +379,12 @@ def main() -> None:
     load = os.getloadavg()[0]
     light = [light_run(args, egress) for _ in range(args.runs)]
     held = [held_run(args, egress) for _ in range(args.held_runs)]
+    others = {runtime: held_run(argparse.Namespace(**{**vars(args), "runtime": runtime}), egress)
+              for runtime in filter(None, args.density_runtimes.split(","))}
     median = {key: statistics.median(run[key] for run in light) for key in light[0]}
     median.update({key: statistics.median(run[key] for run in held) for key in held[0]})
     result = {"light_runs": light, "held_runs": held, "median": median,
+              "density_other_runtimes": others,
               "arguments": vars(args), "egress": egress, "cpus": os.cpu_count(),
               "load_average_at_start": load, "date": time.strftime("%Y-%m-%d")}
     out = ROOT / "bench" / "results" / "scale.json"
@@ -405,6 +415,9 @@ def main() -> None:
         f"{left} |",
         f"| total PSS of {args.held:,} idle warm environments (the server's whole process tree) | "
         f"{m['held_pss_mib']:,.0f} MiB ({m['held_pss_per_environment_mib']:.2f} MiB each) |",
+        *[f"| the same with a {runtime} function (1 run) | {run['held_pss_mib']:,.0f} MiB "
+          f"({run['held_pss_per_environment_mib']:.2f} MiB each) |"
+          for runtime, run in others.items()],
         f"| RSS of the platform process, idle, one function warm | "
         f"{m['platform_idle_rss_mb']:.1f} MB |",
     ])
