@@ -92,3 +92,24 @@ def test_limits_can_be_raised_as_well_as_lowered(parent: CgroupParent) -> None:
     if swap.exists():
         assert swap.read_text().strip() == str(256 << 20)
     assert group.try_remove()
+
+
+def test_groups_left_by_a_strato_that_is_gone_are_removed_at_start() -> None:
+    if os.geteuid() != 0 or CgroupParent.probe() is None:
+        pytest.skip("needs root and a writable cgroup v1 memory hierarchy")
+    gone = subprocess.Popen(["true"])  # a pid that is not running any more
+    gone.wait()
+    first = CgroupParent.probe()
+    assert first is not None
+    stale = first.memory.parent / f"strato-{gone.pid}"
+    (stale / uuid.uuid4().hex).mkdir(parents=True)
+    try:
+        again = CgroupParent.probe()  # as the next server to start would
+        assert again is not None
+        assert not stale.exists()
+    finally:
+        if stale.exists():
+            for group in stale.iterdir():
+                group.rmdir()
+            stale.rmdir()
+        first.remove()

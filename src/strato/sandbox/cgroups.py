@@ -4,7 +4,8 @@ list of processes to kill when an environment is destroyed.
 
 Groups live under the memory (and pids) hierarchy *below the cgroup strato itself runs in*,
 at ``<hierarchy>/<own path>/strato-<pid>/<name>``, so that a host that confines strato also
-confines its functions. A group can be made ahead of demand without limits (for a spare
+confines its functions. What a strato that was killed left there is removed by the next one
+to start. A group can be made ahead of demand without limits (for a spare
 process, ``sandbox/spares.py``) and given its environment's name and limits when it is used.
 
 Removal never waits: a group whose processes have not all exited yet (the kernel frees a
@@ -50,6 +51,22 @@ def _write(path: Path, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def _remove_stale_siblings(own: Path) -> None:
+    """Remove the empty groups a strato that is gone left beside ``own`` (``strato-<pid>`` of
+    a pid that is not running: a server that was killed never removed its groups; its
+    environments died with its zygote). A group with a process in it is left alone: its pid
+    may be of another pid namespace that shares this cgroup."""
+    for sibling in own.parent.glob("strato-*"):
+        pid = sibling.name.removeprefix("strato-")
+        if sibling == own or not pid.isdigit() or Path(f"/proc/{pid}").exists():
+            continue
+        for group in [p for p in sibling.iterdir() if p.is_dir()]:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+        with contextlib.suppress(OSError):
+            sibling.rmdir()
 
 
 def _own_path(controller: str) -> str | None:
@@ -108,6 +125,9 @@ class CgroupParent:
                 cpu = None
         else:
             log.warning("no cgroup v1 cpu controller: CPU is not limited")
+        for path in (memory, pids, cpu):
+            if path is not None:
+                _remove_stale_siblings(path)
         return cls(memory, pids, cpu)
 
     def create(self, name: str, memory_mb: int | None, max_pids: int | None,
