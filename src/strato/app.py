@@ -122,11 +122,10 @@ class Application:
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)."""
         region = self.settings.default_region
         variables = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:" + os.environ.get("PATH", ""),
+            **self._sandbox.path_variables(),
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parent / "sandbox" / "guest"),
             "_HANDLER": version.handler,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,

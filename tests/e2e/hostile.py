@@ -85,6 +85,17 @@ def open_up(path: Path, base: Path) -> None:
             break
 
 
+def interpreter_prefix() -> str:
+    """The host prefix (resolved) of the python3.11 servers' functions run on."""
+    interpreter = InterpreterRegistry().find("3.11")
+    if interpreter is None:
+        pytest.skip("no python3.11 on this host")
+    done = subprocess.run([interpreter, "-E", "-S", "-c",
+                           "import os, sys; print(os.path.realpath(sys.base_prefix))"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 def fallback_interpreter() -> str:
     """A python3.11 that other users can run and import from: the default one when its
     directories are traversable, else one from the system directories."""

@@ -148,9 +148,10 @@ class Child:
 
     def _unshare(self):
         """Namespaces tier, in pid 1 of the new pid namespace: new mount, ipc and uts
-        namespaces, and a session of its own."""
+        namespaces (the last with a host name of its own), and a session of its own."""
         self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC
                                | confine.CLONE_NEWUTS)
+        self._confiner.name_host()
         os.setsid()
 
     def _finish_namespaces(self, request, fds, staging):
