@@ -49,11 +49,12 @@ from strato.queue.sqlite_events import SqliteEventStore
 from strato.queue.worker import AsyncWorker, FunctionTarget
 from strato.queue.writer import EventWriter
 from strato.runtime_api.endpoints import RuntimeApiServer
+from strato.sandbox import network_slots as egress_slots
 from strato.sandbox import tiers
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
-from strato.sandbox.network import EgressConfig, EgressNetwork
+from strato.sandbox.network import EgressNetwork
 from strato.sandbox.network_pool import NetnsPool
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.aliases import AliasService
@@ -111,6 +112,7 @@ class Application:
         self.port = settings.port
         self._server: asyncio.Server | None = None
         self._egress: EgressNetwork | None = None
+        self._egress_slot: egress_slots.EgressSlot | None = None
         self._netns_pool: NetnsPool | None = None
 
     def _environment(
@@ -448,15 +450,21 @@ class Application:
         """Internet egress for the namespaces tier, or None (no egress) with the reason."""
         if settings.egress != EGRESS_INTERNET:
             return None
-        egress = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
-                                            subnet=settings.egress_subnet,
-                                            table=settings.egress_bridge))
-        reason = egress.probe()
-        if reason is not None:
-            log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)
-            return None
-        egress.setup()
+        # A bridge, table and subnet of this server's own (network_slots.py).
+        slot = egress_slots.claim(settings.egress_bridge, settings.egress_subnet)
+        egress = EgressNetwork(slot.config)
+        try:
+            reason = egress.probe()
+            if reason is not None:
+                log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)
+                slot.release()
+                return None
+            egress.setup()
+        except BaseException:
+            slot.release()
+            raise
         self._egress = egress
+        self._egress_slot = slot
         self._netns_pool = NetnsPool(egress)
         self._netns_pool.start()
         return self._netns_pool
@@ -476,6 +484,8 @@ class Application:
             await asyncio.to_thread(self._netns_pool.close)
         if self._egress is not None:
             await asyncio.to_thread(self._egress.teardown)
+        if self._egress_slot is not None:
+            self._egress_slot.release()
         self._control.shutdown(wait=True)
         self._queries.shutdown(wait=True)
         self._log_writer.close()

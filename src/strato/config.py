@@ -46,8 +46,10 @@ class Settings:
     sandbox_binds: tuple[str, ...] = ()
     #: Egress of functions outside a VPC: ``internet`` or ``none``.
     egress: str = "internet"
-    #: The bridge and subnet of internet egress (one pair per strato on a host).
-    egress_bridge: str = "strato0"
+    #: Internet egress: the prefix of the bridge's and nftables table's names, and the pool
+    #: of subnets; each strato on a host takes a slot ``n`` of its own and uses
+    #: ``<prefix><n>`` and the n-th /22 of the pool (``sandbox/network_slots.py``).
+    egress_bridge: str = "strato"
     egress_subnet: str = "10.213.0.0/16"
     #: API authentication: ``sigv4`` (AWS Signature Version 4 with strato's credentials) or
     #: ``none`` (unauthenticated: every request acts as an administrator; development only).
