@@ -36,7 +36,7 @@ from strato.domain.clock import Clock, ScaledClock, SystemClock
 from strato.domain.event_source_mappings import EventSourceMapping
 from strato.domain.models import LATEST, CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
-from strato.errors import CodeStoreError
+from strato.errors import CodeStoreError, SandboxError
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
@@ -451,7 +451,11 @@ class Application:
         if settings.egress != EGRESS_INTERNET:
             return None
         # A bridge, table and subnet of this server's own (network_slots.py).
-        slot = egress_slots.claim(settings.egress_bridge, settings.egress_subnet)
+        try:
+            slot = egress_slots.claim(settings.egress_bridge, settings.egress_subnet)
+        except (OSError, SandboxError) as exc:
+            log.warning("NO INTERNET EGRESS: %s; environments get loopback only", exc)
+            return None
         egress = EgressNetwork(slot.config)
         try:
             reason = egress.probe()
