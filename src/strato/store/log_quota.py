@@ -1,9 +1,9 @@
 """The storage quota of log groups: how many bytes each group holds, and when to delete.
 
-Every log group (one per function) may hold ``quota`` bytes of messages (UTF-8). When an
-append takes a group over it, its oldest events are deleted until it holds at most
-``LOW_WATER`` of the quota, so that deletions come in runs of at least a quarter of the quota
-rather than one per append. The counts live in memory, loaded from the store the first time a
+Every log group (one per function) may hold ``quota`` bytes of messages (UTF-8). When what
+is about to be stored would take a group over it, its oldest events are deleted first, until
+it would hold at most ``LOW_WATER`` of the quota, so that deletions come in runs of about a
+quarter of the quota rather than one per append. The counts live in memory, loaded from the store the first time a
 group is written (one query per group per process, never one per line).
 
 Pure bookkeeping: the caller stores, deletes and says what it did.

@@ -14,9 +14,12 @@ Two bounds hold whatever functions write:
   ``LINE_OVERHEAD`` per line, what a queued line costs in Python). Beyond it ``emit`` drops
   lines and counts them per stream; once the queue has room again, each such stream gets one
   line saying how many bytes it lost (``overflow_line``);
-- disk: each log group holds at most ``quota`` bytes of messages (``log_quota``); the writer
-  deletes a group's oldest events when it goes over, and stores one line saying so in the
-  stream it was writing (``quota_line``).
+- disk: each log group holds at most ``quota`` bytes of messages (``log_quota``). Before
+  storing a batch that would take a group over it, the writer deletes the group's oldest
+  events, and stores one line saying so in the stream it is writing (``quota_line``). A batch
+  is at most a quarter of the quota (plus one record, at most an invocation's log of about
+  1 MiB), which is what keeps a group of the minimum quota (4 MiB) within it. A transaction
+  is at most ``batch_bytes``, which bounds what SQLite's write-ahead log takes at once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 LINE_OVERHEAD = 128
 DEFAULT_MAX_QUEUED = 64 * 1024 * 1024
 DEFAULT_QUOTA = 64 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
 
 #: (group, stream, lines, the bytes they count in the queue).
 Batch = tuple[str, str, list[tuple[int, str]], int]
@@ -45,10 +49,15 @@ class BatchingLogWriter:
     the queue's accounting is split in counters that each thread only increments."""
 
     def __init__(self, store: LogStore, *, interval: float = 0.2, batch: int = 2_000,
-                 quota: int = DEFAULT_QUOTA, max_queued: int = DEFAULT_MAX_QUEUED) -> None:
+                 batch_bytes: int = DEFAULT_BATCH_BYTES, quota: int = DEFAULT_QUOTA,
+                 max_queued: int = DEFAULT_MAX_QUEUED) -> None:
         self._store = store
         self._interval = interval
+        #: A transaction stores at most ``batch`` records, of about ``batch_bytes`` (a
+        #: bound on what SQLite's write-ahead log takes at once).
         self._batch = batch
+        #: A quarter of the quota at most, so that a group can take any batch within it.
+        self._batch_bytes = min(batch_bytes, quota // 4)
         self._quota = LogQuota(quota)
         self._max_queued = max_queued
         self._queue: deque[Batch] = deque()
@@ -108,7 +117,7 @@ class BatchingLogWriter:
                 self._writing = True
                 events: list[LogEvent] = []
                 taken = 0
-                while self._queue and len(events) < self._batch:
+                while self._queue and len(events) < self._batch and taken < self._batch_bytes:
                     group, stream, lines, size = self._queue.popleft()
                     taken += size
                     if lines:
@@ -123,25 +132,31 @@ class BatchingLogWriter:
                     self._writing = False
 
     def _store_within_quota(self, events: list[LogEvent]) -> None:
-        """Store ``events``, then bring every group they went over its quota back under it."""
+        """Store ``events`` within the quota of their groups: a group they would take over it
+        first loses its oldest events, and gets the line saying so with them."""
         quota = self._quota
-        for group in {event.group for event in events}:
+        groups = {event.group for event in events}
+        for group in groups:
             if not quota.knows(group):
                 quota.load(group, self._store.group_bytes(group))
-        self._store.append(events)
         last_stream: dict[str, str] = {}
         for event in events:
             quota.charge(event.group, len(event.message.encode()))
             last_stream[event.group] = event.stream
-        for group, stream in last_stream.items():
-            excess = quota.excess(group)
-            if not excess:
-                continue
-            quota.credit(group, self._store.delete_oldest(group, excess))
-            notice = LogEvent(group, stream, int(time.time() * 1000),
-                              quota_line(group, quota.quota))
-            self._store.append([notice])
-            quota.charge(group, len(notice.message.encode()))
+        now_ms = int(time.time() * 1000)
+        notices = [LogEvent(group, stream, now_ms, quota_line(group, quota.quota))
+                   for group, stream in last_stream.items() if quota.excess(group)]
+        try:
+            for notice in notices:
+                # Deleted before the append, so the group never holds its quota and a batch.
+                group = notice.group
+                quota.charge(group, len(notice.message.encode()))
+                quota.credit(group, self._store.delete_oldest(group, quota.excess(group)))
+            self._store.append(events + notices if notices else events)
+        except BaseException:
+            for group in groups:  # counted again from the store when next written
+                quota.forget(group)
+            raise
 
 
 def expand(message: str) -> list[str]:
