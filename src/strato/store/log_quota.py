@@ -3,8 +3,9 @@
 Every log group (one per function) may hold ``quota`` bytes of messages (UTF-8). When what
 is about to be stored would take a group over it, its oldest events are deleted first, until
 it would hold at most ``LOW_WATER`` of the quota, so that deletions come in runs of about a
-quarter of the quota rather than one per append. The counts live in memory, loaded from the store the first time a
-group is written (one query per group per process, never one per line).
+quarter of the quota rather than one per append. The counts live in memory, loaded from the
+store the first time a group is written (one query per group per process, never one per
+line).
 
 Pure bookkeeping: the caller stores, deletes and says what it did.
 """
