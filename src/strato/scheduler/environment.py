@@ -508,12 +508,21 @@ class ExecutionEnvironment:
             self._cut = 0
 
     def _take_output(self, chunk: bytes) -> None:
+        if self._cut:
+            # The line in ``_partial`` is full: only its end is looked for, nothing copied.
+            end = chunk.find(b"\n")
+            if end < 0:
+                self._cut += len(chunk)
+                return
+            partial, self._partial = self._partial, b""
+            self._keep_line(partial, len(partial) + self._cut + end + 1)
+            self._cut = 0
+            chunk = chunk[end + 1:]
         data = self._partial + chunk if self._partial else chunk
         *complete, rest = data.split(b"\n")
         for line in complete:
-            # What a line counts is its size as written: its newline, and what was cut.
-            self._keep_line(line[:MAX_LINE_BYTES], len(line) + self._cut + 1)
-            self._cut = 0
+            # What a line counts is its size as written, its newline included.
+            self._keep_line(line[:MAX_LINE_BYTES], len(line) + 1)
         if len(rest) > MAX_LINE_BYTES:
             self._cut += len(rest) - MAX_LINE_BYTES
             rest = rest[:MAX_LINE_BYTES]
