@@ -227,7 +227,8 @@ class Application:
         self._codestore = FilesystemCodeStore(data / "code")
         self._interpreters = InterpreterRegistry(settings.interpreters)
         self._sandbox = self._make_sandbox(settings, data)
-        self._log_writer = BatchingLogWriter(self._log_store)
+        self._log_writer = BatchingLogWriter(self._log_store,
+                                             quota=settings.log_quota_mb * 1024 * 1024)
         self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
         self._queries = ThreadPoolExecutor(2, thread_name_prefix="strato-query")
         #: strato's built-in SQS-compatible queues (their own file, ``queues.db``): served on
