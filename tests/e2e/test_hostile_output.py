@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,52 @@ def test_delete_ends_a_flooding_environment_at_once(hostile: TierServer) -> None
     wait_until(lambda: hostile.host.gone(env_id, pids), timeout=3,
                what=f"the environment {env_id} is gone")
     assert _settles(hostile) - size_before < DATA_DIR_SLACK
+
+
+#: A handler that floods its own invocation until its timeout: busy, not idle.
+BUSY_FLOODER = r'''
+import os
+
+LINE = b"z" * 8191 + b"\n"
+
+
+def handler(event, context):
+    while True:
+        os.write(1, LINE)
+'''
+
+
+@pytest.mark.timeout(120)
+def test_delete_ends_a_busy_flooding_environment_at_once(hostile: TierServer) -> None:
+    """Its invocation in flight fails at once, rather than running out its 30 s timeout."""
+    name = unique("busyflood")
+    create(hostile.client, name, {"app.py": BUSY_FLOODER}, MemorySize=256, Timeout=30)
+    before = hostile.host.environment_cgroups()
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        response = hostile.client.invoke(FunctionName=name, Payload=b"{}")
+        outcome["error"] = response.get("FunctionError")
+        outcome["payload"] = json.loads(response["Payload"].read())
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_until(lambda: bool(hostile.host.environment_cgroups() - before), timeout=15,
+               what="the flooding environment starts")
+    (env_id,) = hostile.host.environment_cgroups() - before
+    wait_until(lambda: bool(hostile.host.pids_of(env_id)), timeout=15,
+               what="the flooding environment runs")
+    pids = hostile.host.pids_of(env_id)
+    started = time.monotonic()
+    hostile.client.delete_function(FunctionName=name)
+    wait_until(lambda: hostile.host.gone(env_id, pids), timeout=3,
+               what=f"the busy environment {env_id} is gone")
+    caller.join(timeout=10)
+    assert not caller.is_alive()
+    assert time.monotonic() - started < 10
+    assert outcome["error"] == "Unhandled", outcome
+    assert outcome["payload"]["errorType"] == "Runtime.ExitError", outcome
+    assert "the function was deleted" in outcome["payload"]["errorMessage"], outcome
 
 
 @pytest.mark.timeout(120)

@@ -196,6 +196,11 @@ class ExecutionEnvironment:
 
     # lifecycle -------------------------------------------------------------------------
     @property
+    def current(self) -> Invocation | None:
+        """The invocation assigned and not yet finished, if any."""
+        return self._current
+
+    @property
     def dead(self) -> bool:
         """True once the environment is DEAD (it never leaves that state)."""
         return self.state is State.DEAD
