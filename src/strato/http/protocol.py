@@ -33,7 +33,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 
 import httptools
@@ -69,7 +69,7 @@ class Endpoint:
     """What every connection of one server shares: its handler, body limits, ``HttpLimits``,
     deadline sweep and connection slots."""
 
-    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit")
+    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit", "closed")
 
     def __init__(self, handler: Handler, body_limit: BodyLimit, limits: HttpLimits,
                  sweep: DeadlineSweep) -> None:
@@ -81,6 +81,8 @@ class Endpoint:
         #: The most a head may hold: target, fields and framing.
         self.head_limit = (limits.max_url_bytes + limits.max_header_bytes
                            + _HEAD_FRAMING + 4 * limits.max_headers)
+        #: Told when one of the connections closes (a ``Listener`` counts them).
+        self.closed: Callable[[], None] | None = None
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -152,6 +154,8 @@ class HttpProtocol(asyncio.Protocol):
         self._held.clear()
         self._endpoint.slots.leave(self)
         self._endpoint.sweep.unwatch(self)
+        if self._endpoint.closed is not None:
+            self._endpoint.closed()
 
     def eof_received(self) -> bool | None:
         # The transport closes itself. A client that shuts its side gets no more answers: a
