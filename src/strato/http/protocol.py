@@ -306,6 +306,8 @@ class HttpProtocol(asyncio.Protocol):
             self._enqueue(request)
         else:  # the common case, without a call more
             self._dispatch(request)
+            if self._stopped:  # answered with ``close``: parse nothing after it
+                raise _Stop
 
     # requests --------------------------------------------------------------------------
     def _refuse_body(self) -> None:
@@ -357,13 +359,18 @@ class HttpProtocol(asyncio.Protocol):
                 self.write_response(500, [("Content-Type", "text/plain")], b"internal error")
 
     # responses -------------------------------------------------------------------------
-    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        """Write the answer of the request the handler holds (``Responder.send``)."""
+    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes, *,
+                       close: bool = False) -> None:
+        """Write the answer of the request the handler holds (``Responder.send``); with
+        ``close``, the connection's last: requests read after it are dropped."""
         transport = self._transport
         self._busy = False
         self._mark += 1
         if transport is None or transport.is_closing():
             return
+        if close:
+            self._stop()
+            self._queue.clear()
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         for name, value in headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))

@@ -22,7 +22,7 @@ MAX_URL_BYTES = 2 * 1024
 #: ``Lambda-Runtime-Function-XRay-Error-Cause`` field of an error post, up to 1 MiB (its own
 #: cap): a smaller limit would refuse a deep stack's error post. The rest of a runtime's
 #: fields fit in 8 KiB.
-MAX_HEADER_BYTES = 1024 * 1024 + 8 * 1024
+MAX_HEADER_BYTES = 128 * 1024
 #: Runtimes send fewer than ten fields.
 MAX_HEADERS = 32
 #: A runtime waits for each answer; one request read ahead is plenty, and each one queued may
