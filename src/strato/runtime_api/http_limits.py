@@ -18,10 +18,12 @@ from strato.http.limits import HttpLimits
 #: The longest target is ``/2018-06-01/runtime/invocation/<request id>/response`` (about 80
 #: bytes); 2 KiB leaves room for a runtime that adds a query string.
 MAX_URL_BYTES = 2 * 1024
-#: awslambdaric sends an error's X-Ray cause (the stack, as JSON) in the
-#: ``Lambda-Runtime-Function-XRay-Error-Cause`` field of an error post, up to 1 MiB (its own
-#: cap): a smaller limit would refuse a deep stack's error post. The rest of a runtime's
-#: fields fit in 8 KiB.
+#: awslambdaric sends an error's X-Ray cause (the stack, as JSON, about 100 bytes a frame) in
+#: the ``Lambda-Runtime-Function-XRay-Error-Cause`` field of an error post, up to 1 MiB (AWS's
+#: own limit). 128 KiB holds a stack as deep as Python's default recursion limit; a deeper
+#: one's error post is refused (431). A full 1 MiB let a function's endless heads on its 8
+#: connections raise strato's resident memory by about 100 MB (each head is buffered as it
+#: grows); 128 KiB keeps it near 30 MB.
 MAX_HEADER_BYTES = 128 * 1024
 #: Runtimes send fewer than ten fields.
 MAX_HEADERS = 32
