@@ -204,7 +204,6 @@ def test_endless_request_heads_are_refused_431(attacked: tuple[TierServer, str])
     outcomes, peaks = _watched_attack(hostile, name, {
         "mode": "endless_head", "children": 8, "connections": 50, "seconds": 6})
     _assert_strato_unharmed(peaks, outcomes)
-    print(f"{hostile.tier}: {peaks}, {outcomes}")
     assert outcomes["opened"] == 400, outcomes
     # Served connections are refused and closed (a reset can overtake the answer: the
     # attacker keeps writing); the others are not accepted until a served one closes.
@@ -220,7 +219,6 @@ def test_an_endless_request_target_is_refused_414(attacked: tuple[TierServer, st
     outcomes, peaks = _watched_attack(hostile, name, {
         "mode": "endless_target", "children": 8, "connections": 50, "seconds": 6})
     _assert_strato_unharmed(peaks, outcomes)
-    print(f"{hostile.tier}: {peaks}, {outcomes}")
     assert outcomes.get("414, closed", 0) >= http_limits.MAX_CONNECTIONS, outcomes
     assert set(outcomes) <= {"opened", "414, closed", "414, reset", "no answer, reset",
                              "no answer, open"}, outcomes
@@ -233,7 +231,6 @@ def test_pipelined_requests_never_read_stay_bounded(attacked: tuple[TierServer, 
     outcomes, peaks = _watched_attack(hostile, name, {
         "mode": "pipelined", "children": 8, "connections": 50, "seconds": 6})
     _assert_strato_unharmed(peaks, outcomes)
-    print(f"{hostile.tier}: {peaks}, {outcomes}")
     assert outcomes["opened"] == 400, outcomes
 
 
@@ -246,5 +243,4 @@ def test_25_000_connections_held_open_leave_strato_its_descriptors(
     outcomes, peaks = _watched_attack(hostile, name, {
         "mode": "hold", "children": 40, "connections": 625, "seconds": 8})
     _assert_strato_unharmed(peaks, outcomes)
-    print(f"{hostile.tier}: {peaks}, {outcomes}")
     assert outcomes["opened"] + outcomes.get("connect failed", 0) == 25_000, outcomes
