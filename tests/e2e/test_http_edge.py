@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from strato.http.limits import HttpLimits
+from strato.runtime_api import http_limits as rt_limits
 from tests.conftest import make_zip
 from tests.e2e.async_support import eventually, starts
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
@@ -376,10 +377,11 @@ status_of() {  # the status line's code of the answer to the request on stdin
   exec 3<&- 3>&-
   echo "${code:-none}"
 }
-big=$(head -c 200000 /dev/zero | tr '\0' a)
-header=$(printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\nX-Big: %s\r\n\r\n' "$big" | status_of)
-line=$(printf 'GET /2018-06-01/runtime/%s HTTP/1.1\r\nHost: r\r\n\r\n' "$big" | status_of)
-many=$( { printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\n'; for i in $(seq 10000); do printf 'X-%d: y\r\n' "$i"; done; printf '\r\n'; } | status_of)
+big_field=$(head -c "$FIELD_BYTES" /dev/zero | tr '\0' a)
+long_target=$(head -c "$TARGET_BYTES" /dev/zero | tr '\0' a)
+header=$(printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\nX-Big: %s\r\n\r\n' "$big_field" | status_of)
+line=$(printf 'GET /2018-06-01/runtime/%s HTTP/1.1\r\nHost: r\r\n\r\n' "$long_target" | status_of)
+many=$( { printf 'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: r\r\n'; for i in $(seq "$FIELDS"); do printf 'X-%d: y\r\n' "$i"; done; printf '\r\n'; } | status_of)
 answer="{\"header\": \"$header\", \"line\": \"$line\", \"many\": \"$many\"}"
 while true; do
   exec 4<>"/dev/tcp/$host/$port"
@@ -402,13 +404,20 @@ done
 """
 
 
-def test_an_environments_runtime_api_has_the_same_limits(lam: Any) -> None:
-    """A custom runtime sends an oversized header, an oversized request line and 10,000
-    header fields to its own Runtime API, and reports what it was answered."""
+def test_an_environments_runtime_api_has_its_own_tighter_limits(lam: Any) -> None:
+    """A custom runtime sends a header section, a request target and a number of header
+    fields each one over the Runtime API's own limits (``runtime_api/http_limits.py``, below
+    the edge's) to its own Runtime API, and reports what it was answered."""
     name = "edge-runtime-api"
+    sizes = {"FIELD_BYTES": str(rt_limits.MAX_HEADER_BYTES + 1),
+             "TARGET_BYTES": str(rt_limits.MAX_URL_BYTES + 1),
+             "FIELDS": str(rt_limits.MAX_HEADERS + 1)}
+    assert LIMITS.max_url_bytes > rt_limits.MAX_URL_BYTES
+    assert LIMITS.max_headers > rt_limits.MAX_HEADERS
     lam.create_function(
         FunctionName=name, Runtime="provided.al2023", Role=ROLE, Handler="probe",
         Code={"ZipFile": make_zip({"bootstrap": PROBING_BOOTSTRAP}, modes={"bootstrap": 0o755})},
+        Environment={"Variables": sizes},
     )
     lam.get_waiter("function_active_v2").wait(FunctionName=name,
                                                WaiterConfig={"Delay": 1, "MaxAttempts": 60})

@@ -261,6 +261,29 @@ def test_connection_close_ends_the_connection_after_its_answer() -> None:
     assert transport.eof_written
 
 
+def test_an_answer_sent_with_close_is_the_connections_last() -> None:
+    """A handler that closes with its answer (the Runtime API's refusals): the requests
+    pipelined after it, in the same read or queued behind a held one, are never handled."""
+    handled: list[str] = []
+
+    def refuse(request: Request, responder: Responder) -> None:
+        handled.append(request.path)
+        responder.send(404, [], b"no", close=True)
+
+    protocol, transport = connect(refuse)  # type: ignore[arg-type]
+    protocol.data_received(get("/bogus") * 50)
+    assert handled == ["/bogus"]
+    assert transport.statuses() == [404]
+    assert b"Connection: close" in transport.written
+    assert transport.eof_written
+    held = Handler()
+    protocol, transport = connect(held)
+    protocol.data_received(get("/held") + get("/queued"))
+    held.responders[0].send(400, [], b"refused", close=True)
+    assert [r.path for r in held.requests] == ["/held"]
+    assert transport.statuses() == [400] and transport.eof_written
+
+
 def test_a_client_that_shuts_its_side_is_closed_even_with_a_request_held() -> None:
     """A runtime that dies while parked on ``next``: its connection must not stay open."""
     handler = Handler()

@@ -2,8 +2,9 @@
 
 One ``HttpLimits`` applies to a server (``strato.http.server.serve``): the API endpoint gets
 the operator's (``Settings.http_limits``); each execution environment's Runtime API gets the
-same, with its idle timeout stretched over the function's timeout (a runtime's connection is
-quiet while the function runs).
+operator's deadlines with sizes of its own (``strato.runtime_api.http_limits``), its idle
+timeout stretched over the function's timeout (a runtime's connection is quiet while the
+function runs).
 
 What a client meets at each limit (nothing reaches the handler, and the connection is closed
 after the answer):
@@ -19,7 +20,8 @@ no request for ``idle_timeout_s``      closed without an answer
 =====================================  =============================================
 
 ``max_pipelined`` and ``max_connections`` are back-pressure, not errors: past them strato stops
-reading (a connection's next requests; a new connection's first ones) until a slot frees.
+reading (a connection's next requests; a new connection's first ones) until a slot frees (a
+``Listener``, as the Runtime API's endpoints use, stops accepting instead).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ import asyncio
 import json
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 
 import httptools
@@ -69,7 +69,7 @@ class Endpoint:
     """What every connection of one server shares: its handler, body limits, ``HttpLimits``,
     deadline sweep and connection slots."""
 
-    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit")
+    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit", "closed")
 
     def __init__(self, handler: Handler, body_limit: BodyLimit, limits: HttpLimits,
                  sweep: DeadlineSweep) -> None:
@@ -81,6 +81,8 @@ class Endpoint:
         #: The most a head may hold: target, fields and framing.
         self.head_limit = (limits.max_url_bytes + limits.max_header_bytes
                            + _HEAD_FRAMING + 4 * limits.max_headers)
+        #: Told when one of the connections closes (a ``Listener`` counts them).
+        self.closed: Callable[[], None] | None = None
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -152,6 +154,8 @@ class HttpProtocol(asyncio.Protocol):
         self._held.clear()
         self._endpoint.slots.leave(self)
         self._endpoint.sweep.unwatch(self)
+        if self._endpoint.closed is not None:
+            self._endpoint.closed()
 
     def eof_received(self) -> bool | None:
         # The transport closes itself. A client that shuts its side gets no more answers: a
@@ -302,6 +306,8 @@ class HttpProtocol(asyncio.Protocol):
             self._enqueue(request)
         else:  # the common case, without a call more
             self._dispatch(request)
+            if self._stopped:  # answered with ``close``: parse nothing after it
+                raise _Stop
 
     # requests --------------------------------------------------------------------------
     def _refuse_body(self) -> None:
@@ -353,13 +359,18 @@ class HttpProtocol(asyncio.Protocol):
                 self.write_response(500, [("Content-Type", "text/plain")], b"internal error")
 
     # responses -------------------------------------------------------------------------
-    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
-        """Write the answer of the request the handler holds (``Responder.send``)."""
+    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes, *,
+                       close: bool = False) -> None:
+        """Write the answer of the request the handler holds (``Responder.send``); with
+        ``close``, the connection's last: requests read after it are dropped."""
         transport = self._transport
         self._busy = False
         self._mark += 1
         if transport is None or transport.is_closing():
             return
+        if close:
+            self._stop()
+            self._queue.clear()
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         for name, value in headers:
             head.append(f"{name}: {value}\r\n".encode("latin-1"))

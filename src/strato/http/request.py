@@ -35,13 +35,16 @@ class Request:
 class ResponseSink(Protocol):
     """Where a ``Responder`` writes: the connection its request came on."""
 
-    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes) -> None:
+    def write_response(self, status: int, headers: Iterable[tuple[str, str]], body: bytes, *,
+                       close: bool = False) -> None:
         ...
 
 
 class Responder:
     """Sends the one response of a request. Calls after the first, or after the client has
-    gone away, are ignored (an invoke whose caller disconnected still completes)."""
+    gone away, are ignored (an invoke whose caller disconnected still completes). ``close``
+    ends the connection after this answer: requests the client sent after it are dropped
+    unanswered."""
 
     __slots__ = ("_sink", "sent")
 
@@ -49,11 +52,12 @@ class Responder:
         self._sink = sink
         self.sent = False
 
-    def send(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"") -> None:
+    def send(self, status: int, headers: Iterable[tuple[str, str]], body: bytes = b"", *,
+             close: bool = False) -> None:
         if self.sent:
             return
         self.sent = True
-        self._sink.write_response(status, headers, body)
+        self._sink.write_response(status, headers, body, close=close)
 
 
 Handler = Callable[[Request, Responder], None]

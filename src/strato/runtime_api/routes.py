@@ -3,6 +3,11 @@
 https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html: ``GET …/invocation/next``,
 ``POST …/invocation/{id}/response``, ``POST …/invocation/{id}/error`` and
 ``POST …/init/error``, answered with the statuses and error bodies AWS's endpoint gives.
+
+A refused request (an unknown route, a refused post, an environment shutting down) closes its
+connection after the answer (``Connection: close``, which every HTTP client honours by
+reconnecting): a runtime makes such a mistake once, while function code that pipelines
+thousands of them would otherwise make strato answer each one.
 """
 
 from __future__ import annotations
@@ -76,7 +81,8 @@ class RuntimeApiRoutes:
     def handle(self, request: Request, responder: Responder) -> None:
         env, path, method = self._env, request.path, request.method
         if env.dead:
-            responder.send(*_error(410, "Runtime.Gone", "environment is shutting down"))
+            responder.send(*_error(410, "Runtime.Gone", "environment is shutting down"),
+                           close=True)
         elif path == _NEXT and method == "GET":
             env.runtime_next(HttpWaiter(responder))
         elif path.startswith(_INVOCATION) and method == "POST":
@@ -88,16 +94,16 @@ class RuntimeApiRoutes:
                 self._answer(responder, env.runtime_error(
                     request_id, request.body, request.headers.get(_ERROR_TYPE)))
             else:
-                responder.send(*_error(404, "NotFound", f"no route {path}"))
+                responder.send(*_error(404, "NotFound", f"no route {path}"), close=True)
         elif path == _INIT_ERROR and method == "POST":
             self._answer(responder, env.runtime_init_error(request.body,
                                                            request.headers.get(_ERROR_TYPE)))
         else:
-            responder.send(*_error(404, "NotFound", f"no route {method} {path}"))
+            responder.send(*_error(404, "NotFound", f"no route {method} {path}"), close=True)
 
     @staticmethod
     def _answer(responder: Responder, outcome: Post) -> None:
         if outcome is Post.ACCEPTED:
             responder.send(202, _JSON, _ACCEPTED)
         else:
-            responder.send(*_REFUSALS[outcome])
+            responder.send(*_REFUSALS[outcome], close=True)

@@ -60,6 +60,9 @@ class EnvironmentProcess(Protocol):
     owned by the caller until ``release``."""
 
     pid: int
+    #: The host uid the environment's processes run as (the sockets they make are this
+    #: uid's: a Runtime API served on a host port serves this uid only).
+    uid: int
     log_fd: int
     exited: asyncio.Future[ExitStatus]
     #: The listening socket of the Runtime API inside the environment's own network, for the

@@ -87,6 +87,7 @@ class LocalProcess:
     def __init__(
         self,
         pid: int,
+        uid: int,
         log_fd: int,
         exited: asyncio.Future[ExitStatus],
         cgroup: EnvironmentCgroup | None,
@@ -96,6 +97,7 @@ class LocalProcess:
         on_release: Callable[[], None],
     ) -> None:
         self.pid = pid
+        self.uid = uid
         self.log_fd = log_fd
         self.exited = exited
         self.runtime_socket = runtime_socket
@@ -432,7 +434,9 @@ class ProcessSandbox:
         # From here the process owns what was acquired for it, released after it exits.
         owned = list(reversed(cleanups))
         cleanups.clear()
-        process = LocalProcess(pid, read_fd, exited, cgroup, spec.memory_mb, runtime_socket,
+        # Without a uid of its own (strato is not root, or unconfined), it runs as strato.
+        process = LocalProcess(pid, uid if uid is not None else os.geteuid(), read_fd, exited,
+                               cgroup, spec.memory_mb, runtime_socket,
                                channel[0] if channel is not None else None,
                                lambda: _run_all(owned))
         if cgroup is None:

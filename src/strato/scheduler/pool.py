@@ -72,6 +72,10 @@ class RuntimeApi(Protocol):
         """After the start: serve ``env`` through what ``process`` brought, added to the
         endpoints ``serve_on_host`` returned (or None)."""
 
+    def close(self) -> None:
+        """Free what serving took beyond each environment's endpoints (the pool calls it
+        once its environments are destroyed)."""
+
 
 def key_of(version: FunctionVersion) -> Key:
     return (version.name, version.version, version.revision_id)
@@ -470,7 +474,7 @@ class EnvironmentPool:
         """Destroy every environment at once and wait up to ``timeout`` seconds for their
         processes to exit: starts in progress are cancelled, every process tree is killed
         before any exit is awaited (the kernel tears them down in parallel), and each one's
-        resources are released as its exit is reported."""
+        resources are released as its exit is reported. Then closes the Runtime API server."""
         self._closing = True
         if self._reaper is not None:
             self._reaper.cancel()
@@ -487,3 +491,4 @@ class EnvironmentPool:
             await asyncio.wait(list(self._starting), timeout=timeout)
         if waits:
             await asyncio.wait(waits, timeout=timeout)
+        self._runtime_api.close()
