@@ -437,6 +437,14 @@ def make_socketpair(kind):
         return b.recv(16).decode()
 
 
+def make_socketpair_of(family, kind):
+    """socketpair(2) with these numbers; "made" if the kernel (and the filter) allowed it."""
+    a, b = socket.socketpair(family, kind)
+    a.close()
+    b.close()
+    return "made"
+
+
 def leave(status):
     os._exit(status)
 
@@ -517,7 +525,8 @@ def fill(directory, megabytes):
 
 ACTIONS = {"read": read, "list": listdir, "write": write, "overwrite": overwrite,
            "connect": connect, "connect_many": connect_many, "udp": udp, "unix": unix,
-           "socket": make_socket, "socketpair": make_socketpair, "exit": leave,
+           "socket": make_socket, "socketpair": make_socketpair,
+           "socketpair_of": make_socketpair_of, "exit": leave,
            "ptrace": ptrace, "refused": refused, "identity": identity,
            "secret_in_memory": secret_in_memory, "fill": fill}
 
