@@ -242,6 +242,20 @@ def host_ids(pid: int) -> tuple[list[int], list[int]] | None:
     return [int(v) for v in fields["Uid"].split()], [int(v) for v in fields["Gid"].split()]
 
 
+def is_namespace_init(pid: int) -> bool:
+    """Whether ``pid`` is pid 1 of a pid namespace below the host's: a namespaces-tier
+    environment's init (``guest/reaper.py``), root by design."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if line.startswith("NSpid:"):
+            numbers = line.split()[1:]
+            return len(numbers) > 1 and numbers[-1] == "1"
+    return False
+
+
 def cmdline_of(pid: int) -> list[str]:
     return [a.decode() for a in _cmdline(pid).split(b"\0") if a]
 
