@@ -36,7 +36,7 @@ from strato.domain.clock import Clock, ScaledClock, SystemClock
 from strato.domain.event_source_mappings import EventSourceMapping
 from strato.domain.models import LATEST, CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import python_version
-from strato.errors import CodeStoreError
+from strato.errors import CodeStoreError, SandboxError
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
@@ -49,11 +49,12 @@ from strato.queue.sqlite_events import SqliteEventStore
 from strato.queue.worker import AsyncWorker, FunctionTarget
 from strato.queue.writer import EventWriter
 from strato.runtime_api.endpoints import RuntimeApiServer
+from strato.sandbox import network_slots as egress_slots
 from strato.sandbox import tiers
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
-from strato.sandbox.network import EgressConfig, EgressNetwork
+from strato.sandbox.network import EgressNetwork
 from strato.sandbox.network_pool import NetnsPool
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.aliases import AliasService
@@ -111,6 +112,7 @@ class Application:
         self.port = settings.port
         self._server: asyncio.Server | None = None
         self._egress: EgressNetwork | None = None
+        self._egress_slot: egress_slots.EgressSlot | None = None
         self._netns_pool: NetnsPool | None = None
 
     def _environment(
@@ -122,11 +124,10 @@ class Application:
         (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html)."""
         region = self.settings.default_region
         variables = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin:" + os.environ.get("PATH", ""),
+            **self._sandbox.path_variables(),
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LAMBDA_TASK_ROOT": task_root,
-            "LAMBDA_RUNTIME_DIR": str(Path(__file__).parent / "sandbox" / "guest"),
             "_HANDLER": version.handler,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
@@ -226,7 +227,8 @@ class Application:
         self._codestore = FilesystemCodeStore(data / "code")
         self._interpreters = InterpreterRegistry(settings.interpreters)
         self._sandbox = self._make_sandbox(settings, data)
-        self._log_writer = BatchingLogWriter(self._log_store)
+        self._log_writer = BatchingLogWriter(self._log_store,
+                                             quota=settings.log_quota_mb * 1024 * 1024)
         self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
         self._queries = ThreadPoolExecutor(2, thread_name_prefix="strato-query")
         #: strato's built-in SQS-compatible queues (their own file, ``queues.db``): served on
@@ -449,15 +451,25 @@ class Application:
         """Internet egress for the namespaces tier, or None (no egress) with the reason."""
         if settings.egress != EGRESS_INTERNET:
             return None
-        egress = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
-                                            subnet=settings.egress_subnet,
-                                            table=settings.egress_bridge))
-        reason = egress.probe()
-        if reason is not None:
-            log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)
+        # A bridge, table and subnet of this server's own (network_slots.py).
+        try:
+            slot = egress_slots.claim(settings.egress_bridge, settings.egress_subnet)
+        except (OSError, SandboxError) as exc:
+            log.warning("NO INTERNET EGRESS: %s; environments get loopback only", exc)
             return None
-        egress.setup()
+        egress = EgressNetwork(slot.config)
+        try:
+            reason = egress.probe()
+            if reason is not None:
+                log.warning("NO INTERNET EGRESS: %s; environments get loopback only", reason)
+                slot.release()
+                return None
+            egress.setup()
+        except BaseException:
+            slot.release()
+            raise
         self._egress = egress
+        self._egress_slot = slot
         self._netns_pool = NetnsPool(egress)
         self._netns_pool.start()
         return self._netns_pool
@@ -477,6 +489,8 @@ class Application:
             await asyncio.to_thread(self._netns_pool.close)
         if self._egress is not None:
             await asyncio.to_thread(self._egress.teardown)
+        if self._egress_slot is not None:
+            self._egress_slot.release()
         self._control.shutdown(wait=True)
         self._queries.shutdown(wait=True)
         self._log_writer.close()

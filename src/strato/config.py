@@ -14,6 +14,7 @@ from strato.http.limits import HttpLimits
 
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
+MIN_LOG_QUOTA_MB = 4
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,10 @@ class Settings:
     sandbox_binds: tuple[str, ...] = ()
     #: Egress of functions outside a VPC: ``internet`` or ``none``.
     egress: str = "internet"
-    #: The bridge and subnet of internet egress (one pair per strato on a host).
-    egress_bridge: str = "strato0"
+    #: Internet egress: the prefix of the bridge's and nftables table's names, and the pool
+    #: of subnets; each strato on a host takes a slot ``n`` of its own and uses
+    #: ``<prefix><n>`` and the n-th /22 of the pool (``sandbox/network_slots.py``).
+    egress_bridge: str = "strato"
     egress_subnet: str = "10.213.0.0/16"
     #: API authentication: ``sigv4`` (AWS Signature Version 4 with strato's credentials) or
     #: ``none`` (unauthenticated: every request acts as an administrator; development only).
@@ -77,10 +80,17 @@ class Settings:
     http_request_timeout_s: float = HttpLimits.request_timeout_s
     http_idle_timeout_s: float = HttpLimits.idle_timeout_s
     max_connections: int = HttpLimits.max_connections
+    #: Megabytes of log messages each function's log group may hold (``--log-quota-mb``,
+    #: ``STRATO_LOG_QUOTA_MB``); its oldest events are deleted beyond it.
+    log_quota_mb: int = 64
 
     def __post_init__(self) -> None:
-        """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range."""
+        """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range,
+        and for a log quota under ``MIN_LOG_QUOTA_MB``."""
         _ = self.http_limits
+        if self.log_quota_mb < MIN_LOG_QUOTA_MB:
+            raise ValueError(f"the log quota must be at least {MIN_LOG_QUOTA_MB} MB (an "
+                             f"invocation's log alone can take 1 MB), not {self.log_quota_mb}")
 
     @property
     def http_limits(self) -> HttpLimits:
@@ -138,6 +148,7 @@ class Settings:
             ("STRATO_HTTP_REQUEST_TIMEOUT", "http_request_timeout_s", float),
             ("STRATO_HTTP_IDLE_TIMEOUT", "http_idle_timeout_s", float),
             ("STRATO_MAX_CONNECTIONS", "max_connections", int),
+            ("STRATO_LOG_QUOTA_MB", "log_quota_mb", int),
         ):
             if env.get(variable):
                 values[name] = kind(env[variable])

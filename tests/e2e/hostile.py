@@ -34,6 +34,8 @@ from typing import Any
 import pytest
 
 from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.network import EgressConfig, EgressNetwork
+from strato.sandbox.network_slots import LOCK_DIR, slot_config
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 
@@ -85,6 +87,17 @@ def open_up(path: Path, base: Path) -> None:
             break
 
 
+def interpreter_prefix() -> str:
+    """The host prefix (resolved) of the python3.11 servers' functions run on."""
+    interpreter = InterpreterRegistry().find("3.11")
+    if interpreter is None:
+        pytest.skip("no python3.11 on this host")
+    done = subprocess.run([interpreter, "-E", "-S", "-c",
+                           "import os, sys; print(os.path.realpath(sys.base_prefix))"],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
 def fallback_interpreter() -> str:
     """A python3.11 that other users can run and import from: the default one when its
     directories are traversable, else one from the system directories."""
@@ -123,6 +136,32 @@ def serve_tier(tier: str, tmp_path_factory: pytest.TempPathFactory, *, egress: s
         client.close()
         stop_server(server)
         _assert_no_tmp_mounts_left(server.process.pid)
+
+
+# --- internet egress ----------------------------------------------------------------------
+
+
+def internet(prefix: str, pool: str) -> dict[str, str]:
+    """The settings of a server with internet egress whose bridge and table are named
+    ``<prefix><slot>`` and whose subnet is its slot's /22 of ``pool``, after checking that
+    the host can give it (skips where it cannot, fails in CI)."""
+    reason = EgressNetwork(slot_config(0, prefix, pool)).probe()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"internet egress unavailable in CI: {reason}")
+        pytest.skip(f"internet egress is unavailable here: {reason}")
+    return {"STRATO_EGRESS": "internet", "STRATO_EGRESS_BRIDGE": prefix,
+            "STRATO_EGRESS_SUBNET": pool}
+
+
+def egress_of(server_pid: int) -> EgressConfig:
+    """The bridge, table and subnet of a running server, as its slot's lock file says
+    (``sandbox/network_slots.py``)."""
+    for lock in Path(LOCK_DIR).glob("*.lock"):
+        fields = lock.read_text().split()
+        if fields and fields[0] == str(server_pid):
+            return EgressConfig(bridge=fields[1], table=fields[2], subnet=fields[3])
+    raise AssertionError(f"strato {server_pid} holds no egress slot")
 
 
 # --- mounts -------------------------------------------------------------------------------

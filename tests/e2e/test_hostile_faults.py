@@ -252,7 +252,7 @@ def test_a_gigabyte_on_stdout(hostile: TierServer) -> None:
     assert "FunctionError" not in response, payload
     assert payload == faulty.env_id
     tail = base64.b64decode(response["LogResult"]).decode()
-    dropped = re.search(r"\[strato: (\d+) bytes of output dropped\]", tail)
+    dropped = re.search(r"\[strato: (\d+) bytes of output dropped: ", tail)
     assert dropped is not None, tail
     assert int(dropped.group(1)) >= (1024 - 2) << 20
     assert _rss_kb(hostile.pid) - rss_before < 100 * 1024

@@ -42,6 +42,7 @@ from tests.e2e.hostile import (
     create,
     denied,
     host_ids,
+    interpreter_prefix,
     invoke,
     is_namespace_init,
     probe,
@@ -128,10 +129,13 @@ def test_root_home_is_out_of_reach(hostile: TierServer, prober: str) -> None:
     for path, outcome in zip(host_files, reads, strict=True):
         assert denied(outcome, HIDDEN[hostile.tier]), (path, outcome)
     if hostile.tier == "namespaces" and listing["ok"]:
-        # /root exists only to hold the mount points on the way to an interpreter bound from
-        # below it (pyenv's): the host's own entries are not there.
+        # /root exists only on the way to the symlink that stands at the host path of an
+        # interpreter from below it (pyenv's), pointing at /var/lang where the interpreter is
+        # shown: the host's own entries are not there.
+        prefix = interpreter_prefix()
         for entry in listing["result"]:
-            assert own["executable"].startswith(f"/root/{entry}/"), listing
+            assert prefix.startswith(f"/root/{entry}/"), listing
+        assert own["executable"].startswith("/var/lang/"), own
     elif hostile.tier == "namespaces":
         assert denied(listing, "ENOENT"), listing
     else:

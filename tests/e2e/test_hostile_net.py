@@ -28,12 +28,13 @@ from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork
 from tests.e2e.hostile import (
     PROBER,
     TierServer,
     create,
     denied,
+    egress_of,
+    internet,
     open_up,
     probe,
     serve_tier,
@@ -42,7 +43,7 @@ from tests.e2e.hostile import (
 
 MODES = [("namespaces", "none"), ("namespaces", "internet"), ("fallback", "none")]
 TAG = os.getpid() % 250 + 1
-EGRESS = EgressConfig(bridge=f"stratot{TAG}", subnet="10.214.0.0/16")
+EGRESS_PREFIX, EGRESS_POOL = f"stt{TAG}", "10.214.0.0/16"
 REMOTE_NETNS = f"strato-hostile-{os.getpid()}"
 REMOTE_HOST_END = f"sthr{os.getpid() % 100000}"
 REMOTE_HOST_SIDE, REMOTE_SIDE = f"100.65.{TAG}.1", f"100.65.{TAG}.2"
@@ -101,13 +102,8 @@ def hostile(request: pytest.FixtureRequest,
     with contextlib.ExitStack() as stack:
         env = {}
         if egress == "internet":
-            reason = EgressNetwork(EGRESS).probe()
-            if reason is not None:
-                if os.environ.get("CI"):
-                    pytest.fail(f"internet egress unavailable in CI: {reason}")
-                pytest.skip(f"internet egress is unavailable here: {reason}")
+            env = internet(EGRESS_PREFIX, EGRESS_POOL)
             stack.enter_context(remote_host())
-            env = {"STRATO_EGRESS_BRIDGE": EGRESS.bridge, "STRATO_EGRESS_SUBNET": EGRESS.subnet}
         yield stack.enter_context(serve_tier(tier, tmp_path_factory, egress=egress, env=env))
 
 
@@ -191,7 +187,7 @@ def _targets(hostile: TierServer, port: int) -> list[list[Any]]:
     """Where an environment might find a host service on ``port``: the loopback, and in
     internet mode every address of the host (the bridge's gateway among them)."""
     if hostile.egress == "internet":
-        assert str(EGRESS.gateway) in host_addresses()
+        assert str(egress_of(hostile.pid).gateway) in host_addresses()
         return [[address, port] for address in host_addresses()]
     return [["127.0.0.1", port]]
 

@@ -19,10 +19,9 @@ from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
-from tests.e2e.hostile import HostView
+from tests.e2e.hostile import HostView, egress_of, internet
 
 NOOP = {"app.py": "def handler(event, context):\n    return None\n"}
 BURST = 200
@@ -33,25 +32,16 @@ READY_WITHIN_S = 120
 STOP_WITHIN_S = 30
 
 
-def _egress(tag: int) -> EgressConfig:
-    return EgressConfig(bridge=f"stsc{tag}{os.getpid() % 1000}", subnet=f"10.{225 + tag}.0.0/16",
-                        table=f"strato_scale_{tag}_{os.getpid()}")
-
-
-def _start(tmp_path: Path, config: EgressConfig) -> StratoServer:
-    reason = EgressNetwork(config).probe()
-    if reason is not None:
-        if os.environ.get("CI"):
-            pytest.fail(f"internet egress unavailable in CI: {reason}")
-        pytest.skip(f"internet egress is unavailable here: {reason}")
-    return start_server(tmp_path, "--account-concurrency", "1000", "--keep-alive", "600", env={
-        "STRATO_EGRESS": "internet", "STRATO_EGRESS_BRIDGE": config.bridge,
-        "STRATO_EGRESS_SUBNET": config.subnet})
+def _start(tmp_path: Path, tag: int) -> StratoServer:
+    """A server with internet egress (bridge ``sc<tag><pid><slot>``, a /22 of
+    10.<225 + tag>.0.0/16)."""
+    return start_server(tmp_path, "--account-concurrency", "1000", "--keep-alive", "600",
+                        env=internet(f"sc{tag}{os.getpid() % 1000}", f"10.{225 + tag}.0.0/16"))
 
 
 @pytest.fixture
 def burst_server(tmp_path: Path) -> Iterator[StratoServer]:
-    server = _start(tmp_path, _egress(1))
+    server = _start(tmp_path, 1)
     yield server
     stop_server(server)
 
@@ -99,8 +89,8 @@ def _host_links(prefix: str) -> list[str]:
 
 def test_one_sigterm_stops_a_server_full_of_environments_and_leaves_nothing(
         tmp_path: Path) -> None:
-    config = _egress(2)
-    server = _start(tmp_path, config)
+    server = _start(tmp_path, 2)
+    config = egress_of(server.process.pid)
     try:
         client = client_for(server.endpoint)
         version = _provision(client, "held", TEARDOWN)

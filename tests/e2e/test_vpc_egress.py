@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
+from tests.e2e.hostile import internet
 
 INTERFACES = (
     "import socket\n"
@@ -23,13 +23,8 @@ VPC = {"SubnetIds": ["subnet-0abc"], "SecurityGroupIds": ["sg-0abc"]}
 
 @pytest.fixture(scope="module")
 def internet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratoServer]:
-    config = EgressConfig(bridge="stratov0", subnet="10.215.0.0/16", table="stratov")
-    reason = EgressNetwork(config).probe()
-    if reason is not None:
-        pytest.skip(f"internet egress is unavailable here: {reason}")
-    server = start_server(tmp_path_factory.mktemp("vpc"), env={
-        "STRATO_EGRESS": "internet", "STRATO_EGRESS_BRIDGE": config.bridge,
-        "STRATO_EGRESS_SUBNET": config.subnet})
+    server = start_server(tmp_path_factory.mktemp("vpc"),
+                          env=internet("stv", "10.215.0.0/16"))
     yield server
     stop_server(server)
 

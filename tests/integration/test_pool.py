@@ -88,6 +88,10 @@ class CountingSandbox:
         root: str = self.inner.task_root(code_dir)
         return root
 
+    def path_variables(self) -> dict[str, str]:
+        variables: dict[str, str] = self.inner.path_variables()
+        return variables
+
     async def prepare(self, python_version: str | None) -> None:
         await self.inner.prepare(python_version)
 
@@ -110,6 +114,9 @@ class FailingSandbox(CountingSandbox):
 
     def task_root(self, code_dir: str) -> str:
         return code_dir
+
+    def path_variables(self) -> dict[str, str]:
+        return {"PATH": "/usr/bin:/bin"}
 
     async def close(self) -> None:
         pass
@@ -158,6 +165,8 @@ def run_with_pool(tmp_path: Path, test: Callable[[Harness], Coroutine[Any, Any, 
                 InterpreterRegistry(), tier=Tier.UNCONFINED, work_dir=str(tmp_path / "sandbox"),
                 use_cgroups=False, limit_cpu=False))
         sink = Sink()
+        # The application is not started: its environment variables read this sandbox.
+        application._sandbox = sandbox  # type: ignore[assignment]
         pool = EnvironmentPool(sandbox, RuntimeApiServer(), sink, application._environment,
                                lambda _: str(code_dir),
                                keep_alive_s=60, account_concurrency=pool_args.pop("account", 100),
@@ -378,5 +387,32 @@ def test_retire_drops_provisioned_environments_until_reprovisioned(tmp_path: Pat
         assert body["init"] == "provisioned-concurrency" and body["pid"] not in old_pids
         h.pool.provision(CONFIG, updated, 0)
         await until(lambda: not h.sandbox.running(), "unprovisioned")
+
+    run_with_pool(tmp_path, test)
+
+
+def test_an_update_lets_the_invocation_in_flight_finish(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        busy = h.invoke({"sleep": 0.5})
+        await until(lambda: bool(h.sandbox.running()), "the environment runs")
+        h.pool.retire("fn", "1")
+        body = await ok(busy)
+        assert body["init"] == "on-demand"
+        await until(lambda: not h.sandbox.running(), "the retired environment is gone")
+
+    run_with_pool(tmp_path, test)
+
+
+def test_a_delete_ends_the_invocation_in_flight_at_once(tmp_path: Path) -> None:
+    async def test(h: Harness) -> None:
+        busy = h.invoke({"sleep": 30})
+        await until(lambda: bool(h.sandbox.running()), "the environment runs")
+        h.pool.retire("fn", "1", deleted=True)
+        result = await asyncio.wait_for(busy, 5)
+        assert result.function_error == "Unhandled"
+        error = json.loads(result.payload)
+        assert error["errorType"] == "Runtime.ExitError"
+        assert "the function was deleted" in error["errorMessage"]
+        await until(lambda: not h.sandbox.running(), "the environment is gone")
 
     run_with_pool(tmp_path, test)

@@ -896,6 +896,23 @@ class LogStoreContract:
         log_store.append([event("s", 2, "new")])
         assert [s.position > last for s in log_store.query(GROUP)] == [True]
 
+    def test_group_bytes_count_utf8_bytes_of_one_group(self, log_store: LogStore) -> None:
+        assert log_store.group_bytes(GROUP) == 0
+        log_store.append([event("s", 1, "abc"), event("s", 2, "é€"),
+                          event("s", 1, "other", group="/aws/lambda/x")])
+        assert log_store.group_bytes(GROUP) == 3 + 2 + 3
+        assert log_store.group_bytes("/aws/lambda/x") == 5
+
+    def test_delete_oldest_deletes_from_the_oldest_until_enough(self, log_store: LogStore) -> None:
+        log_store.append([event("s1", 9, "a" * 10), event("s2", 1, "b" * 10),
+                          event("s", 1, "kept", group="/aws/lambda/x"), event("s1", 5, "c" * 10)])
+        assert log_store.delete_oldest(GROUP, 15) == 20
+        assert [s.event.message for s in log_store.query(GROUP)] == ["c" * 10]
+        assert log_store.group_bytes(GROUP) == 10
+        assert log_store.delete_oldest(GROUP, 100) == 10
+        assert log_store.delete_oldest(GROUP, 100) == 0
+        assert [s.event.message for s in log_store.query("/aws/lambda/x")] == ["kept"]
+
     def test_concurrent_appends_all_land_in_order(self, log_store: LogStore) -> None:
         threads, batches = 8, 20
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from strato.config import Settings
 from strato.sandbox import tiers
 from strato.sandbox.cgroups import CgroupParent
-from strato.sandbox.network import EgressConfig, EgressNetwork
+from strato.sandbox.network import EgressNetwork
+from strato.sandbox.network_slots import slot_config
 
 
 def report(settings: Settings) -> str:
@@ -22,9 +23,12 @@ def report(settings: Settings) -> str:
         lines.append(f"  cgroup v1: {', '.join(controllers)}")
         cgroups.remove()
     if settings.egress == "internet":
-        reason = EgressNetwork(EgressConfig(bridge=settings.egress_bridge,
-                                            subnet=settings.egress_subnet,
-                                            table=settings.egress_bridge)).probe()
+        try:
+            # The probe makes and removes interfaces of its own: no slot needs to be held.
+            config = slot_config(0, settings.egress_bridge, settings.egress_subnet)
+            reason = EgressNetwork(config).probe()
+        except ValueError as exc:
+            reason = str(exc)
         lines.append("  internet egress (bridge + nftables): "
                      + ("yes" if reason is None else f"no ({reason}); loopback only"))
     else:

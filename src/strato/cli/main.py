@@ -35,6 +35,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         time_scale=args.time_scale, http_header_timeout_s=args.http_header_timeout,
         http_request_timeout_s=args.http_request_timeout,
         http_idle_timeout_s=args.http_idle_timeout, max_connections=args.max_connections,
+        log_quota_mb=args.log_quota_mb,
     )
 
 
@@ -204,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-connections", type=int, default=None,
                        help="connections served at once; more wait unread "
                             "(default 4096; STRATO_MAX_CONNECTIONS)")
+    serve.add_argument("--log-quota-mb", type=int, default=None,
+                       help="megabytes of logs each function keeps; its oldest log events are "
+                            "deleted beyond it (default 64, at least 4; STRATO_LOG_QUOTA_MB)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)

@@ -37,11 +37,20 @@ from strato.errors import SandboxError
 from strato.sandbox.base import EGRESS_INTERNET, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
-from strato.sandbox.rootfs import readable_paths, root_plan, system_binds, system_root_plan
+from strato.sandbox.rootfs import (
+    HOST_SYSTEM_PATH,
+    LAMBDA_LD_LIBRARY_PATH,
+    LAMBDA_PATH,
+    LAMBDA_RUNTIME_DIR,
+    readable_paths,
+    root_plan,
+    system_binds,
+    system_root_plan,
+)
 from strato.sandbox.spares import SparePool
 from strato.sandbox.tiers import Tier
 from strato.sandbox.uids import UidPool
-from strato.sandbox.zygote import Zygote, ZygotePool
+from strato.sandbox.zygote import GUEST_DIR, Zygote, ZygotePool
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +291,16 @@ class ProcessSandbox:
     def task_root(self, code_dir: str) -> str:
         """The path of the function's code as the environment sees it."""
         return TASK_ROOT if self._tier is Tier.NAMESPACES else code_dir
+
+    def path_variables(self) -> dict[str, str]:
+        """``PATH``, ``LAMBDA_RUNTIME_DIR`` and (namespaces tier) ``LD_LIBRARY_PATH`` as an
+        environment sees them: Lambda's values in the namespaces tier, whose root lays things
+        out as Lambda does; without a root of its own, the host's system directories and the
+        runtime's host path."""
+        if self._tier is Tier.NAMESPACES:
+            return {"PATH": LAMBDA_PATH, "LD_LIBRARY_PATH": LAMBDA_LD_LIBRARY_PATH,
+                    "LAMBDA_RUNTIME_DIR": LAMBDA_RUNTIME_DIR}
+        return {"PATH": HOST_SYSTEM_PATH, "LAMBDA_RUNTIME_DIR": str(GUEST_DIR)}
 
     async def prepare(self, python_version: str | None) -> None:
         await self._zygote(python_version)

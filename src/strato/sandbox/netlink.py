@@ -19,7 +19,7 @@ import socket
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 NETLINK_ROUTE = 0
 _SOL_NETLINK = 270
@@ -28,7 +28,7 @@ _NETLINK_CAP_ACK, _NETLINK_EXT_ACK = 10, 11
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_GETADDR = 20, 22
-RTM_NEWROUTE = 24
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 
 _F_REQUEST, _F_MULTI, _F_ACK = 0x1, 0x2, 0x4
 _F_DUMP = 0x300
@@ -42,11 +42,13 @@ _IFLA_INFO_KIND, _IFLA_INFO_DATA, _IFLA_INFO_SLAVE_DATA = 1, 2, 5
 _VETH_INFO_PEER = 1
 _IFLA_BRPORT_ISOLATED = 33
 _IFA_ADDRESS, _IFA_LOCAL = 1, 2
-_RTA_GATEWAY, _RTA_OIF = 5, 4
+_RTA_DST, _RTA_OIF, _RTA_GATEWAY, _RTA_PRIORITY, _RTA_TABLE = 1, 4, 5, 6, 15
 _NLA_TYPE_MASK = 0x3FFF
 
 IFF_UP = 0x1
-_RT_TABLE_MAIN, _RTPROT_BOOT, _RT_SCOPE_UNIVERSE, _RTN_UNICAST = 254, 3, 0, 1
+_RT_TABLE_MAIN, _RTPROT_BOOT, _RTPROT_STATIC, _RT_SCOPE_UNIVERSE = 254, 3, 4, 0
+_RTN_UNICAST, _RTN_UNREACHABLE = 1, 7
+_ESRCH, _EEXIST = 3, 17
 
 _HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port
 _IFINFO = struct.Struct("=BxHiII")  # ifinfomsg: family, type, index, flags, change
@@ -64,6 +66,14 @@ class NetlinkError(OSError):
 class Link:
     index: int
     name: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route of the main table: its destination and metric (priority)."""
+
+    network: IPv4Network
+    metric: int
 
 
 @dataclass(frozen=True)
@@ -268,6 +278,42 @@ class Rtnl:
     def add_address(self, index: int, address: IPv4Address, prefixlen: int) -> None:
         self.request(add_address_message(index, address, prefixlen))
 
+    def unreachable_routes(self) -> list[Route]:
+        """The IPv4 ``unreachable`` routes of the main table."""
+        found = []
+        for _, payload in self.dump(RTM_GETROUTE, _RTMSG.pack(socket.AF_INET, 0, 0, 0, 0, 0,
+                                                              0, 0, 0)):
+            _, dst_len, _, _, table, _, _, kind, _ = _RTMSG.unpack_from(payload)
+            attrs = _attrs(payload, _RTMSG.size)
+            if len(attrs.get(_RTA_TABLE, b"")) == 4:
+                (table,) = struct.unpack("=I", attrs[_RTA_TABLE])
+            if kind != _RTN_UNREACHABLE or table != _RT_TABLE_MAIN:
+                continue
+            raw = attrs.get(_RTA_DST, bytes(4))
+            priority = attrs.get(_RTA_PRIORITY)
+            found.append(Route(IPv4Network((IPv4Address(raw), dst_len)),
+                               struct.unpack("=I", priority)[0] if priority else 0))
+        return found
+
+    def add_unreachable_route(self, network: IPv4Network, metric: int) -> None:
+        """``ip route add unreachable <network> metric <metric>`` in the main table; one
+        that is there already is no error."""
+        try:
+            self.request(unreachable_route_message(RTM_NEWROUTE, network, metric))
+        except NetlinkError as exc:
+            if exc.errno != _EEXIST:
+                raise
+
+    def delete_unreachable_route(self, network: IPv4Network, metric: int) -> bool:
+        """Remove that route; False if there was none."""
+        try:
+            self.request(unreachable_route_message(RTM_DELROUTE, network, metric))
+        except NetlinkError as exc:
+            if exc.errno == _ESRCH:
+                return False
+            raise
+        return True
+
     def addresses(self) -> list[Address]:
         found = []
         for _, payload in self.dump(RTM_GETADDR, _IFADDR.pack(socket.AF_INET, 0, 0, 0, 0)):
@@ -325,3 +371,17 @@ def default_route_message(gateway: IPv4Address, index: int) -> tuple[int, int, b
             _RTMSG.pack(socket.AF_INET, 0, 0, 0, _RT_TABLE_MAIN, _RTPROT_BOOT,
                         _RT_SCOPE_UNIVERSE, _RTN_UNICAST, 0)
             + attr(_RTA_GATEWAY, gateway.packed) + attr(_RTA_OIF, struct.pack("=i", index)))
+
+
+def unreachable_route_message(kind: int, network: IPv4Network, metric: int
+                              ) -> tuple[int, int, bytes]:
+    """Add (``RTM_NEWROUTE``) or delete (``RTM_DELROUTE``) an ``unreachable`` route to
+    ``network`` in the main table with ``metric``: what it covers fails with EHOSTUNREACH
+    where no more specific or lower-metric route exists, rather than following the default
+    route."""
+    flags = _F_CREATE | _F_EXCL if kind == RTM_NEWROUTE else 0
+    return (kind, flags,
+            _RTMSG.pack(socket.AF_INET, network.prefixlen, 0, 0, _RT_TABLE_MAIN, _RTPROT_STATIC,
+                        _RT_SCOPE_UNIVERSE, _RTN_UNREACHABLE, 0)
+            + attr(_RTA_DST, network.network_address.packed)
+            + attr(_RTA_PRIORITY, struct.pack("=I", metric)))

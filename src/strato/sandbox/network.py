@@ -13,9 +13,15 @@ port of the bridge this module sets up::
                                     ...   ───┘   (ports isolated from each other)
 
 ``EgressNetwork.setup`` runs once at platform start: it loads strato's own nftables table
-(``network_rules.py`` explains every rule), creates the bridge and turns IPv4 forwarding on;
-``teardown`` undoes all three. Only these two spawn a program (``nft``); everything per
-environment is netlink from Python (``netlink.py``).
+(``network_rules.py`` explains every rule), adds an ``unreachable`` route to the subnet with
+the highest metric, creates the bridge and turns IPv4 forwarding on; ``teardown`` undoes all
+four, the route last. The route is shadowed by the bridge's own (connected, metric 0) while the
+bridge exists; should the bridge go (deleted by hand, or by another program), the subnet
+fails closed: the host answers "no route to host" for the gateway and every environment's
+address instead of sending packets for them out of its default route. Only ``setup`` and
+``teardown`` spawn a program (``nft``); everything per environment is netlink from Python
+(``netlink.py``). Which bridge, table and subnet a server uses is its own
+(``network_slots.py``).
 
 What stays out of reach of an environment, and how:
 
@@ -74,6 +80,8 @@ _IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 _NFT_TIMEOUT_S = 30
 #: Longest interface name Linux accepts (IFNAMSIZ - 1).
 _IFNAME_MAX = 15
+#: The metric of the subnet's unreachable route: below every other route to it.
+UNREACHABLE_METRIC = 0xFFFFFFFF
 #: How often ``teardown`` looks whether the kernel has removed given-up interfaces.
 _SETTLE_POLL_S = 0.02
 _T = TypeVar("_T")
@@ -158,13 +166,13 @@ class EgressNetwork:
         for bit, name in ((_CAP_NET_ADMIN, "CAP_NET_ADMIN"), (_CAP_SYS_ADMIN, "CAP_SYS_ADMIN")):
             if not caps >> bit & 1:
                 return f"strato lacks {name} (run it as root)"
-        if _nft() is None:
+        if nft_program() is None:
             return "the nft program is not installed (apt-get install nftables)"
         if not os.access(_IP_FORWARD, os.W_OK):
             return f"{_IP_FORWARD} is not writable (read-only /proc/sys)"
         rules = EgressRules(self.config.table, self.bridge, self.subnet)
         try:
-            _run_nft(render_ruleset(rules), check=True)
+            run_nft(render_ruleset(rules), check=True)
         except SandboxError as exc:
             return f"the kernel refused strato's nftables ruleset: {exc}"
         try:
@@ -226,10 +234,12 @@ class EgressNetwork:
                 + (tuple(connected) if self.config.block_host_networks else ()),
                 nameservers=tuple(servers), guard_forwarding=forwarding == "0")
             step = "load the nftables ruleset"
-            _run_nft(render_ruleset(rules))
+            run_nft(render_ruleset(rules))
             self.rules = rules
-            step = f"create the bridge {self.bridge}"
             with Rtnl() as rtnl:
+                step = f"add the unreachable route to {self.subnet}"
+                rtnl.add_unreachable_route(self.subnet, UNREACHABLE_METRIC)
+                step = f"create the bridge {self.bridge}"
                 self._create_bridge(rtnl)
             if forwarding == "0":
                 step = "turn IPv4 forwarding on"
@@ -245,7 +255,8 @@ class EgressNetwork:
 
     def teardown(self, *, settle_s: float = 5.0) -> None:
         """Restore IPv4 forwarding if ``setup`` turned it on, remove the bridge and every
-        ``<bridge>-*`` interface, then the nftables table. Idempotent. Raises SandboxError
+        ``<bridge>-*`` interface, the nftables table, then the unreachable route (kept when
+        something before it failed). Idempotent. Raises SandboxError
         listing what could not be undone, after trying everything.
 
         Interfaces of namespaces already given up go with their namespaces, which the kernel
@@ -269,10 +280,16 @@ class EgressNetwork:
         except OSError as exc:
             problems.append(f"delete the bridge {self.bridge}: {exc}")
         try:
-            _run_nft(delete_script(self.config.table))
+            run_nft(delete_script(self.config.table))
             self.rules = None
         except SandboxError as exc:
             problems.append(f"delete the nftables table: {exc}")
+        if not problems:  # a bridge that could not go keeps the route that closes it
+            try:
+                with Rtnl() as rtnl:
+                    rtnl.delete_unreachable_route(self.subnet, UNREACHABLE_METRIC)
+            except OSError as exc:
+                problems.append(f"delete the unreachable route to {self.subnet}: {exc}")
         if problems:
             raise SandboxError("internet egress teardown: " + "; ".join(problems))
 
@@ -398,12 +415,14 @@ def _effective_capabilities() -> int:
     return 0
 
 
-def _nft() -> str | None:
+def nft_program() -> str | None:
+    """The path of the ``nft`` program, or None when it is not installed."""
     return shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
 
 
-def _run_nft(script: str, *, check: bool = False) -> None:
-    nft = _nft()
+def run_nft(script: str, *, check: bool = False) -> None:
+    """Run ``nft -f -`` (with ``check``: ``--check``) on ``script``. Raises SandboxError."""
+    nft = nft_program()
     if nft is None:
         raise SandboxError("the nft program is not installed")
     argv = [nft, "--check", "-f", "-"] if check else [nft, "-f", "-"]

@@ -2,10 +2,11 @@
 
 Only what runtimes need is bound in, read-only: the system's program and library
 directories, a handful of files from ``/etc`` (TLS roots, resolver and loader
-configuration, time zone), each interpreter's own prefix (added by its zygote), and any
-directory the operator lists. Never the host's root as a whole: the data dir, the store,
-``/root``, ``/home`` and other functions' code stay out of sight. The function's code is
-bound at ``/var/task``; ``/tmp`` is a private tmpfs; ``/opt`` (layers) is empty.
+configuration, time zone), and any directory the operator lists; each zygote adds its
+interpreter's prefix at ``/var/lang`` and strato's guest runtime at ``/var/runtime``, as
+Lambda lays them out (``guest/zygote.py``). Never the host's root as a whole: the data dir,
+the store, ``/root``, ``/home`` and other functions' code stay out of sight. The function's
+code is at ``/var/task``; ``/tmp`` is a private tmpfs; ``/opt`` (layers) is empty.
 """
 
 from __future__ import annotations
@@ -13,6 +14,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from typing import Any
+
+#: Lambda's search paths, as a namespaces-tier environment gets them
+#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
+LAMBDA_LD_LIBRARY_PATH = ("/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
+                          "/var/task:/var/task/lib:/opt/lib")
+LAMBDA_RUNTIME_DIR = "/var/runtime"
+#: PATH without a root of the environment's own (fallback and unconfined tiers): the host's
+#: system directories only, never the PATH strato itself was started with.
+HOST_SYSTEM_PATH = "/usr/local/bin:/usr/bin/:/bin"
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_ENTRIES = (

@@ -20,6 +20,14 @@ The runtime inside reaches the environment through the Runtime API's transports
 channel for strato's built-in one), which turn its requests into ``runtime_next``,
 ``runtime_response``, ``runtime_error`` and ``runtime_init_error``, whichever transport the
 runtime uses. All methods run on the event loop's thread.
+
+Output (stdout and stderr, one pipe) is read as it comes and kept within the budgets of
+``output_budget``: an invocation's lines go to the log with its END and REPORT, what is
+written outside an invocation goes to the log line by line. Between invocations strato stops
+reading once that budget is spent, so a process that keeps writing after its handler returned
+blocks on the full pipe instead of filling strato's memory and disk; the next delivery
+resumes reading. Reading never monopolises the loop: one read per readiness callback, and a
+drain reads at most ``_DRAIN_LIMIT`` bytes.
 """
 
 from __future__ import annotations
@@ -41,12 +49,24 @@ from strato.errors import StratoError
 from strato.sandbox.base import EnvironmentProcess, ExitStatus
 from strato.scheduler import invocation as faults
 from strato.scheduler.invocation import Fault, Invocation, InvocationResult
+from strato.scheduler.output_budget import (
+    BETWEEN_INVOCATIONS_BYTES,
+    INIT_BYTES,
+    MAX_LINE_BYTES,
+    Allowance,
+    InvocationOutput,
+    invocation_dropped_line,
+    outside_dropped_line,
+    paused_line,
+)
 
 log = logging.getLogger(__name__)
 
-#: Output kept per invocation for the log store; beyond it, lines are counted, not kept.
-_MAX_LOG_BYTES_PER_INVOCATION = 1024 * 1024
-_MAX_LINE = 256 * 1024
+_READ_BYTES = 65536
+#: At most this much is read by one drain: more than a pipe holds (an unprivileged writer
+#: may grow it to 1 MiB), so a drain takes what was written before it, and a writer racing
+#: the drain cannot keep the loop in it.
+_DRAIN_LIMIT = 2 * 1024 * 1024
 
 
 class State(enum.Enum):
@@ -162,13 +182,24 @@ class ExecutionEnvironment:
         self._delivered = False
         self._started_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._partial = bytearray()
+        self._partial = b""
+        #: Bytes cut from the line in ``_partial`` (beyond MAX_LINE_BYTES).
+        self._cut = 0
+        #: START of the invocation in flight (and, once it ends, its closing lines).
         self._lines: list[tuple[int, str]] = []
-        self._kept_bytes = 0
-        self._dropped_bytes = 0
+        self._output = InvocationOutput()
+        self._outside = Allowance(INIT_BYTES)
+        #: Reading stopped between invocations (see the module docstring).
+        self._paused = False
+        self._eof = False
         self._death_fault: Fault | None = None
 
     # lifecycle -------------------------------------------------------------------------
+    @property
+    def current(self) -> Invocation | None:
+        """The invocation assigned and not yet finished, if any."""
+        return self._current
+
     @property
     def dead(self) -> bool:
         """True once the environment is DEAD (it never leaves that state)."""
@@ -240,6 +271,7 @@ class ExecutionEnvironment:
             if self._current is not None:
                 self._init_ms = (time.monotonic() - self._spawned_at) * 1000
             self._cancel_timer()
+            self._end_outside_period()
             self._move(State.BUSY if self._current is not None else State.IDLE)
             if self._current is None:
                 self.idle_since = time.monotonic()
@@ -294,6 +326,8 @@ class ExecutionEnvironment:
     def _deliver(self, waiter: EventWaiter) -> None:
         invocation = self._current
         assert invocation is not None
+        if self._paused or self._outside.spent:
+            self._end_outside_period()
         self._delivered = True
         timeout = self.version.timeout
         self._started_at = time.monotonic()
@@ -350,12 +384,14 @@ class ExecutionEnvironment:
         """The invocation's output (what is still in the pipe included), END and REPORT:
         emitted to the sink, and returned. Only while ``invocation`` is the current one."""
         self._drain_output()
+        output, dropped = self._output.take()
+        self._lines.extend(output)
         request_id = invocation.request_id
         now_ms = int(time.time() * 1000)
         if extra_line:
             self._lines.append((now_ms, extra_line))
-        if self._dropped_bytes:
-            self._lines.append((now_ms, f"[strato: {self._dropped_bytes} bytes of output dropped]"))
+        if dropped:
+            self._lines.append((now_ms, invocation_dropped_line(dropped)))
         memory = self.version.memory_size
         used = self.process.peak_memory_mb() if self.process else 0
         report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
@@ -367,7 +403,6 @@ class ExecutionEnvironment:
         self._lines.append((now_ms, f"END RequestId: {request_id}"))
         self._lines.append((now_ms, report))
         lines, self._lines = self._lines, []
-        self._kept_bytes = self._dropped_bytes = 0
         self._sink.emit(self.version.log_group, self.log_stream, lines)
         return lines
 
@@ -431,6 +466,7 @@ class ExecutionEnvironment:
                 self._started_at = time.monotonic()
                 self._lines.insert(0, self._start_line(invocation))
             self._complete(fault.payload(), True, extra_line=f"{fault.message}\n{fault.error_type}")
+        self._end_outside_period()
         self._parked = None
         self._cancel_timer()
         if self.process is not None:
@@ -445,48 +481,88 @@ class ExecutionEnvironment:
     def _on_output(self) -> None:
         assert self.process is not None
         try:
-            chunk = os.read(self.process.log_fd, 65536)
+            chunk = os.read(self.process.log_fd, _READ_BYTES)
         except BlockingIOError:
             return
         except OSError:
             chunk = b""
         if not chunk:
+            self._eof = True
             self._loop.remove_reader(self.process.log_fd)
             return
         self._take_output(chunk)
 
     def _drain_output(self) -> None:
-        """Read everything already in the pipe: the runtime flushes before it posts."""
+        """Read what is already in the pipe (the runtime flushes before it posts), up to
+        ``_DRAIN_LIMIT`` bytes, and end a line left unfinished."""
         if self.process is None:
             return
-        while True:
+        left = _DRAIN_LIMIT
+        while left > 0:
             try:
-                chunk = os.read(self.process.log_fd, 65536)
+                chunk = os.read(self.process.log_fd, min(_READ_BYTES, left))
             except (BlockingIOError, OSError):
                 break
             if not chunk:
                 break
+            left -= len(chunk)
             self._take_output(chunk)
-        if self._partial:
-            self._keep_line(bytes(self._partial))
-            self._partial.clear()
+        if self._partial or self._cut:
+            partial, self._partial = self._partial, b""
+            self._keep_line(partial, len(partial) + self._cut)
+            self._cut = 0
 
     def _take_output(self, chunk: bytes) -> None:
+        if self._cut:
+            # The line in ``_partial`` is full: only its end is looked for, nothing copied.
+            end = chunk.find(b"\n")
+            if end < 0:
+                self._cut += len(chunk)
+                return
+            partial, self._partial = self._partial, b""
+            self._keep_line(partial, len(partial) + self._cut + end + 1)
+            self._cut = 0
+            chunk = chunk[end + 1:]
         data = self._partial + chunk if self._partial else chunk
         *complete, rest = data.split(b"\n")
-        self._partial = bytearray(rest[:_MAX_LINE])
         for line in complete:
-            self._keep_line(line)
+            # What a line counts is its size as written, its newline included.
+            self._keep_line(line[:MAX_LINE_BYTES], len(line) + 1)
+        if len(rest) > MAX_LINE_BYTES:
+            self._cut += len(rest) - MAX_LINE_BYTES
+            rest = rest[:MAX_LINE_BYTES]
+        self._partial = rest
 
-    def _keep_line(self, raw: bytes | bytearray) -> None:
-        line = raw[:_MAX_LINE].decode("utf-8", "replace")
-        if self._current is None or not self._delivered:
-            # Output outside an invocation (INIT, background threads) goes straight to the log.
+    def _keep_line(self, raw: bytes, size: int) -> None:
+        """One line of output (at most MAX_LINE_BYTES of it) that took ``size`` bytes."""
+        if self._current is not None and self._delivered:
+            self._output.add(int(time.time() * 1000), raw, size)
+            return
+        if not self._outside.take(size):
+            return
+        self._sink.emit(self.version.log_group, self.log_stream,
+                        [(int(time.time() * 1000), raw.decode("utf-8", "replace"))])
+        # INIT goes on dropping (it ends within its timeout); a DEAD one is drained once.
+        if (self._outside.exhausted and not self._paused
+                and (self.state is State.IDLE or self.state is State.BUSY)):
+            self._pause()
+
+    def _pause(self) -> None:
+        """Stop reading the pipe until the next delivery (its writer blocks once it is full)."""
+        assert self.process is not None
+        self._paused = True
+        self._loop.remove_reader(self.process.log_fd)
+        self._sink.emit(self.version.log_group, self.log_stream,
+                        [(int(time.time() * 1000), paused_line())])
+
+    def _end_outside_period(self) -> None:
+        """INIT or a wait between invocations is over: report what its allowance dropped,
+        give the next wait a fresh one, and read again if reading was paused."""
+        dropped = self._outside.restart(BETWEEN_INVOCATIONS_BYTES)
+        if dropped:
             self._sink.emit(self.version.log_group, self.log_stream,
-                            [(int(time.time() * 1000), line)])
-            return
-        if self._kept_bytes + len(line) > _MAX_LOG_BYTES_PER_INVOCATION:
-            self._dropped_bytes += len(raw) + 1
-            return
-        self._kept_bytes += len(line)
-        self._lines.append((int(time.time() * 1000), line))
+                            [(int(time.time() * 1000), outside_dropped_line(dropped))])
+        if self._paused:
+            self._paused = False
+            if self.process is not None and not self._eof and self.state is not State.DEAD:
+                self._loop.add_reader(self.process.log_fd, self._on_output)

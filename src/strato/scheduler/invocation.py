@@ -59,6 +59,15 @@ def runtime_exited(request_id: str, how: str | None, *, out_of_memory: bool = Fa
     )
 
 
+def function_deleted(request_id: str) -> Fault:
+    """The invocation in flight when its function (or version) was deleted: its environment
+    is ended at once rather than left running code nobody can invoke or observe any more."""
+    return Fault(
+        RUNTIME_EXIT_ERROR,
+        f"RequestId: {request_id} Error: Runtime exited with error: the function was deleted",
+    )
+
+
 def response_too_large(limit: int) -> Fault:
     return Fault(
         RESPONSE_TOO_LARGE,

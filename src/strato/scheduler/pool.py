@@ -45,7 +45,7 @@ from strato.scheduler.concurrency import (
     throttled,
 )
 from strato.scheduler.environment import ExecutionEnvironment, LogSink, RuntimeEndpoints, State
-from strato.scheduler.invocation import Invocation
+from strato.scheduler.invocation import Invocation, function_deleted
 from strato.scheduler.placement import expired
 
 log = logging.getLogger(__name__)
@@ -426,11 +426,14 @@ class EnvironmentPool:
         with None; see ``ConcurrencyLimits.set_reserved``."""
         self._limits.set_reserved(function_name, value)
 
-    def retire(self, function_name: str, version: str | None = None) -> None:
+    def retire(self, function_name: str, version: str | None = None, *,
+               deleted: bool = False) -> None:
         """Destroy the environments of a function (or one of its versions), provisioned ones
-        included: idle ones now, busy ones when their invocation ends. Called after an update
-        or a delete. Provisioned configurations of what was retired stay, with nothing
-        allocated, until ``provision`` names the new record (call it after this)."""
+        included: idle ones now, busy ones when their invocation ends (an update: the
+        invocation in flight finishes on the code it started with, as on Lambda) or, when
+        the version was ``deleted``, now too (the invocation in flight fails). Provisioned
+        configurations of what was retired stay, with nothing allocated, until ``provision``
+        names the new record (call it after this)."""
         for env in list(self._live.values()):
             if _matches(env.version, function_name, version):
                 config = self._owners.get(env.env_id)
@@ -440,6 +443,9 @@ class EnvironmentPool:
                     env.retired = True
                     if env.state is State.IDLE:
                         env.destroy()
+                if deleted and not env.dead:
+                    current = env.current
+                    env.destroy(None if current is None else function_deleted(current.request_id))
         for config in self._configs.values():
             if _matches(config.version, function_name, version):
                 config.stale = True

@@ -5,7 +5,8 @@ The control plane announces a change by reloading the function's whole ``Functio
 environment pool in line with it:
 
 - environments of a version whose record changed or went are retired (an update of
-  ``$LATEST`` retires only ``$LATEST``'s, so published versions stay warm);
+  ``$LATEST`` retires only ``$LATEST``'s, so published versions stay warm); those of a
+  version that went (DeleteFunction, a deleted version) end at once, busy or not;
 - the function's reserved concurrency is handed to the pool's limits;
 - each provisioned concurrency configuration is (re)applied to the version its qualifier
   resolves to now (an alias that moves takes its provisioned environments along), and
@@ -59,7 +60,7 @@ class EntryApplier:
         for record in before.records():
             now = None if after is None else after.version(record.version)
             if now is None or now.revision_id != record.revision_id:
-                self._pool.retire(name, record.version)
+                self._pool.retire(name, record.version, deleted=now is None)
 
     def _provision(self, name: str, before: FunctionEntry | None,
                    after: FunctionEntry | None) -> None:

@@ -241,6 +241,13 @@ class LogStore(Protocol):
     def delete_group(self, group: str) -> None:
         """Forget every event of ``group``."""
 
+    def group_bytes(self, group: str) -> int:
+        """The bytes (UTF-8) of the messages ``group`` holds."""
+
+    def delete_oldest(self, group: str, at_least: int) -> int:
+        """Delete the oldest events of ``group`` (by position) until at least ``at_least``
+        bytes of messages are gone, or none is left; the bytes deleted. One transaction."""
+
 
 class EventInvokeConfigStore(Protocol):
     """Asynchronous invocation settings (FunctionEventInvokeConfig), one per (function,

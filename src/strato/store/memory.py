@@ -371,6 +371,22 @@ class MemoryLogStore:
         with self._lock:
             self._events = [s for s in self._events if s.event.group != group]
 
+    def group_bytes(self, group: str) -> int:
+        with self._lock:
+            return sum(len(s.event.message.encode()) for s in self._events
+                       if s.event.group == group)
+
+    def delete_oldest(self, group: str, at_least: int) -> int:
+        with self._lock:
+            freed, kept = 0, []
+            for stored in self._events:
+                if stored.event.group == group and freed < at_least:
+                    freed += len(stored.event.message.encode())
+                else:
+                    kept.append(stored)
+            self._events = kept
+            return freed
+
 
 class MemoryPolicyStore:
     """Policies by (function name, qualifier). It does not know which functions exist: the

@@ -371,6 +371,32 @@ class SqliteLogStore:
         with self._db.transaction() as conn:
             conn.execute("DELETE FROM log_events WHERE log_group = ?", (group,))
 
+    def group_bytes(self, group: str) -> int:
+        [[held]] = self._db.fetchall(
+            "SELECT total(length(CAST(message AS BLOB))) FROM log_events WHERE log_group = ?",
+            (group,))
+        return int(held)
+
+    def delete_oldest(self, group: str, at_least: int) -> int:
+        freed, last = 0, None
+        with self._db.transaction() as conn:
+            # Walks the (log_group, position) index from the oldest; stops once enough.
+            rows = conn.execute(
+                "SELECT position, length(CAST(message AS BLOB)) FROM log_events"
+                " WHERE log_group = ? ORDER BY position", (group,))
+            try:
+                for position, size in rows:
+                    freed += size
+                    last = position
+                    if freed >= at_least:
+                        break
+            finally:
+                rows.close()
+            if last is not None:
+                conn.execute("DELETE FROM log_events WHERE log_group = ? AND position <= ?",
+                             (group, last))
+        return freed
+
 
 #: Rows whose record is of a given format (a record that is not JSON is left to ``_decode``).
 _SELECT_OF_FORMAT = (

@@ -148,10 +148,11 @@ class Child:
             raise SetupError(f"{tier} tier: {exc}") from exc
 
     def _unshare(self):
-        """Namespaces tier, in the new pid namespace: new mount, ipc and uts
-        namespaces, and a session of its own."""
+        """Namespaces tier, in the new pid namespace: new mount, ipc and uts namespaces
+        (the last with a host name of its own), and a session of its own."""
         self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC
                                | confine.CLONE_NEWUTS)
+        self._confiner.name_host()
         os.setsid()
 
     def _finish_namespaces(self, request, fds, staging):

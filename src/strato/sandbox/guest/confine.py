@@ -6,17 +6,25 @@ resolves every C function once (``Confiner()``); a child then only makes system 
 Default tier (``namespaces``), in this order::
 
     once, in the zygote's own mount namespace (a slave of the host's):   (build_skeleton)
-        the skeleton: tmpfs root ─ read-only binds (system dirs, interpreter) ─ /dev nodes
-        ─ /etc files ─ root read-only
+        the skeleton: tmpfs root ─ read-only binds (system dirs) ─ the interpreter at
+        /var/lang and the runtime at /var/runtime (shown trees) ─ /dev nodes ─ /etc files ─
+        root read-only
     forked by the zygote as pid 2 of a new pid namespace (the zygote unshares one for it and
     forks its init, ``reaper.py``, first):
         join cgroups ─ unshare(mount, ipc, uts): a copy of the zygote's mounts, skeleton
-        included ─ make / private ─ proc                                (enter_root)
+        included ─ host name (name_host) ─ make / private ─ proc           (enter_root)
         ── a spare waits here for the environment it becomes ──
         [setns into a prepared network namespace | new one, loopback up] ─ listen on
-        127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code read-only at
-        /var/task ─ tmpfs /tmp sized by EphemeralStorage ─ pivot_root into the skeleton ─
+        127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code at /var/task (a
+        shown tree) ─ tmpfs /tmp sized by EphemeralStorage ─ pivot_root into the skeleton ─
         the host's root detached                                          (finish_root)
+
+A *shown tree* is a host directory mounted read-only through an overlay whose only layers
+are that directory and an empty one, both named by paths relative to the root being built
+(``lowerdir=tmp:var/empty``): the mount table an environment reads then names neither the
+directory's host path (a bind mount's root field would) nor anything else of the host's.
+Where the kernel has no overlayfs, it is a plain read-only bind (and the mount table names
+the host path). Mounts below the directory on the host are not part of a shown tree.
         ─ RLIMIT_NOFILE ─ distinct uid/gid ─ user namespace (993/990 inside) ─ drop
         capabilities ─ no_new_privs ─ seccomp
 
@@ -58,6 +66,14 @@ _ETC_PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
                "sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n")
 _ETC_GROUP = "root:x:0:\nsbx_user1051:x:990:\n"
 _ETC_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+#: The host name and NIS domain an environment's uts namespace shows (the host's are its own).
+HOSTNAME, DOMAINNAME = b"localhost", b"(none)"
+#: Where the interpreter's prefix and strato's guest runtime appear, as on Lambda.
+LANG_DIR, RUNTIME_DIR = "/var/lang", "/var/runtime"
+#: The empty directory that is a shown tree's second layer, and the mount point its first
+#: layer is bound at for the moment the overlay is made (relative to the root being built).
+_EMPTY_DIR, _SCRATCH_DIR = b"var/empty", b"tmp"
+_ENODEV, _EINVAL = 19, 22
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
@@ -97,6 +113,10 @@ class Confiner:
         self._unshare.argtypes = [ctypes.c_int]
         self._setns = libc.setns
         self._setns.argtypes = [ctypes.c_int, ctypes.c_int]
+        self._sethostname = libc.sethostname
+        self._sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+        self._setdomainname = libc.setdomainname
+        self._setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
         self._prctl = libc.prctl
         self._prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                                 ctypes.c_ulong]
@@ -141,6 +161,14 @@ class Confiner:
         if self._unshare(flags) != 0:
             self._fail(step)
 
+    def name_host(self):
+        """In a new uts namespace: the neutral host and domain names (``HOSTNAME``), so that
+        ``uname`` and ``/proc/sys/kernel/hostname`` do not show the host's."""
+        if self._sethostname(HOSTNAME, len(HOSTNAME)) != 0:
+            self._fail("set the host name")
+        if self._setdomainname(DOMAINNAME, len(DOMAINNAME)) != 0:
+            self._fail("set the domain name")
+
     @staticmethod
     def runtime_api_socket():
         """A listening socket for the Runtime API inside the environment's network."""
@@ -173,10 +201,13 @@ class Confiner:
         nodes and ``/etc`` files. The zygote builds it once in a mount namespace of its own;
         every environment's mount namespace starts as a copy of that one."""
         umask = os.umask(0o022)  # whatever the caller's, what is made here is readable
+        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             self._build(compiled)
         finally:
             os.umask(umask)
+            os.fchdir(cwd)
+            os.close(cwd)
 
     def _build(self, compiled):
         mount = self._mount
@@ -197,12 +228,35 @@ class Confiner:
                     pass
             elif kind == _OP_SYMLINK:
                 os.symlink(op[1], op[2])
+            elif kind == _OP_SHOW:
+                self.show_tree(op[1], op[2], op[3], op[4])
             elif not os.path.lexists(op[1]):  # _OP_WRITE, unless a bind provides it
                 fd = os.open(op[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 try:
                     os.write(fd, op[2])
                 finally:
                     os.close(fd)
+
+    def show_tree(self, source, root, inside, step):
+        """Mount the host directory ``source`` read-only at ``root + inside`` as a shown tree
+        (see the module docstring); all arguments bytes, ``inside`` relative to ``root``,
+        whose ``tmp`` (an empty mount point) and ``var/empty`` (an empty directory) exist.
+        Leaves the working directory at ``root``."""
+        scratch = root + b"/" + _SCRATCH_DIR
+        target = root + b"/" + inside
+        self._mount_or_fail(source, scratch, None, MS_BIND, None, step)
+        os.chdir(root)
+        shown = self._mount(b"overlay", target, b"overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
+                            b"lowerdir=" + _SCRATCH_DIR + b":" + _EMPTY_DIR)
+        code = ctypes.get_errno()
+        self._umount2(scratch, MNT_DETACH)
+        if shown == 0:
+            return
+        if code not in (_ENODEV, _EINVAL):  # no overlayfs, or one refusing this lower layer
+            self._fail(step, code)
+        self._mount_or_fail(source, target, None, MS_BIND, None, step)
+        self._mount_or_fail(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
+                            | MS_NODEV, None, step + " read-only")
 
     def detach(self, path):
         """Detach what is mounted at ``path`` (and below); nothing there is no error."""
@@ -218,15 +272,12 @@ class Confiner:
                             MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=2", "mount /proc")
 
     def finish_root(self, plan):
-        """The function's part, then the switch: its code ``plan["task_root"]`` read-only at
-        /var/task, a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
+        """The function's part, then the switch: its code ``plan["task_root"]`` at /var/task
+        (a shown tree), a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
         skeleton and the host's root detached. After ``enter_root``."""
         root = plan["staging"].encode()
-        task = root + b"/var/task"
-        self._mount_or_fail(plan["task_root"].encode(), task, None, MS_BIND | MS_REC, None,
-                            "bind the function's code at /var/task")
-        self._mount_or_fail(None, task, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
-                            | MS_NODEV, None, "bind the function's code at /var/task read-only")
+        self.show_tree(plan["task_root"].encode(), root, b"var/task",
+                       "mount the function's code at /var/task")
         self._mount_or_fail(b"tmpfs", root + b"/tmp", b"tmpfs",
                             MS_NOSUID | MS_NODEV, b"size=%dm,mode=1777" % plan["tmp_mb"],
                             "mount tmpfs on /tmp")
@@ -296,7 +347,7 @@ class Confiner:
             raise SetupError(f"landlock: {exc}") from exc
 
 
-_OP_MOUNT, _OP_MKDIR, _OP_FILE, _OP_SYMLINK, _OP_WRITE = range(5)
+_OP_MOUNT, _OP_MKDIR, _OP_FILE, _OP_SYMLINK, _OP_WRITE, _OP_SHOW = range(6)
 
 
 def compile_root(plan):
@@ -305,7 +356,8 @@ def compile_root(plan):
     Pure.
 
     ``plan``: ``staging`` (where the root is built), ``binds`` [[host path, path inside,
-    "dir"|"file"]] (bound read-only), ``symlinks`` [[path inside, target]]."""
+    "dir"|"file"|"tree"]] (bound read-only; a "tree" is a shown tree), ``symlinks`` [[path
+    inside, target]]."""
     root = plan["staging"]
     ops = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
             b"size=1m,mode=0755", "mount the root tmpfs")]
@@ -320,6 +372,10 @@ def compile_root(plan):
                 made.add(path)
                 ops.append((_OP_MKDIR, (root + path).encode()))
 
+    # The mount point and the empty layer every shown tree needs, before any of them.
+    for path in ("/opt", "/tmp", "/proc", "/var/task", "/var/empty", "/home/sbx_user1051",
+                 "/etc"):
+        make_dirs(path)
     for path, target in plan.get("symlinks", ()):
         make_dirs(os.path.dirname(path))
         ops.append((_OP_SYMLINK, target.encode(), (root + path).encode()))
@@ -327,6 +383,12 @@ def compile_root(plan):
     binds += [(f"/dev/{name}", f"/dev/{name}", "device") for name in _DEVICES]
     for source, inside, kind in binds:
         target = (root + inside).encode()
+        if kind == "tree":
+            make_dirs(inside)
+            ops.append((_OP_SHOW, source.encode(), root.encode(), inside.lstrip("/").encode(),
+                        f"show {source} at {inside}"))
+            made -= {p for p in made if p == inside or p.startswith(inside + "/")}
+            continue
         if kind == "dir":
             make_dirs(inside)
         else:
@@ -340,8 +402,6 @@ def compile_root(plan):
         ops.append((_OP_MOUNT, None, target, None, flags, None, step + " read-only"))
         # What lies below a bind comes from the host now, not from this plan.
         made -= {p for p in made if p == inside or p.startswith(inside + "/")}
-    for path in ("/opt", "/tmp", "/proc", "/var/task", "/home/sbx_user1051", "/etc"):
-        make_dirs(path)
     for link, target in (("/dev/fd", "/proc/self/fd"), ("/dev/stdin", "/proc/self/fd/0"),
                          ("/dev/stdout", "/proc/self/fd/1"), ("/dev/stderr", "/proc/self/fd/2")):
         ops.append((_OP_SYMLINK, target.encode(), (root + link).encode()))

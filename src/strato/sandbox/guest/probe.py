@@ -61,6 +61,7 @@ def _inner(c, staging, task):
     import netsetup
     netsetup.bring_loopback_up()
     c.runtime_api_socket().close()
+    c.name_host()
     c.build_root({"staging": staging, "task_root": task, "tmp_mb": 1,
                   "binds": [], "symlinks": []})
     c.become(_PROBE_UID, _PROBE_UID, user_namespace=True)

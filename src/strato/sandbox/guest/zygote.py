@@ -88,7 +88,16 @@ _SETUP_TIMEOUT_MS = 10_000
 _LEARN_SAMPLES = 3
 _LEARN_AFTER_S = 0.02
 _PR_SET_CHILD_SUBREAPER = 36
-_BOOTSTRAP_ARGV = [os.path.join(_GUEST_DIR, "lambda_runtime", "bootstrap.py")]
+#: Where a namespaces-tier environment sees the interpreter's prefix and this directory (as
+#: on Lambda; ``_interpreter_view``).
+LANG_DIR, RUNTIME_DIR = "/var/lang", "/var/runtime"
+_BOOTSTRAP = os.path.join("lambda_runtime", "bootstrap.py")
+#: The interpreter's prefix (as given and resolved) and executable on the host, taken before
+#: any fork: inside an environment the prefix's host path is a symlink to ``LANG_DIR``.
+_HOST_PREFIXES = tuple(p for p in dict.fromkeys((sys.base_prefix,
+                                                 os.path.realpath(sys.base_prefix)))
+                       if p != "/")
+_HOST_EXECUTABLE = os.path.realpath(sys.executable)
 _TIERS = ("namespaces", "fallback", "unconfined")
 
 
@@ -175,15 +184,48 @@ def _recv_nowait(sock, size, max_fds):
     return data, list(fds), flags
 
 
-def _interpreter_binds():
-    """Read-only binds that let an environment of this interpreter import its stdlib."""
-    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
-    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
-    paths.add(_GUEST_DIR)
-    paths = sorted(p for p in paths if p and p != "/" and os.path.isdir(p))
+def _interpreter_view():
+    """The interpreter's and the runtime's part of every namespaces-tier root, ``(binds,
+    symlinks)`` in ``confine.compile_root``'s terms: the interpreter's prefix shown at
+    ``LANG_DIR`` and this directory at ``RUNTIME_DIR`` (shown trees: the mount table names
+    neither host path); a directory the interpreter needs outside its prefix (rare) bound at
+    its own path. Each shown host path is also a symlink to where it is shown, so that what
+    the zygote imported before the fork (module files, package search paths) still resolves
+    inside, unless the host path is hidden by what an environment mounts (a runtime installed
+    below /tmp, which everything the runtime uses was imported ahead of)."""
+    prefix = os.path.realpath(sys.base_prefix)
+    shown = [(prefix, LANG_DIR)] if prefix != "/" else []
+    shown.append((_GUEST_DIR, RUNTIME_DIR))
+    binds = [[source, inside, "tree"] for source, inside in shown]
+    others = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    others.add(os.path.dirname(os.path.realpath(sys.executable)))
+    others = sorted(p for p in others if p and p != "/" and os.path.isdir(p)
+                    and not _below(p, [source for source, _ in shown]))
     # A directory inside another bound one needs no bind of its own.
-    kept = [p for p in paths if not any(p != q and p.startswith(q + "/") for q in paths)]
-    return [[p, p, "dir"] for p in kept]
+    binds += [[p, p, "dir"] for p in others if not _below(p, [q for q in others if q != p])]
+    return binds, [[source, inside] for source, inside in shown]
+
+
+def _below(path, others):
+    """Whether ``path`` is one of ``others`` or lies below one."""
+    return any(path == other or path.startswith(other.rstrip("/") + "/") for other in others)
+
+
+def _relocate_interpreter():
+    """In a namespaces-tier environment: the interpreter as it sees itself, its executable,
+    prefixes and search path below ``LANG_DIR`` instead of the host's prefix."""
+    def moved(path):
+        for host in _HOST_PREFIXES:
+            if path and _below(path, [host]):
+                return LANG_DIR + path[len(host.rstrip("/")):]
+        return path
+
+    sys.path[:] = [moved(entry) for entry in sys.path]
+    for name in ("prefix", "base_prefix", "exec_prefix", "base_exec_prefix"):
+        setattr(sys, name, moved(getattr(sys, name)))
+    sys.executable = moved(_HOST_EXECUTABLE)
+    if hasattr(sys, "_base_executable"):
+        sys._base_executable = moved(_HOST_EXECUTABLE)
 
 
 class _Setup:
@@ -224,7 +266,7 @@ class Zygote:
         self._samples = 0
         self._learning = None  # (when, pid): the next environment to look at
         self._confiner = confine.Confiner() if confine is not None else None
-        self._interpreter_binds = _interpreter_binds()
+        self._interpreter_binds, self._interpreter_links = _interpreter_view()
         # Processes an environment of a tier without a pid namespace leaves behind are
         # re-parented here (and reaped silently) rather than to the host's init.
         if self._confiner is not None:
@@ -485,8 +527,16 @@ class Zygote:
         if not self._skeletons:
             self._confiner.unshare(confine.CLONE_NEWNS, "a mount namespace for the zygote")
             self._confiner.make_slave()
-        plan = {"staging": staging, "symlinks": root.get("symlinks") or [],
-                "binds": list(root.get("binds") or []) + self._interpreter_binds}
+        binds = list(root.get("binds") or [])
+        symlinks = list(root.get("symlinks") or [])
+        # A host path already in the root (an interpreter below /usr) needs no symlink.
+        taken = [inside for _, inside, _ in binds + self._interpreter_binds]
+        taken += [path for path, _ in symlinks]
+        symlinks += [link for link in self._interpreter_links if not _below(link[0], taken)
+                     and not _below(link[0], [other[0] for other in self._interpreter_links
+                                              if other is not link])]
+        plan = {"staging": staging, "symlinks": symlinks,
+                "binds": binds + self._interpreter_binds}
         try:
             self._confiner.build_skeleton(confine.compile_root(plan))
         except BaseException:
@@ -637,7 +687,13 @@ def _run(request):
     if request["mode"] == "exec":
         _exec(request["argv"], request["env"])
     forking.reseed_after_fork()
-    return _run_python(request["env"], child.CHANNEL_FD if request.get("channel") else None)
+    if request.get("tier") == "namespaces":
+        _relocate_interpreter()
+        argv = [os.path.join(RUNTIME_DIR, _BOOTSTRAP)]
+    else:
+        argv = [os.path.join(_GUEST_DIR, _BOOTSTRAP)]
+    return _run_python(request["env"], argv,
+                       child.CHANNEL_FD if request.get("channel") else None)
 
 
 def _exec(argv, env):
@@ -651,9 +707,9 @@ def _exec(argv, env):
         os._exit(127)
 
 
-def _run_python(env, channel_fd):
-    """Run the built-in runtime in this (forked) interpreter, over the runtime channel at
-    ``channel_fd`` when there is one; returns the exit status."""
+def _run_python(env, argv, channel_fd):
+    """Run the built-in runtime in this (forked) interpreter as ``argv``, over the runtime
+    channel at ``channel_fd`` when there is one; returns the exit status."""
     os.environ.clear()  # already empty (see main); kept so that nothing can leak through
     # Item by item: MutableMapping.update's ABC checks write to some 25 more inherited pages.
     for name, value in env.items():
@@ -664,7 +720,7 @@ def _run_python(env, channel_fd):
     sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
     sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding="utf-8",
                                        errors="backslashreplace", closefd=False)
-    sys.argv = list(_BOOTSTRAP_ARGV)
+    sys.argv = argv
     if _GUEST_DIR in sys.path:
         sys.path.remove(_GUEST_DIR)
     try:
