@@ -281,6 +281,20 @@ def host_ids(pid: int) -> tuple[list[int], list[int]] | None:
     return [int(v) for v in fields["Uid"].split()], [int(v) for v in fields["Gid"].split()]
 
 
+def is_namespace_init(pid: int) -> bool:
+    """Whether ``pid`` is pid 1 of a pid namespace below the host's: a namespaces-tier
+    environment's init (``guest/reaper.py``), root by design."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return False
+    for line in lines:
+        if line.startswith("NSpid:"):
+            numbers = line.split()[1:]
+            return len(numbers) > 1 and numbers[-1] == "1"
+    return False
+
+
 def cmdline_of(pid: int) -> list[str]:
     return [a.decode() for a in _cmdline(pid).split(b"\0") if a]
 
@@ -476,6 +490,14 @@ def make_socketpair(kind):
         return b.recv(16).decode()
 
 
+def make_socketpair_of(family, kind):
+    """socketpair(2) with these numbers; "made" if the kernel (and the filter) allowed it."""
+    a, b = socket.socketpair(family, kind)
+    a.close()
+    b.close()
+    return "made"
+
+
 def leave(status):
     os._exit(status)
 
@@ -556,7 +578,8 @@ def fill(directory, megabytes):
 
 ACTIONS = {"read": read, "list": listdir, "write": write, "overwrite": overwrite,
            "connect": connect, "connect_many": connect_many, "udp": udp, "unix": unix,
-           "socket": make_socket, "socketpair": make_socketpair, "exit": leave,
+           "socket": make_socket, "socketpair": make_socketpair,
+           "socketpair_of": make_socketpair_of, "exit": leave,
            "ptrace": ptrace, "refused": refused, "identity": identity,
            "secret_in_memory": secret_in_memory, "fill": fill}
 

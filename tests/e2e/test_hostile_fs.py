@@ -44,6 +44,7 @@ from tests.e2e.hostile import (
     host_ids,
     interpreter_prefix,
     invoke,
+    is_namespace_init,
     probe,
     serve_tier,
     tmp_mounts,
@@ -183,12 +184,24 @@ def test_other_processes_environ_is_out_of_reach(hostile: TierServer, prober: st
     targets = [hostile.pid, *hostile.host.zygotes(), neighbour.main_pid, 1]
     assert len(targets) >= 4
     outcomes = probe(hostile.client, prober, *[("read", f"/proc/{p}/environ") for p in targets])
+    if hostile.tier == "namespaces":
+        # pid 2 of its own pid namespace; pid 1, the namespace's init (root, in the host's
+        # network and the zygote's mounts), is hidden like every process of another uid.
+        assert own["pid"] == 2, own
     for pid, outcome in zip(targets, outcomes, strict=True):
-        if pid == 1 and hostile.tier == "namespaces":
-            # pid 1 of its own pid namespace is the function itself.
-            assert own["pid"] == 1 and outcome["ok"], outcome
-            continue
         assert denied(outcome, HIDDEN[hostile.tier]), (pid, outcome)
+
+
+def test_the_init_of_the_pid_namespace_is_hidden(hostile: TierServer, prober: str) -> None:
+    """The init of the environment's pid namespace (``guest/reaper.py``) lives in the host's
+    network and the zygote's mounts, which its /proc entries would show to any uid; the
+    environment's /proc does not list it."""
+    if hostile.tier != "namespaces":
+        pytest.skip("only the namespaces tier has a pid namespace (and an init) of its own")
+    net, mounts, listing = probe(hostile.client, prober, ("read", "/proc/1/net/tcp"),
+                                 ("read", "/proc/1/mountinfo"), ("list", "/proc"))
+    assert denied(net, "ENOENT") and denied(mounts, "ENOENT"), (net, mounts)
+    assert [entry for entry in listing["result"] if entry.isdigit()] == ["2"], listing
 
 
 def test_platform_secrets_are_nowhere_in_the_function(hostile: TierServer, prober: str) -> None:
@@ -257,13 +270,18 @@ def test_identity_is_unprivileged_and_own(hostile: TierServer, prober: str,
 
 
 def _assert_one_uid_per_environment(hostile: TierServer) -> None:
-    """Every process of an environment runs as its uid, which no other environment has."""
+    """Every process of an environment runs as its uid, which no other environment has; but
+    the init of its pid namespace (namespaces tier), which is root, runs no code of the
+    function's and is hidden from it (``test_the_init_of_the_pid_namespace_is_hidden``)."""
     owner: dict[int, str] = {}
     for env_id in hostile.host.environment_cgroups():
         for pid in hostile.host.pids_of(env_id):
             ids = host_ids(pid)
             if ids is None:
                 continue  # exited meanwhile
+            if hostile.tier == "namespaces" and is_namespace_init(pid):
+                assert ids == ([0] * 4, [0] * 4), (pid, ids)
+                continue
             assert owner.setdefault(ids[0][0], env_id) == env_id, (ids, env_id, owner)
 
 

@@ -268,7 +268,7 @@ def test_host_unix_sockets_are_out_of_reach(hostile: TierServer, prober: str,
         assert (path["errno"], abstract["errno"]) == ("EPERM", "EPERM")
 
 
-AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET = 1, 2, 10, 16, 17
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_PACKET, AF_VSOCK = 1, 2, 10, 16, 17, 40
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
 SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
 IPPROTO_TCP, IPPROTO_UDP, IPPROTO_MPTCP = 6, 17, 262
@@ -304,3 +304,14 @@ def test_which_sockets_a_function_can_make(hostile: TierServer, prober: str) -> 
             assert denied(outcome, "EPERM"), (step, outcome)
         elif step not in PRIVILEGED:
             assert outcome.get("errno") != "EPERM", (step, outcome)
+
+
+def test_vsock_is_refused_in_every_tier(hostile: TierServer, prober: str) -> None:
+    """A vsock reaches the hypervisor's side of the virtual machine strato runs in, past any
+    network namespace: the seccomp filter refuses it (``socket`` and ``socketpair``)."""
+    steps = [("socket", AF_VSOCK, SOCK_STREAM), ("socket", AF_VSOCK, SOCK_SEQPACKET),
+             ("socket", AF_VSOCK, SOCK_DGRAM | SOCK_CLOEXEC),
+             ("socketpair_of", AF_VSOCK, SOCK_STREAM)]
+    outcomes = probe(hostile.client, prober, *steps)
+    for step, outcome in zip(steps, outcomes, strict=True):
+        assert denied(outcome, "EPERM"), (step, outcome)

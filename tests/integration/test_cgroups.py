@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from strato.sandbox.cgroups import CgroupParent, cpu_quota_us
+from strato.sandbox.cgroups import CgroupParent, cpu_quota_us, socket_memory_bytes
 
 
 @pytest.fixture
@@ -91,6 +91,9 @@ def test_limits_can_be_raised_as_well_as_lowered(parent: CgroupParent) -> None:
     swap = group.memory / "memory.memsw.limit_in_bytes"
     if swap.exists():
         assert swap.read_text().strip() == str(256 << 20)
+    tcp = group.memory / "memory.kmem.tcp.limit_in_bytes"
+    if tcp.exists():  # socket buffers follow the memory size, both ways
+        assert tcp.read_text().strip() == str(socket_memory_bytes(256))
     assert group.try_remove()
 
 

@@ -386,8 +386,9 @@ def test_namespaces_tier_gives_a_minimal_root_of_its_own(
         seen = json.loads(log.read_to_eof())
         assert seen["tmp_size"] == 16 * 1024 * 1024
         assert seen["tmp"] == [marker]  # the host's /tmp is unseen
-        assert (seen["pid"], seen["uid"], seen["gid"]) == (1, 993, 990)
-        assert seen["procs"] == [1]  # no other process is visible
+        # pid 2: the namespace's init (pid 1, root, ``reaper.py``) is hidden from it.
+        assert (seen["pid"], seen["uid"], seen["gid"]) == (2, 993, 990)
+        assert seen["procs"] == [2]  # no other process is visible
         assert seen["task"] == ["app.py"] and seen["cwd"] == "/var/task"
         assert not seen["task_writable"]
         # Only the plan's binds and the interpreter's own directories (bound by the zygote).

@@ -111,7 +111,8 @@ def test_a_spare_becomes_the_environment_it_is_given(tmp_path: Path) -> None:
         spare = f"spare-{uuid.uuid4().hex}"
         pid = await zygote.prepare({"id": spare, "tier": "namespaces", "cgroups": [],
                                     "root": system})
-        assert _pid_in_own_namespace(pid) == 1  # pid 1 of its pid namespace, waiting
+        # pid 2 of its pid namespace (after the namespace's init), waiting.
+        assert _pid_in_own_namespace(pid) == 2
         request = exec_request(
             "from-spare", ["/bin/sh", "-c", "echo $$; exit 3"], tier="namespaces",
             uid=1_600_101, gid=1_600_101, spare=spare, cwd="/var/task",
@@ -125,7 +126,7 @@ def test_a_spare_becomes_the_environment_it_is_given(tmp_path: Path) -> None:
         os.close(runtime_fd)
         assert await exited == ExitStatus(3, None)
         with os.fdopen(read_fd, "rb") as log:
-            assert log.read() == b"1\n"
+            assert log.read() == b"2\n"  # its pid in its own pid namespace
 
     run(scenario)
 

@@ -147,6 +147,12 @@ def test_cpu_quota_is_proportional_to_memory(memory: int, quota: int) -> None:
     assert cgroups.cpu_quota_us(memory) == quota
 
 
+@pytest.mark.parametrize(("memory", "limit"), [(128, 12 << 20), (256, 24 << 20),
+                                               (10_240, 960 << 20)])
+def test_socket_memory_is_three_thirty_seconds_of_memory(memory: int, limit: int) -> None:
+    assert cgroups.socket_memory_bytes(memory) == limit
+
+
 def test_uids_are_distinct_and_reused_last() -> None:
     pool = UidPool(first=100, size=3)
     a, b, c = pool.acquire(), pool.acquire(), pool.acquire()

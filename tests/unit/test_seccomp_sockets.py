@@ -13,7 +13,7 @@ import pytest
 from tests.unit.test_sandbox_rules import GUEST, seccomp
 
 ARCHES = ["x86_64", "aarch64"]
-AF_UNIX, AF_INET, AF_INET6, AF_NETLINK = 1, 2, 10, 16
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, AF_VSOCK = 1, 2, 10, 16, 40
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW, SOCK_SEQPACKET = 1, 2, 3, 5
 SOCK_NONBLOCK, SOCK_CLOEXEC = 0o4000, 0o2000000
 IPPROTO_TCP, IPPROTO_UDP, IPPROTO_MPTCP = 6, 17, 262
@@ -82,6 +82,18 @@ def test_without_restrict_sockets_every_socket_is_allowed(arch: str) -> None:
     program = seccomp.build_program(arch)
     number = seccomp.SYSCALLS[arch]["socketpair"]
     assert seccomp.run(program, number, seccomp.audit_arch(arch), AF_UNIX, SOCK_DGRAM) == ALLOW
+
+
+@pytest.mark.parametrize("arch", ARCHES)
+@pytest.mark.parametrize("restrict_sockets", [False, True])
+def test_vsock_is_refused_in_every_tier(arch: str, restrict_sockets: bool) -> None:
+    """A vsock reaches the hypervisor's side of the machine, past any network namespace."""
+    program = seccomp.build_program(arch, restrict_sockets=restrict_sockets)
+    audit = seccomp.audit_arch(arch)
+    for call in ("socket", "socketpair"):
+        for kind in (SOCK_STREAM, SOCK_DGRAM | SOCK_CLOEXEC, SOCK_SEQPACKET):
+            assert seccomp.run(program, seccomp.SYSCALLS[arch][call], audit,
+                               AF_VSOCK, kind) == EPERM, (call, kind)
 
 
 @pytest.mark.parametrize("arch", ARCHES)

@@ -1,6 +1,13 @@
-"""cgroup v1 groups for execution environments: memory limit, peak usage, OOM kills, a CPU
-share in proportion to memory (Lambda's rule: 1,769 MB is one vCPU), a pids limit, and the
-list of processes to kill when an environment is destroyed.
+"""cgroup v1 groups for execution environments: memory limit, peak usage, OOM kills, a limit on
+socket buffers, a CPU share in proportion to memory (Lambda's rule: 1,769 MB is one vCPU), a
+pids limit, and the list of processes to kill when an environment is destroyed.
+
+Socket buffers are kernel memory that cgroup v1 does not count in ``memory.usage_in_bytes``:
+a function could hold gigabytes of the host's in loopback connections it never reads. Writing
+``memory.kmem.tcp.limit_in_bytes`` turns on socket accounting for the group (sockets made by
+its processes afterwards: TCP's and UDP's buffers are charged to that counter; unix sockets'
+are ordinary kernel memory, within ``memory.limit_in_bytes`` already) and bounds it at
+``socket_memory_bytes``: past it, sends block and receive windows shrink.
 
 Groups live under the memory (and pids) hierarchy *below the cgroup strato itself runs in*,
 at ``<hierarchy>/<own path>/strato-<pid>/<name>``, so that a host that confines strato also
@@ -35,8 +42,18 @@ MB_PER_VCPU = 1769
 #: environment's share of a vCPU.
 CPU_PERIOD_US = 100_000
 _MIN_QUOTA_US = 1_000
+#: Where cgroup v1 limits (and, once written, accounts) an environment's socket buffers.
+_TCP_LIMIT = "memory.kmem.tcp.limit_in_bytes"
 #: How often ``CgroupParent.remove`` looks again at groups whose processes are exiting.
 _REMOVE_POLL_S = 0.01
+
+
+def socket_memory_bytes(memory_mb: int) -> int:
+    """Socket buffers an environment of ``memory_mb`` may hold (pure): 3/32 of its memory,
+    the share Linux gives TCP on a machine of that size (``tcp_mem``'s hard limit is 3/32 of
+    the memory it finds at boot), so that environments whose memory adds up to the host's
+    cannot together exhaust the host's own TCP memory."""
+    return memory_mb * 1024 * 1024 * 3 // 32
 
 
 def cpu_quota_us(memory_mb: int, period_us: int = CPU_PERIOD_US) -> int:
@@ -106,6 +123,9 @@ class CgroupParent:
         except OSError as exc:
             log.warning("cannot create cgroup %s (%s): memory limits are approximate", memory, exc)
             return None
+        if not (memory / _TCP_LIMIT).exists():
+            log.warning("no %s in the memory controller: environments' socket buffers are "
+                        "not limited", _TCP_LIMIT)
         pids: Path | None = None
         own_pids = _own_path("pids")
         if own_pids is not None and (_ROOT / "pids").is_dir():
@@ -249,8 +269,11 @@ class EnvironmentCgroup:
         self.cpu = rest.pop(0) if self.cpu is not None else None
 
     def set_limits(self, memory_mb: int) -> None:
-        """Limit memory (and swap) to ``memory_mb`` and CPU in proportion to it (over the
-        kernel's default period, ``CPU_PERIOD_US``). Raises OSError."""
+        """Limit memory (and swap) to ``memory_mb``, socket buffers to
+        ``socket_memory_bytes(memory_mb)`` and CPU in proportion to memory (over the kernel's
+        default period, ``CPU_PERIOD_US``). Called before any process of the environment
+        makes a socket: only sockets made after the first call are accounted. Raises
+        OSError."""
         limit = b"%d" % (memory_mb * 1024 * 1024)
         memory, swap = self.memory / "memory.limit_in_bytes", self.memory / "memory.memsw.limit_in_bytes"
         # The kernel keeps memory <= memory+swap at every write: lowering, memory goes
@@ -265,6 +288,8 @@ class EnvironmentCgroup:
         else:
             with contextlib.suppress(FileNotFoundError):  # absent when swap accounting is off
                 _write(swap, limit)
+        with contextlib.suppress(FileNotFoundError):  # absent on kernels that dropped it: probe
+            _write(self.memory / _TCP_LIMIT, b"%d" % socket_memory_bytes(memory_mb))
         if self.cpu is not None:
             _write(self.cpu / "cpu.cfs_quota_us", b"%d" % cpu_quota_us(memory_mb))
 

@@ -109,9 +109,9 @@ class LocalProcess:
         self._peak_sampled = 0
 
     def kill(self) -> None:
-        # The environment leads its own process group (and, in the namespaces tier, is pid 1
-        # of its pid namespace, whose death takes every process in it along). What left the
-        # group is found in the cgroup, now and again when the cgroup is removed.
+        # The environment leads its own process group (and, in the namespaces tier, its pid
+        # namespace's init dies with it, taking every process in the namespace along). What
+        # left the group is found in the cgroup, now and again when the cgroup is removed.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -2,11 +2,12 @@
 of demand, so that a cold start does only the rest.
 
 A spare is forked by a zygote on a ``prepare`` request (``guest/child.py``): it has joined
-cgroups made for it (without limits yet), is pid 1 of new mount, pid, ipc and uts namespaces
-and has the system part of its root built; it waits for the request of the environment it
-becomes. Taking one skips, on the cold start's path, the zygote's fork, the first cgroup
-attach (which waits for an RCU grace period when no other attach happened lately: several
-milliseconds on an idle host), the second fork into the pid namespace and most mounts.
+cgroups made for it (without limits yet), is pid 2 of a new pid namespace (whose init, forked
+before it, reaps orphans: ``guest/reaper.py``), in new mount, ipc and uts namespaces, and has
+the system part of its root built; it waits for the request of the environment it becomes.
+Taking one skips, on the cold start's path, the zygote's forks (of the init and of the
+environment), the first cgroup attach (which waits for an RCU grace period when no other
+attach happened lately: several milliseconds on an idle host) and most mounts.
 
 ``SparePool`` keeps ``size`` spares of one zygote ready and makes another each time one is
 taken or lost. A cold start that finds none ready does not wait: it takes the whole recipe at

@@ -3,8 +3,9 @@
 
 Reports, one datagram each: ``ready`` (a spare waiting for its environment), ``ok`` (with the
 Runtime API socket attached in the namespaces tier), or the failed step as ``<step>:
-<reason>``, after which the child exits with 127. A namespaces-tier child is already pid 1 of
-a pid namespace of its own when it starts (the zygote forked it there).
+<reason>``, after which the child exits with 127. A namespaces-tier child is already pid 2 of
+a pid namespace of its own when it starts (the zygote forked it there, after the namespace's
+init: ``reaper.py``).
 
 Two ways into the namespaces tier: a direct spawn takes the whole recipe at once; a spare
 (``become_spare``) takes its first half ahead of demand (cgroups, namespaces, its /proc),
@@ -72,7 +73,7 @@ class Child:
         staging = request["root"]["staging"]
         try:
             os.umask(0o022)
-            _join_cgroups(request.get("cgroups") or ())
+            join_cgroups(request.get("cgroups") or ())
             self._unshare()
             self._confiner.enter_root(staging)
             forking.prefault(self.prefault_ranges)
@@ -128,7 +129,7 @@ class Child:
             os.umask(0o022)  # the platform's own umask is stricter; an environment's is Lambda's
             if tier != "namespaces":
                 os.setsid()
-            _join_cgroups(request.get("cgroups") or ())
+            join_cgroups(request.get("cgroups") or ())
             runtime_socket = None
             if tier == "namespaces":
                 staging = request["root"]["staging"]
@@ -147,15 +148,15 @@ class Child:
             raise SetupError(f"{tier} tier: {exc}") from exc
 
     def _unshare(self):
-        """Namespaces tier, in pid 1 of the new pid namespace: new mount, ipc and uts
-        namespaces (the last with a host name of its own), and a session of its own."""
+        """Namespaces tier, in the new pid namespace: new mount, ipc and uts namespaces
+        (the last with a host name of its own), and a session of its own."""
         self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC
                                | confine.CLONE_NEWUTS)
         self._confiner.name_host()
         os.setsid()
 
     def _finish_namespaces(self, request, fds, staging):
-        """The function-specific half of the namespaces recipe, in pid 1 of the
+        """The function-specific half of the namespaces recipe, in the
         environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
         socket (returned), its code and /tmp, the switch of root, then the confinement."""
         c = self._confiner
@@ -206,7 +207,9 @@ def _report_failure(report, exc):
         os._exit(127)
 
 
-def _join_cgroups(paths):
+def join_cgroups(paths):
+    """Move this process into the groups whose ``cgroup.procs`` are ``paths``. Raises
+    SetupError."""
     pid_text = str(os.getpid()).encode()
     for path in paths:
         try:

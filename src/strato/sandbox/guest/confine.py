@@ -9,7 +9,8 @@ Default tier (``namespaces``), in this order::
         the skeleton: tmpfs root ─ read-only binds (system dirs) ─ the interpreter at
         /var/lang and the runtime at /var/runtime (shown trees) ─ /dev nodes ─ /etc files ─
         root read-only
-    forked by the zygote as pid 1 of a new pid namespace (the zygote unshares one for it):
+    forked by the zygote as pid 2 of a new pid namespace (the zygote unshares one for it and
+    forks its init, ``reaper.py``, first):
         join cgroups ─ unshare(mount, ipc, uts): a copy of the zygote's mounts, skeleton
         included ─ host name (name_host) ─ make / private ─ proc           (enter_root)
         ── a spare waits here for the environment it becomes ──
@@ -263,10 +264,12 @@ class Confiner:
 
     def enter_root(self, staging):
         """In an environment's own mount and pid namespaces, on the skeleton at ``staging``:
-        its mounts private, and a ``/proc`` of its pid namespace."""
+        its mounts private, and a ``/proc`` of its pid namespace in which a process sees only
+        the processes it may ptrace (``hidepid=2``): not the namespace's init (``reaper.py``),
+        whose /proc entries would show the host's network and mounts."""
         self.make_private()
         self._mount_or_fail(b"proc", staging.encode() + b"/proc", b"proc",
-                            MS_NOSUID | MS_NODEV | MS_NOEXEC, None, "mount /proc")
+                            MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=2", "mount /proc")
 
     def finish_root(self, plan):
         """The function's part, then the switch: its code ``plan["task_root"]`` at /var/task

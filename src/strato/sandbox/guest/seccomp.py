@@ -10,6 +10,10 @@ flag; ``clone3`` answers ENOSYS so that the C library falls back to ``clone``, w
 filter can see (clone3 passes them in memory). A call made with a foreign architecture's
 convention (x32 on x86_64, or another audit arch) kills the process.
 
+``socket`` and ``socketpair`` are refused with EPERM for the domain ``AF_VSOCK`` in every
+tier: a vsock reaches the hypervisor's host side of a virtual machine strato runs in, which no
+network namespace confines.
+
 With ``restrict_sockets`` (the fallback tier with egress ``none``: it shares the host's network,
 and Landlock governs neither UDP nor connecting to a pathname unix socket) the only sockets
 a process may make are TCP ones and connected unix pairs: ``socket`` is refused with EPERM
@@ -100,6 +104,8 @@ _NR, _ARCH, _ARG0_LOW, _ARG1_LOW, _ARG2_LOW = 0, 4, 16, 24, 32
 
 #: What ``restrict_sockets`` lets ``socket(2)`` and ``socketpair(2)`` create.
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+#: Refused in every tier (see the module's text).
+AF_VSOCK = 40
 SOCK_STREAM, SOCK_SEQPACKET = 1, 5
 IPPROTO_TCP = 6
 #: The type bits of a socket's type argument (the rest are SOCK_NONBLOCK and SOCK_CLOEXEC).
@@ -127,14 +133,13 @@ def build_program(arch=None, *, restrict_sockets=False):
         source.append((_JGE_K, "kill", 0, _X32_SYSCALL_BIT))
     source += [(_JEQ_K, "eperm", 0, number) for number in denied]
     source.append((_JEQ_K, "enosys", 0, numbers["clone3"]))
-    if restrict_sockets:
-        source += [(_JEQ_K, "socket", 0, numbers["socket"]),
-                   (_JEQ_K, "socketpair", 0, numbers["socketpair"])]
+    source += [(_JEQ_K, "socket", 0, numbers["socket"]),
+               (_JEQ_K, "socketpair", 0, numbers["socketpair"])]
     source += [(_JEQ_K, 0, "allow", numbers["clone"]),
                _load(_ARG0_LOW),
                (_JSET_K, "eperm", "allow", CLONE_NAMESPACE_FLAGS)]
-    if restrict_sockets:
-        source += _socket_check()
+    # Both checks refuse AF_VSOCK: the restricted one allows only other domains.
+    source += _socket_check() if restrict_sockets else _vsock_check()
     source += ["allow", (_RET_K, 0, 0, RET_ALLOW),
                "eperm", (_RET_K, 0, 0, RET_ERRNO | EPERM),
                "enosys", (_RET_K, 0, 0, RET_ERRNO | ENOSYS),
@@ -144,6 +149,14 @@ def build_program(arch=None, *, restrict_sockets=False):
 
 def _load(offset):
     return (_LD_ABS_W, 0, 0, offset)
+
+
+def _vsock_check():
+    """Instructions labelled ``socket`` and ``socketpair`` that go on to ``eperm`` for the
+    domain ``AF_VSOCK`` and to ``allow`` for any other."""
+    return ["socket", "socketpair",
+            _load(_ARG0_LOW),
+            (_JEQ_K, "eperm", "allow", AF_VSOCK)]
 
 
 def _socket_check():

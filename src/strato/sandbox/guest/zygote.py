@@ -28,9 +28,10 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
 - platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
   "cgroups": [...], "root": {"staging", "binds", "symlinks"}}``: fork a spare, a process
   that takes the first half of the namespaces recipe ahead of demand (joins its cgroups, is
-  pid 1 of new mount, pid, ipc and uts namespaces, has the function-independent part of its
-  root built) and waits to become an environment. Answered ``{"op": "prepared", "id", "pid"}``
-  or ``{"op": "prepare_failed", "id", "error"}``; a spare that dies unused is reported as
+  pid 2 of a new pid namespace whose init reaps orphans (``reaper.py``), in new mount, ipc
+  and uts namespaces, has the function-independent part of its root built) and waits to
+  become an environment. Answered ``{"op": "prepared", "id", "pid"}`` or
+  ``{"op": "prepare_failed", "id", "error"}``; a spare that dies unused is reported as
   ``{"op": "spare_lost", "id"}``, one that is used reports as the environment it became.
 
 Requests are answered in the order their children finish, not the order they came in: the
@@ -70,6 +71,7 @@ except ImportError as _exc:
     _CONFINE_MISSING = str(_exc)
 import child  # noqa: E402
 import forking  # noqa: E402
+import reaper  # noqa: E402
 
 import lambda_runtime.bootstrap as bootstrap  # noqa: E402
 
@@ -254,6 +256,10 @@ class Zygote:
         self._setup_pids = {}  # pid -> _Setup, for children in set-up
         self._spares = {}  # spare id -> (socket, pid), for spares waiting to be used
         self._spare_ids = {}  # pid -> spare id, for spares waiting or becoming environments
+        # Namespaces-tier children and the inits of their pid namespaces (``reaper.py``),
+        # both ways, while both live: an init is killed when its child is reaped.
+        self._inits = {}  # child pid -> init pid
+        self._init_of = {}  # init pid -> child pid
         self._poller = select.poll()
         self._skeletons = set()  # staging paths with a skeleton (see _skeleton)
         self._learned = {}  # page -> environments seen writing it (see _learn)
@@ -342,6 +348,7 @@ class Zygote:
                 return
             if pid == 0:
                 return
+            self._reaped_init_partner(pid)
             setup = self._setup_pids.get(pid)
             if setup is not None:
                 # Its report, if it made one, is waiting: a child reports before it exits.
@@ -364,8 +371,25 @@ class Zygote:
                 self._send({"op": "exited", "pid": pid,
                             "exit_code": os.WEXITSTATUS(status), "signal": None})
 
+    def _reaped_init_partner(self, pid):
+        """``pid`` is reaped: if it was a namespaces-tier child, kill the init of its pid
+        namespace (and with it what the environment left there); if it was such an init,
+        forget it (its number may be reused: never kill it again)."""
+        child_pid = self._init_of.pop(pid, None)
+        if child_pid is not None:
+            del self._inits[child_pid]
+            return
+        init = self._inits.pop(pid, None)
+        if init is not None:
+            del self._init_of[init]
+            try:
+                os.kill(init, signal.SIGKILL)  # reaped silently by _reap
+            except OSError:
+                pass
+
     def _kill_children(self):
-        pids = set(self._children) | set(self._spare_ids) | set(self._setup_pids)
+        pids = set(self._children) | set(self._spare_ids) | set(self._setup_pids) \
+            | set(self._init_of)
         for pid in pids:
             for kill in (os.killpg, os.kill):
                 try:
@@ -445,7 +469,7 @@ class Zygote:
                 return
         parent, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
-            pid = self._fork_child(namespaced)
+            pid = self._fork_child(namespaced, request.get("cgroups") or [])
         except OSError as exc:
             for sock in (parent, ours):
                 sock.close()
@@ -462,19 +486,32 @@ class Zygote:
         self._close_fds(fds)
         self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid))
 
-    def _fork_child(self, namespaced):
-        """Fork; with ``namespaced``, the child is pid 1 of a new pid namespace (so that no
-        second fork is needed to get there). The zygote itself stays where it is."""
+    def _fork_child(self, namespaced, cgroups):
+        """Fork; with ``namespaced``, the child is pid 2 of a new pid namespace whose init,
+        forked first into ``cgroups``, reaps its orphans (``reaper.py``). The zygote itself
+        stays where it is."""
         if not namespaced:
             return forking.fork()
         self._confiner.unshare(confine.CLONE_NEWPID, "new pid namespace")
+        init = None
         try:
+            init = forking.fork()
+            if init == 0:
+                try:
+                    self._leave_zygote([])
+                    reaper.serve(self._confiner._prctl, lambda: child.join_cgroups(cgroups))
+                finally:
+                    os._exit(127)  # serve never returns: nothing of the zygote's may run on
             pid = forking.fork()
         except BaseException:
+            if init:
+                os.kill(init, signal.SIGKILL)  # reaped silently by _reap
             self._confiner.enter_pid_namespace(self._own_pids)
             raise
         if pid:
             self._confiner.enter_pid_namespace(self._own_pids)
+            self._inits[pid] = init
+            self._init_of[init] = pid
         return pid
 
     def _skeleton(self, root):
