@@ -3,7 +3,7 @@ provisioned concurrency.
 
 Environments are forked by a real ``ProcessSandbox`` (unconfined tier: these tests are about
 scheduling, not confinement) from a zygote of a host Python, run the built-in runtime, and
-get their variables from ``Application._environment``. A counting wrapper around the sandbox
+get Lambda's variables from ``LambdaVariables``, as the server's do. A counting wrapper around the sandbox
 tells cold starts (a new process) from warm ones.
 """
 
@@ -23,8 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from strato.app import Application
-from strato.config import Settings
+from strato.config import DEFAULT_REGION
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.models import CodeRef, FunctionState, FunctionVersion
 from strato.errors import SandboxError
@@ -34,6 +33,7 @@ from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.tiers import Tier
 from strato.scheduler.concurrency import ProvisionedState
+from strato.scheduler.environment_variables import LambdaVariables
 from strato.scheduler.invocation import Invocation, InvocationResult
 from strato.scheduler.pool import EnvironmentPool
 
@@ -155,7 +155,6 @@ def run_with_pool(tmp_path: Path, test: Callable[[Harness], Coroutine[Any, Any, 
     code_dir = tmp_path / "code"
     code_dir.mkdir()
     (code_dir / "app.py").write_text(APP)
-    application = Application(Settings(data_dir=tmp_path / "data"))
 
     async def main() -> None:
         if failing:
@@ -165,9 +164,8 @@ def run_with_pool(tmp_path: Path, test: Callable[[Harness], Coroutine[Any, Any, 
                 InterpreterRegistry(), tier=Tier.UNCONFINED, work_dir=str(tmp_path / "sandbox"),
                 use_cgroups=False, limit_cpu=False))
         sink = Sink()
-        # The application is not started: its environment variables read this sandbox.
-        application._sandbox = sandbox  # type: ignore[assignment]
-        pool = EnvironmentPool(sandbox, RuntimeApiServer(), sink, application._environment,
+        pool = EnvironmentPool(sandbox, RuntimeApiServer(), sink,
+                               LambdaVariables(sandbox, DEFAULT_REGION),
                                lambda _: str(code_dir),
                                keep_alive_s=60, account_concurrency=pool_args.pop("account", 100),
                                **pool_args)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from strato.app import _clock
 from strato.domain.clock import ScaledClock, SystemClock, VirtualClock
+from strato.domain.clock_origin import engine_clock
 
 
 def test_a_scaled_clock_runs_faster_than_the_real_one() -> None:
@@ -33,13 +33,13 @@ def test_a_scaled_clock_with_an_origin_goes_on_from_it() -> None:
 
 def test_the_application_keeps_the_scaled_clocks_origin(tmp_path: Path) -> None:
     origin_file = tmp_path / "clock-origin.json"
-    first = _clock(50, origin_file)
+    first = engine_clock(50, origin_file)
     assert isinstance(first, ScaledClock)
     stored = json.loads(origin_file.read_text())["origin"]
-    second = _clock(50, origin_file)
+    second = engine_clock(50, origin_file)
     assert isinstance(second, ScaledClock) and second.origin == stored
     assert second.now() >= first.now() - 0.01  # the same time, up to wall/monotonic drift
-    assert isinstance(_clock(1.0, tmp_path / "unused.json"), SystemClock)
+    assert isinstance(engine_clock(1.0, tmp_path / "unused.json"), SystemClock)
     assert not (tmp_path / "unused.json").exists()
 
 

@@ -10,7 +10,7 @@ finish their batch first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from strato.domain.event_source_mappings import EventSourceMapping, MappingState
 from strato.event_sources.sqs_poller import SqsPoller
@@ -43,6 +43,11 @@ class PollerManager:
             poller = self._make(mapping)
             self._pollers[uuid] = poller
             poller.start()
+
+    def recover(self, mappings: Iterable[EventSourceMapping]) -> None:
+        """At start: ``apply`` each stored mapping (as the mapping service recovered it)."""
+        for mapping in mappings:
+            self.apply(mapping.uuid, mapping)
 
     async def close(self, grace_s: float = 2.0) -> None:
         """Stop every poller, giving busy workers ``grace_s`` seconds. Idempotent."""

@@ -1,0 +1,58 @@
+"""Lambda's environment variables for an execution environment.
+
+What a function reads from ``os.environ`` on Lambda
+(https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html): the reserved
+variables (handler, region, function name, version, memory, log group and stream,
+initialization type, Runtime API address), the locale and time zone, the paths the sandbox
+lays out, and then the function's own variables, which come last and so win (the API refuses
+reserved keys before they are stored, see ``domain.validation.check_environment``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from strato.domain.models import FunctionVersion
+
+
+class PathLayout(Protocol):
+    """The part of a sandbox that knows where an environment finds its binaries."""
+
+    def path_variables(self) -> dict[str, str]:
+        """``PATH``, ``LAMBDA_RUNTIME_DIR`` (and what else the sandbox's layout needs)."""
+
+
+class LambdaVariables:
+    """An ``EnvironmentBuilder`` of the pool (``scheduler.pool``): called once per
+    environment it starts, on the loop's thread; pure apart from asking ``layout`` for its
+    paths, so it may be called any number of times."""
+
+    def __init__(self, layout: PathLayout, region: str) -> None:
+        self._layout = layout
+        self._region = region
+
+    def __call__(self, version: FunctionVersion, address: str, stream: str, task_root: str,
+                 initialization_type: str) -> dict[str, str]:
+        """The variables of an environment of ``version`` whose Runtime API is at
+        ``address``, logging to ``stream``, with its code at ``task_root``;
+        ``initialization_type`` is ``on-demand`` or ``provisioned-concurrency``."""
+        region = self._region
+        variables = {
+            **self._layout.path_variables(),
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": task_root,
+            "_HANDLER": version.handler,
+            "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{version.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": version.name,
+            "AWS_LAMBDA_FUNCTION_VERSION": version.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": version.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
+            "AWS_LAMBDA_RUNTIME_API": address,
+        }
+        variables.update(version.environment)
+        return variables
