@@ -12,7 +12,8 @@ for every function), which an administrator's policy allows.
   the function's failed events again as new ones (``ToVersion`` optional: the qualifier they
   then run); answers ``{"Redriven": n}``.
 
-Reads run on the query executor; a redrive goes through the group-commit writer.
+The edge parses the request, calls ``services.event_ledger`` (reads on the query executor)
+and renders its answer.
 """
 
 from __future__ import annotations
@@ -28,20 +29,17 @@ from urllib.parse import parse_qs
 
 from strato.api import rest_json
 from strato.domain.arns import Scope
-from strato.domain.clock import Clock
 from strato.domain.errors import (
     InvalidParameterValueException,
     InvalidRequestContentException,
     LambdaApiError,
-    ResourceNotFoundException,
     ServiceException,
     UnsupportedOperationException,
 )
 from strato.domain.principals import Principal
 from strato.http.request import Request, Responder
 from strato.queue.events import EventState, LedgerEntry
-from strato.queue.store import EventStore
-from strato.queue.writer import EventWriter
+from strato.services.event_ledger import EventLedgerService, LedgerPage
 
 log = logging.getLogger(__name__)
 
@@ -75,24 +73,21 @@ def render_entry(entry: LedgerEntry, now: float) -> dict[str, Any]:
     }
 
 
+def render_page(page: LedgerPage) -> dict[str, Any]:
+    output: dict[str, Any] = {
+        "Events": [render_entry(e, page.now) for e in page.entries],
+        "Counts": {state.value: page.counts.get(state, 0) for state in EventState},
+    }
+    if page.next_marker is not None:
+        output["NextMarker"] = str(page.next_marker)
+    return output
+
+
 class LedgerApi:
-    def __init__(
-        self,
-        store: EventStore,
-        writer: EventWriter,
-        executor: Executor,
-        clock: Clock,
-        *,
-        function_exists: Callable[[str, str | None], bool],
-        on_redrive: Callable[[str], None],
-        authorizer: Authorize | None,
-    ) -> None:
-        self._store = store
-        self._writer = writer
+    def __init__(self, ledger: EventLedgerService, executor: Executor, *,
+                 authorizer: Authorize | None) -> None:
+        self._ledger = ledger
         self._executor = executor
-        self._clock = clock
-        self._function_exists = function_exists
-        self._on_redrive = on_redrive
         self._authorizer = authorizer
 
     def handle(self, request: Request, responder: Responder, principal: Principal,
@@ -127,22 +122,9 @@ class LedgerApi:
                 f"{', '.join(s.value for s in EventState)})") from exc
         if limit < 1:
             raise InvalidParameterValueException("limit must be at least 1")
-
-        def read() -> dict[str, Any]:
-            entries = self._store.ledger(function_name=function, states=states or None,
-                                         after_seq=after, limit=limit + 1)
-            counts = self._store.counts(function)
-            now = self._clock.now()
-            output: dict[str, Any] = {
-                "Events": [render_entry(e, now) for e in entries[:limit]],
-                "Counts": {state.value: counts.get(state, 0) for state in EventState},
-            }
-            if len(entries) > limit:
-                output["NextMarker"] = str(entries[limit - 1].seq)
-            return output
-
-        future = asyncio.get_running_loop().run_in_executor(self._executor, read)
-        future.add_done_callback(lambda done: _answer(responder, done))
+        future = asyncio.get_running_loop().run_in_executor(
+            self._executor, self._ledger.page, function, states, after, limit)
+        future.add_done_callback(lambda done: _answer(responder, done, render_page))
 
     def _redrive(self, request: Request, responder: Responder, principal: Principal,
                  scope: Scope) -> None:
@@ -157,20 +139,9 @@ class LedgerApi:
         if version is not None and not isinstance(version, str):
             raise InvalidParameterValueException("ToVersion must be a string")
         self._authorize(principal, "strato:RedriveEvents", scope.function_arn(name))
-        if not self._function_exists(name, None):
-            raise ResourceNotFoundException(f"Function not found: {scope.function_arn(name)}")
-        if version is not None and not self._function_exists(name, version):
-            raise ResourceNotFoundException(
-                f"Function not found: {scope.function_arn(name, version)}")
-        now = self._clock.now()
-        future = self._writer.submit(lambda tx: tx.redrive(name, now=now, qualifier=version))
-
-        def done(finished: asyncio.Future[int]) -> None:
-            if not finished.cancelled() and finished.exception() is None and finished.result():
-                self._on_redrive(name)
-            _answer(responder, finished, lambda count: {"Redriven": count})
-
-        future.add_done_callback(done)
+        future = self._ledger.redrive(scope, name, version)
+        future.add_done_callback(
+            lambda done: _answer(responder, done, lambda count: {"Redriven": count}))
 
 
 def _answer(responder: Responder, done: asyncio.Future[Any],

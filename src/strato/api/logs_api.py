@@ -2,7 +2,8 @@
 
 ``aws logs filter-log-events --log-group-name /aws/lambda/<fn>``, ``get-log-events`` and
 ``describe-log-streams`` work against strato's endpoint, and ``strato logs`` uses the same
-operations. Queries run off the event loop.
+operations. The edge parses a request, runs the query of ``services.logs`` off the event
+loop, and renders its answer.
 """
 
 from __future__ import annotations
@@ -18,26 +19,14 @@ from strato.api.service_models import service_model
 from strato.domain.arns import Scope
 from strato.domain.errors import LambdaApiError, ServiceException, UnsupportedOperationException
 from strato.http.request import Request, Responder
-from strato.store.base import LogStore
-from strato.store.log_writer import expand
+from strato.services.logs import LogService
 
 log = logging.getLogger(__name__)
 
-_DEFAULT_LIMIT = 10_000
-
-
-def _matches(message: str, pattern: str | None) -> bool:
-    """CloudWatch's simplest filter patterns: every (optionally quoted) term must appear."""
-    if not pattern:
-        return True
-    if pattern.startswith('"') and pattern.endswith('"'):
-        return pattern.strip('"') in message
-    return all(term in message for term in pattern.split())
-
 
 class LogsApi:
-    def __init__(self, store: LogStore, executor: Executor | None = None) -> None:
-        self._store = store
+    def __init__(self, logs: LogService, executor: Executor | None = None) -> None:
+        self._logs = logs
         self._executor = executor
         self._operations: dict[str, Callable[[dict[str, Any], Scope], dict[str, Any]]] = {
             "FilterLogEvents": self.filter_log_events,
@@ -75,62 +64,51 @@ class LogsApi:
         future.add_done_callback(done)
 
     def filter_log_events(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
-        group = params["logGroupName"]
-        limit = params.get("limit") or _DEFAULT_LIMIT
-        after = int(params.get("nextToken") or 0)
-        streams = params.get("logStreamNames")
-        prefix = params.get("logStreamNamePrefix")
-        if prefix:
-            streams = [s.stream for s in self._store.streams(group, prefix=prefix)]
-        found = self._store.query(
-            group, streams=streams, start_ms=params.get("startTime"), end_ms=params.get("endTime"),
-            after_position=after, limit=limit,
+        found = self._logs.filter_lines(
+            params["logGroupName"], streams=params.get("logStreamNames"),
+            stream_prefix=params.get("logStreamNamePrefix"), start_ms=params.get("startTime"),
+            end_ms=params.get("endTime"), after=int(params.get("nextToken") or 0),
+            limit=params.get("limit"), pattern=params.get("filterPattern"),
         )
-        pattern = params.get("filterPattern")
         events = [
             {
-                "logStreamName": e.event.stream,
-                "timestamp": e.event.timestamp_ms,
-                "message": line,
-                "ingestionTime": e.ingestion_ms,
-                "eventId": str(e.position),
+                "logStreamName": line.stream,
+                "timestamp": line.timestamp_ms,
+                "message": line.message,
+                "ingestionTime": line.ingestion_ms,
+                "eventId": str(line.position),
             }
-            for e in found
-            for line in expand(e.event.message)
-            if _matches(line, pattern)
+            for line in found.lines
         ]
         output: dict[str, Any] = {"events": events, "searchedLogStreams": []}
-        if len(found) >= limit:
-            output["nextToken"] = str(found[-1].position)
+        if found.next_position is not None:
+            output["nextToken"] = str(found.next_position)
         return output
 
     def get_log_events(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
         token = params.get("nextToken") or "f/0"
         after = int(token.split("/", 1)[1]) if "/" in token else 0
-        found = self._store.query(
-            params["logGroupName"], streams=[params["logStreamName"]],
-            start_ms=params.get("startTime"), end_ms=params.get("endTime"),
-            after_position=after, limit=params.get("limit") or _DEFAULT_LIMIT,
+        found = self._logs.stream_lines(
+            params["logGroupName"], params["logStreamName"], start_ms=params.get("startTime"),
+            end_ms=params.get("endTime"), after=after, limit=params.get("limit"),
         )
-        last = found[-1].position if found else after
         return {
             "events": [
-                {"timestamp": e.event.timestamp_ms, "message": line, "ingestionTime": e.ingestion_ms}
-                for e in found
-                for line in expand(e.event.message)
+                {"timestamp": line.timestamp_ms, "message": line.message,
+                 "ingestionTime": line.ingestion_ms}
+                for line in found.lines
             ],
-            "nextForwardToken": f"f/{last}",
-            "nextBackwardToken": f"b/{found[0].position if found else after}",
+            "nextForwardToken": f"f/{found.last_position}",
+            "nextBackwardToken": f"b/{found.first_position}",
         }
 
     def describe_log_streams(self, params: dict[str, Any], scope: Scope) -> dict[str, Any]:
         group = params["logGroupName"]
-        streams = self._store.streams(group, prefix=params.get("logStreamNamePrefix"))
-        if params.get("orderBy") == "LastEventTime":
-            streams.sort(key=lambda s: s.last_event_ms)
-        if params.get("descending"):
-            streams.reverse()
-        streams = streams[: params.get("limit") or 50]
+        streams = self._logs.streams(
+            group, prefix=params.get("logStreamNamePrefix"),
+            by_last_event=params.get("orderBy") == "LastEventTime",
+            descending=bool(params.get("descending")), limit=params.get("limit"),
+        )
         return {
             "logStreams": [
                 {
