@@ -58,9 +58,11 @@ from strato.services.async_targets import AsyncTargets
 from strato.services.authorization import Authorizer, ResourcePolicyCache
 from strato.services.concurrency import ConcurrencyService, ProvisionedState
 from strato.services.event_invoke_configs import EventInvokeConfigCache, EventInvokeConfigService
+from strato.services.event_ledger import EventLedgerService
 from strato.services.event_source_mappings import EventSourceMappingService
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
+from strato.services.logs import LogService
 from strato.services.permissions import PermissionService
 from strato.services.queues import QueueService
 from strato.services.registry import FunctionRegistry, load_entry
@@ -235,7 +237,7 @@ class Application:
         self._start_event_sources(loop, functions, invocations, operations)
         operations.table.update(EventInvokeConfigOperations(event_configs).table)
         acceptor, ledger = await self._start_async(invocations)
-        logs_api = LogsApi(self._log_store, self._queries)
+        logs_api = LogsApi(LogService(self._log_store), self._queries)
         verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
         if settings.auth != "none":
             verifier = sigv4_verifier(data, settings.account_id, settings.admin_credentials)
@@ -280,9 +282,10 @@ class Application:
         self._destinations.start()
         accepted = AsyncInvocationService(invocations, self._event_writer, self.clock,
                                           self._async_worker.notify)
-        ledger = LedgerApi(self._event_store, self._event_writer, self._queries, self.clock,
-                           function_exists=exists, on_redrive=self._async_worker.notify,
-                           authorizer=self.authorizer)
+        ledger = LedgerApi(
+            EventLedgerService(self._event_store, self._event_writer, self.clock,
+                               function_exists=exists, on_redrive=self._async_worker.notify),
+            self._queries, authorizer=self.authorizer)
         return EventAcceptor(accepted), ledger
 
     def _start_event_sources(self, loop: asyncio.AbstractEventLoop, functions: FunctionService,
