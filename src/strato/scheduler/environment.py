@@ -1,4 +1,4 @@
-"""One execution environment: its lifecycle, what its runtime may ask, its log capture.
+"""One execution environment: its lifecycle and what its runtime may ask.
 
 Lifecycle (a transition outside this table raises IllegalTransition)::
 
@@ -21,13 +21,9 @@ channel for strato's built-in one), which turn its requests into ``runtime_next`
 ``runtime_response``, ``runtime_error`` and ``runtime_init_error``, whichever transport the
 runtime uses. All methods run on the event loop's thread.
 
-Output (stdout and stderr, one pipe) is read as it comes and kept within the budgets of
-``output_budget``: an invocation's lines go to the log with its END and REPORT, what is
-written outside an invocation goes to the log line by line. Between invocations strato stops
-reading once that budget is spent, so a process that keeps writing after its handler returned
-blocks on the full pipe instead of filling strato's memory and disk; the next delivery
-resumes reading. Reading never monopolises the loop: one read per readiness callback, and a
-drain reads at most ``_DRAIN_LIMIT`` bytes.
+Its output goes to its log stream through its ``LogCapture`` (``scheduler.log_capture``),
+which the environment tells when an invocation begins and closes and when INIT or a wait
+between invocations is over.
 """
 
 from __future__ import annotations
@@ -37,8 +33,6 @@ import base64
 import enum
 import json
 import logging
-import math
-import os
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -49,24 +43,9 @@ from strato.errors import StratoError
 from strato.sandbox.base import EnvironmentProcess, ExitStatus
 from strato.scheduler import invocation as faults
 from strato.scheduler.invocation import Fault, Invocation, InvocationResult
-from strato.scheduler.output_budget import (
-    BETWEEN_INVOCATIONS_BYTES,
-    INIT_BYTES,
-    MAX_LINE_BYTES,
-    Allowance,
-    InvocationOutput,
-    invocation_dropped_line,
-    outside_dropped_line,
-    paused_line,
-)
+from strato.scheduler.log_capture import LogCapture, LogSink
 
 log = logging.getLogger(__name__)
-
-_READ_BYTES = 65536
-#: At most this much is read by one drain: more than a pipe holds (an unprivileged writer
-#: may grow it to 1 MiB), so a drain takes what was written before it, and a writer racing
-#: the drain cannot keep the loop in it.
-_DRAIN_LIMIT = 2 * 1024 * 1024
 
 
 class State(enum.Enum):
@@ -90,11 +69,6 @@ _LEGAL = frozenset((a.name, b.name) for a, targets in _TRANSITIONS.items() for b
 
 class IllegalTransition(StratoError):
     pass
-
-
-class LogSink(Protocol):
-    def emit(self, group: str, stream: str, lines: list[tuple[int, str]]) -> None:
-        """Queue ``(timestamp_ms, message)`` lines for storage; never blocks."""
 
 
 class RuntimeEndpoints(Protocol):
@@ -170,7 +144,6 @@ class ExecutionEnvironment:
         self.init_error: str | None = None
         self.process: EnvironmentProcess | None = None
         self.endpoints: RuntimeEndpoints | None = None
-        self._sink = sink
         self._on_released = on_released
         self._on_dead = on_dead
         self._on_finished = on_finished
@@ -182,16 +155,7 @@ class ExecutionEnvironment:
         self._delivered = False
         self._started_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._partial = b""
-        #: Bytes cut from the line in ``_partial`` (beyond MAX_LINE_BYTES).
-        self._cut = 0
-        #: START of the invocation in flight (and, once it ends, its closing lines).
-        self._lines: list[tuple[int, str]] = []
-        self._output = InvocationOutput()
-        self._outside = Allowance(INIT_BYTES)
-        #: Reading stopped between invocations (see the module docstring).
-        self._paused = False
-        self._eof = False
+        self._log = LogCapture(self._loop, sink, version.log_group, log_stream)
         self._death_fault: Fault | None = None
 
     # lifecycle -------------------------------------------------------------------------
@@ -209,13 +173,15 @@ class ExecutionEnvironment:
         if (self.state._name_, target._name_) not in _LEGAL:
             raise IllegalTransition(f"environment {self.env_id}: {self.state.name} → {target.name}")
         self.state = target
+        # INIT is never a target: IDLE and BUSY are the states past INIT and alive.
+        self._log.pausable = target is not State.DEAD
 
     def attach(self, process: EnvironmentProcess, endpoints: RuntimeEndpoints) -> None:
         """Adopt the started process and its Runtime API endpoints (closed when the
         environment is finalised). Once per environment, right after its start."""
         self.process = process
         self.endpoints = endpoints
-        self._loop.add_reader(process.log_fd, self._on_output)
+        self._log.attach(process)
         process.exited.add_done_callback(self._on_exit)
         # The runtime may have spoken before (its channel is read from the moment it is
         # served): an INIT already over must keep the timer its invocation set.
@@ -271,7 +237,7 @@ class ExecutionEnvironment:
             if self._current is not None:
                 self._init_ms = (time.monotonic() - self._spawned_at) * 1000
             self._cancel_timer()
-            self._end_outside_period()
+            self._log.end_outside_period()
             self._move(State.BUSY if self._current is not None else State.IDLE)
             if self._current is None:
                 self.idle_since = time.monotonic()
@@ -313,7 +279,7 @@ class ExecutionEnvironment:
             self._move(State.BUSY)
             self._delivered = True
             self._started_at = time.monotonic()
-            self._lines.append(self._start_line(invocation))
+            self._log.begin_undelivered(invocation.request_id, self.version.version)
             self._complete(document, True, then_destroy=True)
         else:
             self.destroy()
@@ -326,21 +292,13 @@ class ExecutionEnvironment:
     def _deliver(self, waiter: EventWaiter) -> None:
         invocation = self._current
         assert invocation is not None
-        if self._paused or self._outside.spent:
-            self._end_outside_period()
         self._delivered = True
         timeout = self.version.timeout
+        now = time.time()
+        self._log.begin_delivered(int(now * 1000), invocation.request_id, self.version.version)
         self._started_at = time.monotonic()
         self._timer = self._loop.call_later(timeout, self._on_timeout)
-        now = time.time()
         waiter.deliver(invocation, int((now + timeout) * 1000))
-        self._lines.append((int(now * 1000), self._start_text(invocation)))
-
-    def _start_line(self, invocation: Invocation) -> tuple[int, str]:
-        return int(time.time() * 1000), self._start_text(invocation)
-
-    def _start_text(self, invocation: Invocation) -> str:
-        return f"START RequestId: {invocation.request_id} Version: {self.version.version}"
 
     # completion ------------------------------------------------------------------------
     def _complete(self, payload: bytes, error: bool, *, then_destroy: bool = False,
@@ -357,7 +315,7 @@ class ExecutionEnvironment:
         function_error = "Unhandled" if error else None
         try:
             if invocation.want_tail:
-                lines = self._close_log(invocation, duration_ms, extra_line)
+                lines = self._close_log(invocation.request_id, duration_ms, extra_line)
                 text = "".join(line + "\n" for _, line in lines).encode()
                 tail = base64.b64encode(text[-limits.LOG_TAIL_BYTES:]).decode()
                 invocation.finish(InvocationResult(payload, self.version.version, function_error,
@@ -367,7 +325,7 @@ class ExecutionEnvironment:
                     invocation.finish(InvocationResult(payload, self.version.version,
                                                        function_error))
                 finally:
-                    self._close_log(invocation, duration_ms, extra_line)
+                    self._close_log(invocation.request_id, duration_ms, extra_line)
         finally:
             self._current = None
             self._delivered = False
@@ -379,32 +337,13 @@ class ExecutionEnvironment:
                 self.idle_since = time.monotonic()
                 self._on_released(self)
 
-    def _close_log(self, invocation: Invocation, duration_ms: float,
+    def _close_log(self, request_id: str, duration_ms: float,
                    extra_line: str | None) -> list[tuple[int, str]]:
-        """The invocation's output (what is still in the pipe included), END and REPORT:
-        emitted to the sink, and returned. Only while ``invocation`` is the current one."""
-        self._drain_output()
-        output, dropped = self._output.take()
-        self._lines.extend(output)
-        request_id = invocation.request_id
-        now_ms = int(time.time() * 1000)
-        if extra_line:
-            self._lines.append((now_ms, extra_line))
-        if dropped:
-            self._lines.append((now_ms, invocation_dropped_line(dropped)))
-        memory = self.version.memory_size
-        used = self.process.peak_memory_mb() if self.process else 0
-        report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-                  f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\tMemory Size: {memory} MB\t"
-                  f"Max Memory Used: {min(used, memory) if used else 1} MB\t")
-        if self._init_ms is not None:
-            report += f"Init Duration: {self._init_ms:.2f} ms\t"
-            self._init_ms = None
-        self._lines.append((now_ms, f"END RequestId: {request_id}"))
-        self._lines.append((now_ms, report))
-        lines, self._lines = self._lines, []
-        self._sink.emit(self.version.log_group, self.log_stream, lines)
-        return lines
+        """Close the log of the invocation in flight (its Init Duration, if it waited for
+        INIT, goes to its REPORT); the lines emitted."""
+        init_ms, self._init_ms = self._init_ms, None
+        return self._log.close_invocation(request_id, duration_ms, self.version.memory_size,
+                                          init_ms, extra_line)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -435,7 +374,7 @@ class ExecutionEnvironment:
         if invocation is not None and self._current is invocation:
             self._started_at = self._spawned_at
             self._delivered = True
-            self._lines.insert(0, self._start_line(invocation))
+            self._log.begin_undelivered(invocation.request_id, self.version.version)
             fault = Fault(faults.SANDBOX_TIMEDOUT,
                           f"RequestId: {invocation.request_id} Error: INIT phase timed out after "
                           f"{limits.INIT_TIMEOUT_S:.2f} seconds")
@@ -446,7 +385,7 @@ class ExecutionEnvironment:
 
     def _finalise(self, status: ExitStatus | None) -> None:
         """The process is gone: fail what was in flight, free everything, report DEAD."""
-        self._drain_output()
+        self._log.drain()
         invocation = self._current
         was_dead = self.state is State.DEAD
         if self.state is State.INIT and self.init_error is None:
@@ -464,105 +403,15 @@ class ExecutionEnvironment:
             if not self._delivered:
                 self._delivered = True
                 self._started_at = time.monotonic()
-                self._lines.insert(0, self._start_line(invocation))
+                self._log.begin_undelivered(invocation.request_id, self.version.version)
             self._complete(fault.payload(), True, extra_line=f"{fault.message}\n{fault.error_type}")
-        self._end_outside_period()
+        self._log.end_outside_period()
         self._parked = None
         self._cancel_timer()
+        self._log.detach()
         if self.process is not None:
-            self._loop.remove_reader(self.process.log_fd)
             self.process.release()
         if self.endpoints is not None:
             self.endpoints.close()
         if not was_dead:
             self._on_dead(self)
-
-    # output ----------------------------------------------------------------------------
-    def _on_output(self) -> None:
-        assert self.process is not None
-        try:
-            chunk = os.read(self.process.log_fd, _READ_BYTES)
-        except BlockingIOError:
-            return
-        except OSError:
-            chunk = b""
-        if not chunk:
-            self._eof = True
-            self._loop.remove_reader(self.process.log_fd)
-            return
-        self._take_output(chunk)
-
-    def _drain_output(self) -> None:
-        """Read what is already in the pipe (the runtime flushes before it posts), up to
-        ``_DRAIN_LIMIT`` bytes, and end a line left unfinished."""
-        if self.process is None:
-            return
-        left = _DRAIN_LIMIT
-        while left > 0:
-            try:
-                chunk = os.read(self.process.log_fd, min(_READ_BYTES, left))
-            except (BlockingIOError, OSError):
-                break
-            if not chunk:
-                break
-            left -= len(chunk)
-            self._take_output(chunk)
-        if self._partial or self._cut:
-            partial, self._partial = self._partial, b""
-            self._keep_line(partial, len(partial) + self._cut)
-            self._cut = 0
-
-    def _take_output(self, chunk: bytes) -> None:
-        if self._cut:
-            # The line in ``_partial`` is full: only its end is looked for, nothing copied.
-            end = chunk.find(b"\n")
-            if end < 0:
-                self._cut += len(chunk)
-                return
-            partial, self._partial = self._partial, b""
-            self._keep_line(partial, len(partial) + self._cut + end + 1)
-            self._cut = 0
-            chunk = chunk[end + 1:]
-        data = self._partial + chunk if self._partial else chunk
-        *complete, rest = data.split(b"\n")
-        for line in complete:
-            # What a line counts is its size as written, its newline included.
-            self._keep_line(line[:MAX_LINE_BYTES], len(line) + 1)
-        if len(rest) > MAX_LINE_BYTES:
-            self._cut += len(rest) - MAX_LINE_BYTES
-            rest = rest[:MAX_LINE_BYTES]
-        self._partial = rest
-
-    def _keep_line(self, raw: bytes, size: int) -> None:
-        """One line of output (at most MAX_LINE_BYTES of it) that took ``size`` bytes."""
-        if self._current is not None and self._delivered:
-            self._output.add(int(time.time() * 1000), raw, size)
-            return
-        if not self._outside.take(size):
-            return
-        self._sink.emit(self.version.log_group, self.log_stream,
-                        [(int(time.time() * 1000), raw.decode("utf-8", "replace"))])
-        # INIT goes on dropping (it ends within its timeout); a DEAD one is drained once.
-        if (self._outside.exhausted and not self._paused
-                and (self.state is State.IDLE or self.state is State.BUSY)):
-            self._pause()
-
-    def _pause(self) -> None:
-        """Stop reading the pipe until the next delivery (its writer blocks once it is full)."""
-        assert self.process is not None
-        self._paused = True
-        self._loop.remove_reader(self.process.log_fd)
-        self._sink.emit(self.version.log_group, self.log_stream,
-                        [(int(time.time() * 1000), paused_line())])
-
-    def _end_outside_period(self) -> None:
-        """INIT or a wait between invocations is over: report what its allowance dropped,
-        give the next wait a fresh one, and read again if reading was paused."""
-        dropped = self._outside.restart(BETWEEN_INVOCATIONS_BYTES)
-        if dropped:
-            self._sink.emit(self.version.log_group, self.log_stream,
-                            [(int(time.time() * 1000), outside_dropped_line(dropped))])
-        if self._paused:
-            self._paused = False
-            if self.process is not None and not self._eof and self.state is not State.DEAD:
-                self._loop.add_reader(self.process.log_fd, self._on_output)

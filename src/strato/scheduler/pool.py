@@ -44,8 +44,9 @@ from strato.scheduler.concurrency import (
     provisioning_backoff,
     throttled,
 )
-from strato.scheduler.environment import ExecutionEnvironment, LogSink, RuntimeEndpoints, State
+from strato.scheduler.environment import ExecutionEnvironment, RuntimeEndpoints, State
 from strato.scheduler.invocation import Invocation, function_deleted
+from strato.scheduler.log_capture import LogSink
 from strato.scheduler.placement import expired
 
 log = logging.getLogger(__name__)
