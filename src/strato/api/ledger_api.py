@@ -27,6 +27,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from strato.api import rest_json
+from strato.async_invoke.events import EventState, LedgerEntry
+from strato.async_invoke.store import EventStore
+from strato.async_invoke.writer import EventWriter
 from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.errors import (
@@ -39,9 +42,6 @@ from strato.domain.errors import (
 )
 from strato.domain.principals import Principal
 from strato.http.request import Request, Responder
-from strato.queue.events import EventState, LedgerEntry
-from strato.queue.store import EventStore
-from strato.queue.writer import EventWriter
 
 log = logging.getLogger(__name__)
 
