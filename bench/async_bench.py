@@ -44,9 +44,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 from bench.invoke_bench import ACCESS_KEY, SECRET_KEY, start  # noqa: E402
 from bench.readme_table import write_table  # noqa: E402
-from strato.queue.events import NewEvent  # noqa: E402
-from strato.queue.sqlite_events import SqliteEventStore  # noqa: E402
-from strato.queue.writer import EventWriter  # noqa: E402
+from strato.async_invoke.events import NewEvent  # noqa: E402
+from strato.async_invoke.sqlite_events import SqliteEventStore  # noqa: E402
+from strato.async_invoke.writer import EventWriter  # noqa: E402
 from tests.conftest import make_zip  # noqa: E402
 from tests.support.signing import sign  # noqa: E402
 

@@ -22,6 +22,10 @@ from strato.api.logs_api import LogsApi
 from strato.api.mapping_operations import MappingOperations
 from strato.api.server import ApiServer
 from strato.api.sqs_api import SqsApi
+from strato.async_invoke.destinations import DestinationSender
+from strato.async_invoke.sqlite_events import SqliteEventStore
+from strato.async_invoke.worker import AsyncWorker
+from strato.async_invoke.writer import EventWriter
 from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.codestore.signed_urls import CodeUrlSigner, load_key
@@ -36,12 +40,6 @@ from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
 from strato.http.request import Request
 from strato.http.server import serve
-from strato.queue.builtin import BuiltinQueueClient
-from strato.queue.client import QueueRouter
-from strato.queue.destinations import DestinationSender
-from strato.queue.sqlite_events import SqliteEventStore
-from strato.queue.worker import AsyncWorker
-from strato.queue.writer import EventWriter
 from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
@@ -64,9 +62,11 @@ from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.logs import LogService
 from strato.services.permissions import PermissionService
-from strato.services.queues import QueueService
 from strato.services.registry import FunctionRegistry, load_entry
+from strato.services.sqs_queues import QueueService
 from strato.services.tags import TagService
+from strato.sqs.builtin import BuiltinQueueClient
+from strato.sqs.client import QueueRouter
 from strato.store.log_writer import BatchingLogWriter
 from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
@@ -297,7 +297,7 @@ class Application:
         external = None
         if settings.sqs_endpoint:
             # Imported only here: it brings botocore's client machinery (a few MB).
-            from strato.queue.external import ExternalQueueClient
+            from strato.sqs.external import ExternalQueueClient
 
             external = ExternalQueueClient(
                 settings.sqs_endpoint, region=settings.sqs_region or settings.default_region,

@@ -12,14 +12,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from strato.async_invoke.destinations import DestinationSender
+from strato.async_invoke.events import EventState, NewEvent
+from strato.async_invoke.sqlite_events import SqliteEventStore
+from strato.async_invoke.worker import AsyncWorker, FunctionTarget
+from strato.async_invoke.writer import EventWriter
 from strato.domain.clock import VirtualClock
 from strato.domain.event_invoke import Destinations, EventInvokeConfig
 from strato.domain.models import FunctionState
-from strato.queue.destinations import DestinationSender
-from strato.queue.events import EventState, NewEvent
-from strato.queue.sqlite_events import SqliteEventStore
-from strato.queue.worker import AsyncWorker, FunctionTarget
-from strato.queue.writer import EventWriter
 from strato.scheduler.concurrency import ACCOUNT_LIMIT_EXCEEDED, throttled
 from strato.scheduler.invocation import Invocation, InvocationResult
 from tests.support.store_contracts import make_version

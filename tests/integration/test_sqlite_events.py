@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from strato.queue.events import (
+from strato.async_invoke.events import (
     AttemptResult,
     Delivery,
     EventState,
     NewEvent,
     Settlement,
 )
-from strato.queue.sqlite_events import SqliteEventStore, SqliteEventTransaction
-from strato.queue.writer import EventWriter
+from strato.async_invoke.sqlite_events import SqliteEventStore, SqliteEventTransaction
+from strato.async_invoke.writer import EventWriter
 
 T0 = 1_700_000_000.0
 LEASE = 30.0

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from strato.domain import queue_attributes as attrs
-from strato.domain.queues import Message, Queue, QueueCounts, ReceiptHandle
+from strato.domain.sqs import attributes as attrs
+from strato.domain.sqs.queues import Message, Queue, QueueCounts, ReceiptHandle
 from strato.errors import NotFoundError
 from strato.store.queue_base import DeadLetterTarget, Deduplication, ReceiveParams, VisibilityChange
 from strato.store.sqlite_queues import SqliteQueueStore

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from strato.queue.events import AttemptResult
-from strato.queue.records import (
+from strato.async_invoke.events import AttemptResult
+from strato.async_invoke.records import (
     dead_letter_attributes,
     dead_letter_body,
     error_message,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from strato.queue.retry import (
+from strato.async_invoke.retry import (
     BACKOFF_MAX_S,
     SUCCEEDED,
     Condition,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from strato.queue.scaling import MIN_WINDOW, ConcurrencyWindow
+from strato.async_invoke.scaling import MIN_WINDOW, ConcurrencyWindow
 
 
 def _run(window: ConcurrencyWindow, duration_s: float, rounds: int, *, waiting: bool = True) -> None:

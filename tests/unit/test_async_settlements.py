@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from strato.async_invoke.events import AttemptResult, ClaimedEvent, EventState, NewEvent
+from strato.async_invoke.retry import Outcome
+from strato.async_invoke.settlements import Attempt, classify, settle, settle_expired
 from strato.domain.event_invoke import Destinations, EventInvokeConfig
-from strato.queue.events import AttemptResult, ClaimedEvent, EventState, NewEvent
-from strato.queue.retry import Outcome
-from strato.queue.settlements import Attempt, classify, settle, settle_expired
 from strato.scheduler.invocation import InvocationResult
 from tests.support.store_contracts import make_version
 

@@ -16,7 +16,7 @@ from strato.domain.models import CodeRef, format_last_modified, utcnow
 from strato.domain.validation import check_environment, check_function_name, check_runtime, check_sizes
 from strato.sandbox.base import ExitStatus
 from strato.scheduler.invocation import response_too_large, runtime_exited, timed_out
-from strato.scheduler.placement import expired, pick_warm
+from strato.scheduler.placement import expired
 
 SCOPE = Scope("us-east-1", "123456789012")
 
@@ -74,12 +74,6 @@ def test_code_sha_and_last_modified_formats() -> None:
 @dataclass
 class Env:
     idle_since: float
-
-
-def test_pick_warm_takes_the_most_recently_used() -> None:
-    envs = [Env(1.0), Env(3.0), Env(2.0)]
-    assert pick_warm(envs) is envs[1]
-    assert pick_warm([]) is None
 
 
 def test_expired_after_keep_alive() -> None:

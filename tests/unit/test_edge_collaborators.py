@@ -10,7 +10,7 @@ from strato.codestore.signed_urls import CodeUrlSigner
 from strato.scheduler.environment_variables import LambdaVariables
 from strato.services.logs import LogService, matches
 from strato.store.base import LogEvent
-from strato.store.memory import MemoryLogStore
+from strato.store.memory_logs import MemoryLogStore
 from tests.support.store_contracts import make_version
 
 GROUP = "/aws/lambda/fn"

@@ -13,8 +13,9 @@ from strato.services.event_invoke_configs import (
     EventInvokeConfigChanges,
     EventInvokeConfigService,
 )
-from strato.store.memory import MemoryAliasStore, MemoryFunctionStore
+from strato.store.memory_aliases import MemoryAliasStore
 from strato.store.memory_event_invoke_configs import MemoryEventInvokeConfigStore
+from strato.store.memory_functions import MemoryFunctionStore
 from tests.support.store_contracts import make_alias, make_version
 
 SCOPE = Scope("us-east-1", "000000000000")

@@ -10,7 +10,7 @@ import pytest
 
 from strato.store.base import LogEvent
 from strato.store.log_writer import LINE_OVERHEAD, BatchingLogWriter, expand
-from strato.store.memory import MemoryLogStore
+from strato.store.memory_logs import MemoryLogStore
 
 GROUP = "/aws/lambda/f"
 

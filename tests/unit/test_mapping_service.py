@@ -23,8 +23,8 @@ from strato.domain.event_source_mappings import (
     MappingState,
 )
 from strato.domain.models import FunctionVersion
-from strato.queue.client import QueueUnavailable
 from strato.services.event_source_mappings import EventSourceMappingService, MappingChanges
+from strato.sqs.client import QueueUnavailable
 from strato.store.memory_mappings import MemoryEventSourceMappingStore
 from tests.support.store_contracts import make_version
 

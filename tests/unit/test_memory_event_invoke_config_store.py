@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from strato.store.memory import MemoryFunctionStore
 from strato.store.memory_event_invoke_configs import MemoryEventInvokeConfigStore
+from strato.store.memory_functions import MemoryFunctionStore
 from tests.support.event_invoke_config_contracts import EventInvokeConfigStoreContract
 
 

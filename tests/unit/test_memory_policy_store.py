@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from strato.store.base import PolicyStore
-from strato.store.memory import MemoryPolicyStore
+from strato.store.memory_policies import MemoryPolicyStore
 from tests.support.policy_store_contracts import PolicyStoreContract
 
 

@@ -9,12 +9,9 @@ import pytest
 
 from strato.errors import NotFoundError
 from strato.store.base import AliasStore, LogStore, ProvisionedConcurrencyStore
-from strato.store.memory import (
-    MemoryAliasStore,
-    MemoryFunctionStore,
-    MemoryLogStore,
-    MemoryProvisionedStore,
-)
+from strato.store.memory_aliases import MemoryAliasStore, MemoryProvisionedStore
+from strato.store.memory_functions import MemoryFunctionStore
+from strato.store.memory_logs import MemoryLogStore
 from tests.support.store_contracts import (
     AliasStoreContract,
     FakeClock,

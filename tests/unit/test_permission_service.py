@@ -16,7 +16,8 @@ from strato.domain.models import FunctionVersion
 from strato.domain.permissions import PermissionGrant, PrincipalKind, ResourcePolicy
 from strato.services.authorization import ResourcePolicyCache
 from strato.services.permissions import PermissionService
-from strato.store.memory import MemoryFunctionStore, MemoryPolicyStore
+from strato.store.memory_functions import MemoryFunctionStore
+from strato.store.memory_policies import MemoryPolicyStore
 from tests.support.store_contracts import make_version
 
 SCOPE = Scope("us-east-1", "000000000000")

@@ -19,8 +19,8 @@ from strato.domain.errors import ResourceNotFoundException, TooManyRequestsExcep
 from strato.domain.event_source_mappings import EventSourceMapping, MappingState
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
-from strato.queue.client import QueueUnavailable, ReceivedMessage
 from strato.scheduler.invocation import InvocationResult
+from strato.sqs.client import QueueUnavailable, ReceivedMessage
 
 QUEUE = "arn:aws:sqs:eu-west-1:000000000000:orders"
 

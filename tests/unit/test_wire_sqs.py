@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 
 from strato.api import sqs_wire
 from strato.domain.errors import AccessDeniedException, LambdaApiError
-from strato.domain.queue_errors import (
+from strato.domain.sqs.errors import (
     InvalidParameterValue,
     PurgeQueueInProgress,
     QueueDoesNotExist,

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from strato.api import rest_json
+from strato.async_invoke.events import EventState, LedgerEntry
 from strato.domain.arns import Scope
 from strato.domain.errors import (
     InvalidParameterValueException,
@@ -38,7 +39,6 @@ from strato.domain.errors import (
 )
 from strato.domain.principals import Principal
 from strato.http.request import Request, Responder
-from strato.queue.events import EventState, LedgerEntry
 from strato.services.event_ledger import EventLedgerService, LedgerPage
 
 log = logging.getLogger(__name__)

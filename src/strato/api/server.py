@@ -49,7 +49,7 @@ from strato.domain.errors import (
 )
 from strato.domain.ids import request_id as new_request_id
 from strato.domain.principals import Principal, anonymous_admin
-from strato.domain.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
+from strato.domain.sqs.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
 from strato.http.request import Request, Responder
 from strato.scheduler.invocation import InvocationResult
 from strato.services.invocations import DRY_RUN, EVENT, InvocationService

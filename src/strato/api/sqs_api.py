@@ -22,8 +22,6 @@ from botocore.model import OperationModel  # type: ignore[import-untyped, unused
 
 from strato.api import json_protocol, sqs_wire
 from strato.api.service_models import service_model
-from strato.domain import queue_messages as rules
-from strato.domain import queues as q
 from strato.domain.arns import Scope
 from strato.domain.errors import (
     LambdaApiError,
@@ -31,17 +29,19 @@ from strato.domain.errors import (
     ServiceException,
 )
 from strato.domain.principals import Principal
-from strato.domain.queue_batches import check_batch
-from strato.domain.queue_errors import (
+from strato.domain.sqs import messages as rules
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.batches import check_batch
+from strato.domain.sqs.errors import (
     InvalidAddress,
     MissingParameter,
     QueueDoesNotExist,
     SqsError,
     UnsupportedOperation,
 )
-from strato.domain.queue_sends import SendRequest
+from strato.domain.sqs.sends import SendRequest
 from strato.http.request import Request, Responder
-from strato.services.queues import QueueService
+from strato.services.sqs_queues import QueueService
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from strato.domain.errors import LambdaApiError
-from strato.domain.queue_errors import InvalidParameterValue, SqsError
-from strato.domain.queues import MessageAttribute
+from strato.domain.sqs.errors import InvalidParameterValue, SqsError
+from strato.domain.sqs.queues import MessageAttribute
 
 CONTENT_TYPE = "application/x-amz-json-1.0"
 #: The ``X-Amz-Target`` prefix of SQS's operations.

@@ -13,7 +13,7 @@ import asyncio
 
 from strato.domain.event_source_mappings import EventSourceMapping
 from strato.event_sources.manager import PollerManager
-from strato.queue.client import QueueClient
+from strato.sqs.client import QueueClient
 
 #: How long a control-plane call waits for a queue's attributes.
 ATTRIBUTES_TIMEOUT_S = 30

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from strato.queue.client import ReceivedMessage
+from strato.sqs.client import ReceivedMessage
 
 EVENT_SOURCE = "aws:sqs"
 

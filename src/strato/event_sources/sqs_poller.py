@@ -41,7 +41,7 @@ from strato.event_sources.batching import (
     split_by_size,
 )
 from strato.event_sources.invoker import FunctionInvoker
-from strato.queue.client import QueueClient, QueueUnavailable, ReceivedMessage
+from strato.sqs.client import QueueClient, QueueUnavailable, ReceivedMessage
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
-"""Pure decisions of the environment pool: which warm environment serves, which idle ones
+"""Pure decisions of the environment pool: where an invocation runs, which idle environments
 are reaped. No I/O here; the pool applies the decisions."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Protocol, TypeVar
 
@@ -15,12 +16,39 @@ class IdleCandidate(Protocol):
 T = TypeVar("T", bound=IdleCandidate)
 
 
-def pick_warm(idle: Sequence[T]) -> T | None:
-    """The most recently used idle environment (LIFO), so that the others stay idle long
-    enough to be reaped when load drops. None when nothing is idle."""
+class Source(enum.Enum):
+    """Where an invocation of a version runs."""
+
+    #: A provisioned environment of the version, idle.
+    PROVISIONED = "provisioned"
+    #: An on-demand environment of the version, idle (a warm start).
+    ON_DEMAND = "on-demand"
+    #: A new environment (a cold start: the pool needs a burst scaling token for it).
+    COLD_START = "cold start"
+
+
+def place(provisioned_idle: Sequence[T], on_demand_idle: Sequence[T]) -> Source:
+    """Where the next invocation of a version runs, given its idle provisioned and on-demand
+    environments: provisioned environments first (they are paid for and never reaped), then
+    on-demand ones, then a cold start. Within the list chosen, ``pick_warm`` says which."""
+    if provisioned_idle:
+        return Source.PROVISIONED
+    if on_demand_idle:
+        return Source.ON_DEMAND
+    return Source.COLD_START
+
+
+def pick_warm(idle: Sequence[T]) -> int:
+    """The index of the most recently used environment of ``idle`` (LIFO), so that the others
+    stay idle long enough to be reaped when load drops. Raises ValueError if ``idle`` is
+    empty.
+
+    ``idle`` must be in the order its environments became idle (as the pool keeps it): the
+    last one is then the most recently used, found without a scan (this runs on every warm
+    invocation)."""
     if not idle:
-        return None
-    return max(idle, key=lambda env: env.idle_since)
+        raise ValueError("no idle environment to pick")
+    return len(idle) - 1
 
 
 def expired(idle: Sequence[T], now: float, keep_alive_s: float) -> list[T]:

@@ -3,7 +3,8 @@ concurrency, concurrency leases, reaping.
 
 ``invoke`` is the hot path: it takes a concurrency lease (``concurrency.ConcurrencyLimits``;
 a 429 when there is none) and, with a warm environment idle, it is a dictionary lookup, a
-list pop and a write to the runtime's parked ``next`` request; no database, no task creation.
+list pop (where ``placement.place`` says) and a write to the runtime's parked ``next``
+request; no database, no task creation.
 Environments are picked in this order: provisioned ones of the version, then on-demand idle
 ones, then a cold start, which also needs a burst scaling token and spawns an environment (a
 task) with the invocation already assigned to it. The environment returns the lease when the
@@ -47,7 +48,7 @@ from strato.scheduler.concurrency import (
 from strato.scheduler.environment import ExecutionEnvironment, RuntimeEndpoints, State
 from strato.scheduler.invocation import Invocation, function_deleted
 from strato.scheduler.log_capture import LogSink
-from strato.scheduler.placement import expired
+from strato.scheduler.placement import Source, expired, pick_warm, place
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ EnvironmentBuilder = Callable[[FunctionVersion, str, str, str, str], Mapping[str
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of the two kinds of environments.
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
+#: What ``_place`` reads for a version without idle environments (never written to).
+_NOTHING_IDLE: list[ExecutionEnvironment] = []
 
 
 class RuntimeApi(Protocol):
@@ -142,7 +145,7 @@ class EnvironmentPool:
                                          burst_window_s=burst_window_s)
         self._default_egress = default_egress
         #: On-demand and provisioned idle environments, each list in the order they became
-        #: idle, so that ``pop()`` takes the most recently used (``placement.pick_warm``).
+        #: idle, as ``placement.pick_warm`` requires.
         self._idle: dict[Key, list[ExecutionEnvironment]] = {}
         self._provisioned_idle: dict[Key, list[ExecutionEnvironment]] = {}
         self._live: dict[str, ExecutionEnvironment] = {}
@@ -177,12 +180,17 @@ class EnvironmentPool:
         env.assign(invocation)  # from here the environment returns the lease (_finished)
 
     def _place(self, version: FunctionVersion) -> ExecutionEnvironment:
-        """A provisioned idle environment of ``version``, else an on-demand idle one, else a
-        new one (cold start) when a scaling token allows it. Caller holds a lease."""
+        """The environment ``placement.place`` picks for ``version``: a provisioned idle one,
+        else an on-demand idle one, else a new one (cold start) when a scaling token allows
+        it. Caller holds a lease."""
         key = (version.name, version.version, version.revision_id)
-        idle = self._provisioned_idle.get(key) or self._idle.get(key)
-        if idle:
-            return idle.pop()
+        provisioned = self._provisioned_idle.get(key, _NOTHING_IDLE)
+        on_demand = self._idle.get(key, _NOTHING_IDLE)
+        source = place(provisioned, on_demand)
+        if source is Source.PROVISIONED:
+            return provisioned.pop(pick_warm(provisioned))
+        if source is Source.ON_DEMAND:
+            return on_demand.pop(pick_warm(on_demand))
         if not self._limits.take_scaling_token(version.name):
             # AWS documents a 429 when burst scaling runs out but not its Reason; this is the
             # Reason it gives for concurrency exhausted outside a reservation.

@@ -14,12 +14,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from strato.async_invoke.events import NewEvent
+from strato.async_invoke.writer import EventWriter
 from strato.domain import limits
 from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.errors import RequestEntityTooLargeException, ResourceConflictException
-from strato.queue.events import NewEvent
-from strato.queue.writer import EventWriter
 from strato.services.invocations import InvocationService, check_payload
 
 #: InvokeAsync's own payload limit.

@@ -7,8 +7,8 @@ destination sender and the event ledger ask only whether a function and qualifie
 
 from __future__ import annotations
 
+from strato.async_invoke.worker import FunctionTarget
 from strato.domain.models import LATEST
-from strato.queue.worker import FunctionTarget
 from strato.services.event_invoke_configs import EventInvokeConfigCache
 from strato.services.registry import FunctionRegistry, resolve
 

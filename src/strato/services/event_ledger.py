@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from strato.async_invoke.events import EventState, LedgerEntry
+from strato.async_invoke.store import EventStore
+from strato.async_invoke.writer import EventWriter
 from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.errors import ResourceNotFoundException
-from strato.queue.events import EventState, LedgerEntry
-from strato.queue.store import EventStore
-from strato.queue.writer import EventWriter
 
 
 @dataclass(frozen=True)

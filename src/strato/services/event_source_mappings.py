@@ -38,7 +38,7 @@ from strato.domain.event_source_mappings import (
     check_visibility_timeout,
 )
 from strato.domain.models import FunctionVersion, utcnow
-from strato.queue.client import QueueUnavailable
+from strato.sqs.client import QueueUnavailable
 from strato.store.base import EventSourceMappingStore
 
 log = logging.getLogger(__name__)

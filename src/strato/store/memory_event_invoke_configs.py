@@ -11,7 +11,7 @@ import threading
 from strato.domain.event_invoke import EventInvokeConfig
 from strato.domain.models import LATEST
 from strato.errors import NotFoundError
-from strato.store.memory import MemoryFunctionStore
+from strato.store.memory_functions import MemoryFunctionStore
 
 
 class MemoryEventInvokeConfigStore:

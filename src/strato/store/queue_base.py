@@ -2,7 +2,7 @@
 
 Contract of every backend:
 
-- Records go in and come out as frozen models of ``strato.domain.queues``.
+- Records go in and come out as frozen models of ``strato.domain.sqs.queues``.
 - Each call is atomic: a failed call changes nothing; ``receive`` decides and records a whole
   receive (deliveries, dead-letter moves, expiries) in one transaction.
 - Calls naming a queue that does not exist raise NotFoundError (``strato.errors``), except
@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from strato.domain.queues import Delivery, Message, Queue, QueueCounts, ReceiptHandle, Sent
+from strato.domain.sqs.queues import Delivery, Message, Queue, QueueCounts, ReceiptHandle, Sent
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class QueueStore(Protocol):
         number; a duplicate within the window is not stored and reports the original."""
 
     def receive(self, name: str, params: ReceiveParams) -> ReceiveOutcome:
-        """Deliver up to ``params.max_messages`` messages (``strato.domain.queue_delivery``
+        """Deliver up to ``params.max_messages`` messages (``strato.domain.sqs.delivery``
         decides which): each gets a new receipt handle, one more receive, and stays invisible
         for the visibility timeout. Messages the decision dead-letters move to
         ``params.dead_letter``'s queue (when it exists); expired ones are deleted."""

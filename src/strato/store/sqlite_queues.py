@@ -22,8 +22,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from strato.domain.queue_delivery import Candidate, plan_delivery
-from strato.domain.queues import (
+from strato.domain.sqs.delivery import Candidate, plan_delivery
+from strato.domain.sqs.queues import (
     Delivery,
     Message,
     MessageAttribute,

@@ -21,8 +21,8 @@ from concurrent.futures import Future as ThreadFuture
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from strato.queue.events import NewEvent
-from strato.queue.store import EventStore, EventTransaction
+from strato.async_invoke.events import NewEvent
+from strato.async_invoke.store import EventStore, EventTransaction
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,11 @@ import hashlib
 
 import pytest
 
-from strato.domain import queue_attributes as attrs
-from strato.domain import queue_messages as rules
-from strato.domain.queue_batches import check_batch, check_batch_size
-from strato.domain.queue_delivery import Candidate, plan_delivery
-from strato.domain.queue_errors import (
+from strato.domain.sqs import attributes as attrs
+from strato.domain.sqs import messages as rules
+from strato.domain.sqs.batches import check_batch, check_batch_size
+from strato.domain.sqs.delivery import Candidate, plan_delivery
+from strato.domain.sqs.errors import (
     BatchEntryIdsNotDistinct,
     BatchRequestTooLong,
     EmptyBatchRequest,
@@ -23,8 +23,7 @@ from strato.domain.queue_errors import (
     MissingParameter,
     TooManyEntriesInBatchRequest,
 )
-from strato.domain.queue_sends import SendRequest, prepare_message
-from strato.domain.queues import (
+from strato.domain.sqs.queues import (
     Delivery,
     Message,
     MessageAttribute,
@@ -34,6 +33,7 @@ from strato.domain.queues import (
     parse_queue_arn,
     parse_queue_url,
 )
+from strato.domain.sqs.sends import SendRequest, prepare_message
 
 
 def s(value: str, data_type: str = "String") -> MessageAttribute:

@@ -2,7 +2,7 @@
 queue stores, or the SQS error of the request (https://docs.aws.amazon.com/AWSSimpleQueueService/
 latest/APIReference/API_SendMessage.html).
 
-- The body and the attributes are checked (``queue_messages``), and their size against the
+- The body and the attributes are checked (``messages``), and their size against the
   queue's ``MaximumMessageSize``.
 - Standard queues: a message's ``DelaySeconds`` (0–900) overrides the queue's; a
   ``MessageDeduplicationId`` is refused; a ``MessageGroupId`` is kept (fair queues).
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from strato.domain import queue_messages as rules
-from strato.domain import queues as q
-from strato.domain.queue_attributes import int_attribute
-from strato.domain.queue_errors import InvalidParameterValue, MissingParameter
+from strato.domain.sqs import messages as rules
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.attributes import int_attribute
+from strato.domain.sqs.errors import InvalidParameterValue, MissingParameter
 
 
 @dataclass(frozen=True)

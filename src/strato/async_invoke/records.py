@@ -22,7 +22,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from strato.queue.events import AttemptResult
+from strato.async_invoke.events import AttemptResult
 
 RECORD_VERSION = "1.0"
 

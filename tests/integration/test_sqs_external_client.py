@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from strato.queue.client import QueueUnavailable
-from strato.queue.external import ExternalQueueClient
+from strato.sqs.client import QueueUnavailable
+from strato.sqs.external import ExternalQueueClient
 from tests.support.moto_server import MOTO_ACCOUNT, MotoServer, start_moto
 
 

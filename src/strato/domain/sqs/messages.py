@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
 
-from strato.domain import queues as q
-from strato.domain.queue_errors import (
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.errors import (
     InvalidMessageContents,
     InvalidParameterValue,
     MissingParameter,

@@ -16,8 +16,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 
-from strato.domain import queues as q
-from strato.domain.queue_errors import (
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.errors import (
     InvalidAttributeName,
     InvalidAttributeValue,
     InvalidParameterValue,

@@ -5,7 +5,7 @@ Contracts every backend keeps:
 - Work runs in transactions: ``EventStore.atomically(work)`` runs ``work`` with an
   ``EventTransaction`` and commits it, durably, before returning (or rolls it back if it
   raises). Inside, ``savepoint()`` isolates one piece of work: if it raises, only its changes
-  are undone. The group-commit writer (``queue.writer``) runs many callers' work in one
+  are undone. The group-commit writer (``async_invoke.writer``) runs many callers' work in one
   transaction this way.
 - **Leases.** ``claim`` moves waiting events to IN_FLIGHT under a lease that expires at
   ``lease_expires_at`` and bumps each event's ``generation`` (the fencing token). ``settle``
@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol, TypeVar
 
-from strato.queue.events import (
+from strato.async_invoke.events import (
     MAX_CLAIM_BYTES,
     ClaimedDelivery,
     ClaimedEvent,

@@ -24,7 +24,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from strato.queue.client import QueueUnavailable, ReceivedMessage
+from strato.sqs.client import QueueUnavailable, ReceivedMessage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,17 +1,17 @@
 """The built-in queue service: SQS's semantics over a ``QueueStore``, for the SQS API edge and
-for strato's own use (``strato.queue.builtin``).
+for strato's own use (``strato.sqs.builtin``).
 
 Threading: every method is a coroutine to be awaited on the event loop. Store calls run on
 the service's own single thread (never the event loop's, never the control plane's), so a
 slow disk stalls neither invokes nor Lambda operations, and one writer means SQLite never
 waits on itself. Long polling waits on the loop: a receive that finds nothing waits (without
 a thread) until a send, delete or visibility change on its queue wakes it, a message of the
-queue becomes visible, or its wait time is over (``services.queue_waiters``).
+queue becomes visible, or its wait time is over (``services.sqs_waiters``).
 
 Time comes from the ``Clock``: ``--time-scale`` shortens visibility timeouts, delays and long
 polls alike.
 
-Errors are SQS API errors (``strato.domain.queue_errors``); a queue that does not exist is
+Errors are SQS API errors (``strato.domain.sqs.errors``); a queue that does not exist is
 QueueDoesNotExist everywhere.
 """
 
@@ -26,11 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
-from strato.domain import queue_attributes as attrs
-from strato.domain import queues as q
 from strato.domain.clock import Clock
-from strato.domain.queue_batches import check_batch_size
-from strato.domain.queue_errors import (
+from strato.domain.sqs import attributes as attrs
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.batches import check_batch_size
+from strato.domain.sqs.errors import (
     InvalidParameterValue,
     MessageNotInflight,
     PurgeQueueInProgress,
@@ -39,10 +39,10 @@ from strato.domain.queue_errors import (
     ReceiptHandleIsInvalid,
     SqsError,
 )
-from strato.domain.queue_sends import SendRequest, prepare_message
-from strato.domain.queues import ReceiveRequest
+from strato.domain.sqs.queues import ReceiveRequest
+from strato.domain.sqs.sends import SendRequest, prepare_message
 from strato.errors import NotFoundError
-from strato.services.queue_waiters import QueueWaiters
+from strato.services.sqs_waiters import QueueWaiters
 from strato.store.queue_base import (
     DeadLetterTarget,
     Deduplication,

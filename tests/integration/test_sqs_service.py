@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 
 from strato.domain.clock import VirtualClock
-from strato.domain.queue_errors import (
+from strato.domain.sqs.errors import (
     InvalidAttributeValue,
     InvalidParameterValue,
     MessageNotInflight,
@@ -22,11 +22,11 @@ from strato.domain.queue_errors import (
     QueueNameExists,
     ReceiptHandleIsInvalid,
 )
-from strato.domain.queue_sends import SendRequest
-from strato.domain.queues import ReceiveRequest, Sent
-from strato.queue.builtin import BuiltinQueueClient
-from strato.queue.client import QueueUnavailable
-from strato.services.queues import QueueService
+from strato.domain.sqs.queues import ReceiveRequest, Sent
+from strato.domain.sqs.sends import SendRequest
+from strato.services.sqs_queues import QueueService
+from strato.sqs.builtin import BuiltinQueueClient
+from strato.sqs.client import QueueUnavailable
 from strato.store.sqlite_queues import SqliteQueueStore
 
 ACCOUNT = "000000000000"

@@ -20,13 +20,13 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from strato.async_invoke.events import ClaimedDelivery, NewEvent
+from strato.async_invoke.retry import backoff_s
+from strato.async_invoke.store import EventTransaction
+from strato.async_invoke.writer import EventWriter
 from strato.domain.clock import Clock, sleep_or_wake
 from strato.domain.errors import LambdaApiError
-from strato.queue.client import QueueClient
-from strato.queue.events import ClaimedDelivery, NewEvent
-from strato.queue.retry import backoff_s
-from strato.queue.store import EventTransaction
-from strato.queue.writer import EventWriter
+from strato.sqs.client import QueueClient
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Queues are named by ARN (``arn:aws:sqs:<region>:<account>:<name>``); only queues of strato's
 own account are built in (``QueueRouter`` sends the others elsewhere). The service is
-reached through ``QueueOperations``, the part of ``strato.services.queues.QueueService`` this
+reached through ``QueueOperations``, the part of ``strato.services.sqs_queues.QueueService`` this
 client uses, so that the engine layer does not import the services layer.
 
 Errors: a queue that does not exist, or any message the queue refuses, is QueueUnavailable
@@ -17,11 +17,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from strato.domain import queue_messages as rules
-from strato.domain.queue_errors import QueueDoesNotExist, SqsError
-from strato.domain.queue_sends import SendRequest
-from strato.domain.queues import Delivery, MessageAttribute, ReceiveRequest, Sent, parse_queue_arn
-from strato.queue.client import QueueUnavailable, ReceivedMessage
+from strato.domain.sqs import messages as rules
+from strato.domain.sqs.errors import QueueDoesNotExist, SqsError
+from strato.domain.sqs.queues import Delivery, MessageAttribute, ReceiveRequest, Sent, parse_queue_arn
+from strato.domain.sqs.sends import SendRequest
+from strato.sqs.client import QueueUnavailable, ReceivedMessage
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 Per function with waiting events, the worker claims events from the store (under a lease, in
 batches sized by the function's concurrency window and how fast it runs), runs them through
 the same pool and concurrency rules as synchronous invokes, and settles each outcome with the
-retry policy: success, a retry later, or failure with its condition (``queue.settlements``
+retry policy: success, a retry later, or failure with its condition (``async_invoke.settlements``
 decides; a settlement carries the invocation record for the on-success or on-failure
 destination and the dead letter, written in the same transaction, which
-``queue.destinations`` then sends).
+``async_invoke.destinations`` then sends).
 
 Everything runs on the event loop's thread; the store is reached only through the
 group-commit writer. Time (ages, retry waits, leases) is the injected ``Clock``'s.
@@ -24,18 +24,18 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from strato.async_invoke.events import ClaimedEvent, EventState, Settlement
+from strato.async_invoke.retry import Outcome, expired
+from strato.async_invoke.scaling import ConcurrencyWindow
+from strato.async_invoke.settlements import Attempt, classify, function_arn, settle, settle_expired
+from strato.async_invoke.store import EventTransaction
+from strato.async_invoke.writer import EventWriter
 from strato.domain import limits
 from strato.domain.clock import Clock, sleep_or_wake
 from strato.domain.errors import TooManyRequestsException
 from strato.domain.event_invoke import MAX_EVENT_AGE_DEFAULT_S, EventInvokeConfig
 from strato.domain.ids import trace_id
 from strato.domain.models import LATEST, FunctionVersion
-from strato.queue.events import ClaimedEvent, EventState, Settlement
-from strato.queue.retry import Outcome, expired
-from strato.queue.scaling import ConcurrencyWindow
-from strato.queue.settlements import Attempt, classify, function_arn, settle, settle_expired
-from strato.queue.store import EventTransaction
-from strato.queue.writer import EventWriter
 from strato.scheduler.invocation import Invocation, InvocationResult
 
 log = logging.getLogger(__name__)

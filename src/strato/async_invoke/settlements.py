@@ -2,7 +2,7 @@
 
 ``classify`` reads an invocation's result as Lambda does for asynchronous invocations (an
 error of the function or its runtime is a function error; an environment that could not start
-is a system error). ``settle`` applies the retry policy (``queue.retry``) with the event's
+is a system error). ``settle`` applies the retry policy (``async_invoke.retry``) with the event's
 invoke configuration and writes what a finished event leaves behind: the invocation record for
 its on-success or on-failure destination and, when it failed, the dead letter for its
 version's dead-letter queue.
@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strato.async_invoke import records
+from strato.async_invoke.events import AttemptResult, ClaimedEvent, Delivery, EventState, NewEvent, Settlement
+from strato.async_invoke.retry import Condition, Decision, Outcome, decide
 from strato.domain.event_invoke import (
     MAX_EVENT_AGE_DEFAULT_S,
     MAX_RETRY_ATTEMPTS_DEFAULT,
     EventInvokeConfig,
 )
 from strato.domain.models import LATEST, FunctionVersion
-from strato.queue import records
-from strato.queue.events import AttemptResult, ClaimedEvent, Delivery, EventState, NewEvent, Settlement
-from strato.queue.retry import Condition, Decision, Outcome, decide
 from strato.scheduler.invocation import SANDBOX_START_FAILED, InvocationResult
 
 #: The ledger's last error of an event that expired without a newer one.

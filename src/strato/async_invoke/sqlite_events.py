@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from strato.queue.events import (
+from strato.async_invoke.events import (
     MAX_CLAIM_BYTES,
     AttemptResult,
     ClaimedDelivery,

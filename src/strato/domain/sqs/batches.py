@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from strato.domain import queues as q
-from strato.domain.queue_errors import (
+from strato.domain.sqs import queues as q
+from strato.domain.sqs.errors import (
     BatchEntryIdsNotDistinct,
     BatchRequestTooLong,
     EmptyBatchRequest,

@@ -1,0 +1,1 @@
+"""The built-in SQS queues' domain: queues, messages, attributes, sends, batches and their errors."""
