@@ -35,7 +35,7 @@ from strato.config import Settings
 from strato.domain.clock import Clock, ScaledClock, SystemClock
 from strato.domain.event_source_mappings import EventSourceMapping
 from strato.domain.models import LATEST, CodeRef, FunctionState, FunctionVersion, LastUpdateStatus
-from strato.domain.runtimes import python_version
+from strato.domain.runtimes import execution_env, python_version
 from strato.errors import CodeStoreError, SandboxError
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.manager import PollerManager
@@ -131,7 +131,6 @@ class Application:
             "_HANDLER": version.handler,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{version.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": version.name,
             "AWS_LAMBDA_FUNCTION_VERSION": version.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.memory_size),
@@ -140,6 +139,8 @@ class Application:
             "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "AWS_LAMBDA_RUNTIME_API": address,
         }
+        if (runtime_env := execution_env(version.runtime)) is not None:
+            variables["AWS_EXECUTION_ENV"] = runtime_env
         variables.update(version.environment)
         return variables
 
