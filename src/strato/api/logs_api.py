@@ -26,6 +26,13 @@ log = logging.getLogger(__name__)
 _DEFAULT_LIMIT = 10_000
 
 
+def _event_messages(record: str) -> list[str]:
+    """The messages of the log events a stored record holds: one per non-empty line, each
+    ending with the line's newline, as CloudWatch Logs keeps a Lambda function's output
+    (recorded logs.text.multi_line_prints: empty lines make no event, ``\r`` splits none)."""
+    return [line + "\n" for line in expand(record) if line]
+
+
 def _matches(message: str, pattern: str | None) -> bool:
     """CloudWatch's simplest filter patterns: every (optionally quoted) term must appear."""
     if not pattern:
@@ -96,7 +103,7 @@ class LogsApi:
                 "eventId": str(e.position),
             }
             for e in found
-            for line in expand(e.event.message)
+            for line in _event_messages(e.event.message)
             if _matches(line, pattern)
         ]
         output: dict[str, Any] = {"events": events, "searchedLogStreams": []}
@@ -117,7 +124,7 @@ class LogsApi:
             "events": [
                 {"timestamp": e.event.timestamp_ms, "message": line, "ingestionTime": e.ingestion_ms}
                 for e in found
-                for line in expand(e.event.message)
+                for line in _event_messages(e.event.message)
             ],
             "nextForwardToken": f"f/{last}",
             "nextBackwardToken": f"b/{found[0].position if found else after}",
