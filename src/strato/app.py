@@ -142,7 +142,8 @@ class Application:
         self.authorizer = Authorizer(settings.account_id, policy_cache)
         permissions = PermissionService(
             self._policy_store, self._function_store, policy_cache,
-            alias_exists=lambda name, alias: self._alias_store.get_alias(name, alias) is not None,
+            alias_revision=lambda name, alias: (
+                found.revision_id if (found := self._alias_store.get_alias(name, alias)) else None),
         )
         self._codestore = FilesystemCodeStore(data / "code")
         self._interpreters = InterpreterRegistry(settings.interpreters)

@@ -63,6 +63,7 @@ def test_strato_logs_prints_the_function_log(
     assert f"START RequestId: {request_id} Version: $LATEST" in printed
     assert "marker-line-42" in printed
     assert f"END RequestId: {request_id}" in printed
+    assert "" not in printed  # a message's own newline ends its line: no blank line after it
     streams = logs.describe_log_streams(logGroupName=f"/aws/lambda/{function_name}")["logStreams"]
     assert len(streams) == 1 and "[$LATEST]" in streams[0]["logStreamName"]
 

@@ -44,11 +44,17 @@ def test_create_function_answers_pending_with_aws_fields(lambda_client: Any, fun
         assert response["PackageType"] == "Zip" and response["Architectures"] == ["x86_64"]
         assert LAST_MODIFIED.match(response["LastModified"])
         assert response["LoggingConfig"] == {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{function_name}"}
+        assert "Environment" not in response  # created without one: AWS leaves it out
         lambda_client.get_waiter("function_active_v2").wait(FunctionName=function_name)
         active = lambda_client.get_function(FunctionName=function_name)["Configuration"]
         assert active["State"] == "Active"
         assert active["LastUpdateStatus"] == "Successful"
-        assert active["RevisionId"] == response["RevisionId"]
+        # Pending → Active is a change of the record: AWS gives it a new RevisionId.
+        assert active["RevisionId"] != response["RevisionId"]
+        assert "Environment" not in lambda_client.get_function_configuration(FunctionName=function_name)
+        emptied = lambda_client.update_function_configuration(FunctionName=function_name,
+                                                              Environment={"Variables": {}})
+        assert emptied["Environment"] == {"Variables": {}}
     finally:
         lambda_client.delete_function(FunctionName=function_name)
 
@@ -138,9 +144,15 @@ def test_list_functions_paginates_with_marker(lambda_client: Any, create_functio
     assert f"arn:aws:lambda:us-east-1:000000000000:function:{names[0]}:$LATEST" in arns
 
 
-def test_account_settings(lambda_client: Any, create_function: CreateFunction) -> None:
-    create_function(SOURCE)
+def test_account_settings(lambda_client: Any, create_function: CreateFunction, function_name: str) -> None:
+    """AccountUsage counts the code of ``$LATEST`` and of each published version (the same
+    package twice when a version has it too), as AWS does."""
+    before = lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"]
+    size = create_function(SOURCE)["CodeSize"]
+    assert lambda_client.get_account_settings()["AccountUsage"]["TotalCodeSize"] == before + size
+    lambda_client.publish_version(FunctionName=function_name)
     settings = lambda_client.get_account_settings()
+    assert settings["AccountUsage"]["TotalCodeSize"] == before + 2 * size
     assert set(settings["AccountLimit"]) == {
         "CodeSizeUnzipped", "CodeSizeZipped", "ConcurrentExecutions", "TotalCodeSize",
         "UnreservedConcurrentExecutions"}

@@ -103,7 +103,7 @@ def _log_lines(server: TierServer, name: str) -> list[str]:
         return []
     finally:
         logs.close()
-    return [line for event in events for line in event["message"].split("\n")]
+    return [event["message"].removesuffix("\n") for event in events]
 
 
 def _flooding(server: TierServer) -> tuple[str, str]:

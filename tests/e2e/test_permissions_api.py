@@ -202,6 +202,27 @@ def test_add_permission_errors_match_aws(
                 add(StatementId="x", RevisionId=str(uuid.uuid4())), **names)
 
 
+def test_a_first_alias_policy_takes_the_alias_revision_id(
+    lambda_client: Any, create_function: CreateFunction, function_name: str, names: dict[str, str]
+) -> None:
+    """AddPermission with ``Qualifier=<alias>`` and no policy on the alias yet checks
+    ``RevisionId`` against the alias's RevisionId (AWS's test_lambda_permission_fn_versioning)."""
+    create_function()
+    lambda_client.publish_version(FunctionName=function_name)
+    alias = lambda_client.create_alias(FunctionName=function_name, Name="permission", FunctionVersion="1")
+    function_revision = lambda_client.get_function_configuration(FunctionName=function_name)["RevisionId"]
+
+    def add(revision: str) -> Callable[[], Any]:
+        return lambda: lambda_client.add_permission(
+            FunctionName=function_name, Qualifier="permission", StatementId="alias",
+            Action="lambda:InvokeFunction", Principal="s3.amazonaws.com", RevisionId=revision)
+
+    check_error(lambda_client, "perm.alias_revision_mismatch", add(function_revision), **names)
+    add(alias["RevisionId"])()
+    policy = json.loads(lambda_client.get_policy(FunctionName=function_name, Qualifier="permission")["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["alias"]
+
+
 def test_get_policy_and_remove_permission_errors_match_aws(
     lambda_client: Any, create_function: CreateFunction, function_name: str, names: dict[str, str]
 ) -> None:
@@ -226,10 +247,9 @@ def test_get_policy_and_remove_permission_errors_match_aws(
 def test_revision_id_preconditions(
     lambda_client: Any, create_function: CreateFunction, function_name: str, names: dict[str, str]
 ) -> None:
-    created = create_function()
+    create_function()
     # no policy yet: the function's RevisionId is accepted (on AWS the policy shares it)
     revision = lambda_client.get_function(FunctionName=function_name)["Configuration"]["RevisionId"]
-    assert revision == created["RevisionId"]
     lambda_client.add_permission(FunctionName=function_name, StatementId="first", RevisionId=revision,
                                  Action="lambda:InvokeFunction", Principal="*")
     current = lambda_client.get_policy(FunctionName=function_name)["RevisionId"]

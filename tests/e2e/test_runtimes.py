@@ -43,7 +43,8 @@ while true; do
   event=$(curl -sS -D "$headers" "$api/invocation/next")
   id=$(grep -i '^Lambda-Runtime-Aws-Request-Id:' "$headers" | tr -d '\\r' | cut -d' ' -f2)
   echo "handling $id"
-  curl -sS -X POST "$api/invocation/$id/response" -d "{\\"echo\\": $event, \\"handler\\": \\"$_HANDLER\\"}" >/dev/null
+  curl -sS -X POST "$api/invocation/$id/response" \\
+    -d "{\\"echo\\": $event, \\"handler\\": \\"$_HANDLER\\", \\"execution_env\\": \\"${AWS_EXECUTION_ENV:-unset}\\"}" >/dev/null
 done
 """
 
@@ -56,7 +57,8 @@ def test_provided_runtime_runs_a_shell_bootstrap(
     create_function({"bootstrap": SHELL_BOOTSTRAP}, modes={"bootstrap": 0o755},
                     runtime="provided.al2023", handler="function.handler")
     response, payload = _invoke(lambda_client, function_name, {"x": 1})
-    assert payload == {"echo": {"x": 1}, "handler": "function.handler"}
+    # AWS sets no AWS_EXECUTION_ENV for an OS-only runtime (recorded rt.provided.al2023.introspection).
+    assert payload == {"echo": {"x": 1}, "handler": "function.handler", "execution_env": "unset"}
     assert "FunctionError" not in response
 
 

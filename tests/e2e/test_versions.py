@@ -64,6 +64,14 @@ def _sha256(package: bytes) -> str:
 # publishing ----------------------------------------------------------------------------------
 
 
+def assert_latest_revision_renewed(client: Any, name: str, *, before: str) -> None:
+    """``$LATEST``'s RevisionId is no longer ``before`` (publishing changes it on AWS), and a
+    RevisionId read before no longer updates the function."""
+    assert client.get_function_configuration(FunctionName=name)["RevisionId"] != before
+    check_error(client, "fn.revision.mismatch", lambda: client.update_function_configuration(
+        FunctionName=name, Description="stale", RevisionId=before))
+
+
 def test_version_lifecycle_matches_aws(lambda_client: Any, create_function: CreateFunction,
                                        function_name: str) -> None:
     """Versions are numbered 1, 2, … with qualified ARNs; a description change is a change;
@@ -72,9 +80,11 @@ def test_version_lifecycle_matches_aws(lambda_client: Any, create_function: Crea
     create_function(reporter("one"), Description="No version :(", **RECORDED)
     lambda_client.update_function_configuration(FunctionName=function_name, Description="First version :)")
     _wait_updated(lambda_client, function_name)
+    updated_revision = lambda_client.get_function_configuration(FunctionName=function_name)["RevisionId"]
     first = lambda_client.publish_version(FunctionName=function_name,
                                           Description="First version description :)")
     assert_recorded(first, "ver.lifecycle.first_publish_response", function_name=function_name)
+    assert_latest_revision_renewed(lambda_client, function_name, before=updated_revision)
 
     lambda_client.update_function_configuration(FunctionName=function_name, Description="Second version :))")
     _wait_updated(lambda_client, function_name)
@@ -86,14 +96,14 @@ def test_version_lifecycle_matches_aws(lambda_client: Any, create_function: Crea
 
     listed = lambda_client.list_versions_by_function(FunctionName=function_name)
     assert_recorded(listed, "ver.lifecycle.list_versions_result_after_third_publish",
-                    function_name=function_name)
+                    exact=True, function_name=function_name)
     assert [v["RevisionId"] for v in listed["Versions"][1:]] == [first["RevisionId"], second["RevisionId"]]
 
     deleted = lambda_client.delete_function(FunctionName=function_name, Qualifier="1")
     assert deleted["ResponseMetadata"]["HTTPStatusCode"] == 204
     assert_recorded(lambda_client.list_versions_by_function(FunctionName=function_name),
                     "ver.lifecycle.list_versions_result_after_deletion_of_first_version",
-                    function_name=function_name)
+                    exact=True, function_name=function_name)
 
 
 def test_publish_on_create_matches_aws(lambda_client: Any, create_function: CreateFunction,
@@ -108,7 +118,7 @@ def test_publish_on_create_matches_aws(lambda_client: Any, create_function: Crea
     assert_recorded(lambda_client.get_function(FunctionName=function_name, Qualifier="1"),
                     "ver.publish_on_create.get_function_version_result", function_name=function_name)
     assert_recorded(lambda_client.list_versions_by_function(FunctionName=function_name),
-                    "ver.publish_on_create.list_versions_result", function_name=function_name)
+                    "ver.publish_on_create.list_versions_result", exact=True, function_name=function_name)
     assert_recorded(lambda_client.publish_version(FunctionName=function_name),
                     "ver.publish_on_create.repeated_publish_response", function_name=function_name)
     assert _versions(lambda_client, function_name) == ["$LATEST", "1"]
@@ -349,6 +359,24 @@ def _all_functions(client: Any, **kwargs: Any) -> list[dict[str, Any]]:
         if "NextMarker" not in page:
             return found
         marker = {"Marker": page["NextMarker"]}
+
+
+def test_list_entries_match_aws(lambda_client: Any, create_function: CreateFunction,
+                                function_name: str) -> None:
+    """ListFunctions entries are AWS's, member for member: no state (``State``,
+    ``LastUpdateStatus``, their reasons) and no ``RuntimeVersionConfig``, and the
+    ``Environment`` the functions were created with, empty as it is (AWS's
+    test_list_functions)."""
+    second = f"{function_name}-2"
+    listing = {"handler": "handler.handler", "runtime": "python3.12", "Timeout": 30,
+               "Environment": {"Variables": {}}}
+    create_function({"handler.py": "def handler(event, context):\n    return 1\n"}, Publish=True, **listing)
+    create_function({"handler.py": "def handler(event, context):\n    return 2\n"}, name=second, **listing)
+    _wait_active(lambda_client, function_name, "1")
+    names = {"function_name": function_name, "function_name_2": second}
+    for key, kwargs in (("fn.list.all", {"FunctionVersion": "ALL"}), ("fn.list.default", {})):
+        ours = [f for f in _all_functions(lambda_client, **kwargs) if f["FunctionName"] in names.values()]
+        assert_matches({"Functions": ours}, recorded(key, **names)["value"], path=key, exact=True)
 
 
 def test_list_functions_all_includes_versions(lambda_client: Any, create_function: CreateFunction,

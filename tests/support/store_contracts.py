@@ -112,6 +112,15 @@ class FunctionStoreContract:
         function_store.create_function(record)
         assert function_store.get_version("everything", LATEST) == record
 
+    def test_an_empty_environment_given_stays_given(self, function_store: FunctionStore) -> None:
+        """``Environment: {"Variables": {}}`` is answered only for a function given one."""
+        given = make_version("given", environment={}, environment_configured=True)
+        function_store.create_function(given)
+        function_store.create_function(make_version("never"))
+        assert function_store.get_version("given", LATEST) == given
+        never = function_store.get_version("never", LATEST)
+        assert never is not None and not never.environment_configured
+
     def test_get_of_an_unknown_function_or_version_is_none(
         self, function_store: FunctionStore
     ) -> None:

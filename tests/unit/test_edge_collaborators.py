@@ -35,18 +35,18 @@ def test_filtered_lines_expand_records_and_page_by_record() -> None:
     first = service.filter_lines(GROUP, streams=None, stream_prefix=None, start_ms=None,
                                  end_ms=None, after=0, limit=2, pattern="hello")
     assert [(line.stream, line.message, line.position) for line in first.lines] == [
-        ("a", "hello world", 1)]
+        ("a", "hello world\n", 1)]
     assert first.next_position == 2
     rest = service.filter_lines(GROUP, streams=None, stream_prefix="a", start_ms=None,
                                 end_ms=None, after=2, limit=2, pattern=None)
-    assert [line.message for line in rest.lines] == ["hello again"]
+    assert [line.message for line in rest.lines] == ["hello again\n"]
     assert rest.next_position is None
 
 
 def test_stream_lines_and_streams() -> None:
     service = _service()
     lines = service.stream_lines(GROUP, "a", start_ms=None, end_ms=None, after=0, limit=None)
-    assert [line.message for line in lines.lines] == ["START x", "hello world", "hello again"]
+    assert [line.message for line in lines.lines] == ["START x\n", "hello world\n", "hello again\n"]
     assert (lines.first_position, lines.last_position) == (1, 3)
     empty = service.stream_lines(GROUP, "a", start_ms=None, end_ms=None, after=3, limit=None)
     assert (empty.lines, empty.first_position, empty.last_position) == ([], 3, 3)

@@ -59,7 +59,7 @@ def cache() -> ResourcePolicyCache:
 
 @pytest.fixture
 def service(store: MemoryPolicyStore, functions: FunctionsWithVersions, cache: ResourcePolicyCache) -> PermissionService:
-    return PermissionService(store, functions, cache, alias_exists=lambda name, alias: alias == "prod")
+    return PermissionService(store, functions, cache, alias_revision=lambda name, alias: "prod-revision" if alias == "prod" else None)
 
 
 def grant(sid: str = "s3", principal: str = "s3.amazonaws.com", **members: object) -> PermissionGrant:

@@ -169,7 +169,8 @@ class LambdaOperations:
                                                every_version=every_version)
         output: dict[str, Any] = {
             "Functions": [
-                function_configuration(r, ctx.scope, qualified_arn=every_version) for r in records
+                function_configuration(r, ctx.scope, qualified_arn=every_version, listing=True)
+                for r in records
             ]
         }
         if marker:
@@ -253,7 +254,8 @@ class LambdaOperations:
             self._ref(params, ctx), params.get("Marker"), params.get("MaxItems"), ctx.scope
         )
         output: dict[str, Any] = {
-            "Versions": [function_configuration(r, ctx.scope, qualified_arn=True) for r in records]
+            "Versions": [function_configuration(r, ctx.scope, qualified_arn=True, listing=True)
+                         for r in records]
         }
         if marker:
             output["NextMarker"] = marker

@@ -19,13 +19,16 @@ from strato.domain.permissions import (
 
 def function_configuration(
     record: FunctionVersion, scope: Scope, *, qualified_arn: bool = False,
-    arn_qualifier: str | None = None,
+    arn_qualifier: str | None = None, listing: bool = False,
 ) -> dict[str, Any]:
     """``FunctionConfiguration`` as AWS returns it for ``record``.
 
     ``qualified_arn`` adds the version to ``FunctionArn`` (ListFunctions with
     FunctionVersion=ALL, and the configuration of a published version do so);
-    ``arn_qualifier`` adds another qualifier (the alias a read went through)."""
+    ``arn_qualifier`` adds another qualifier (the alias a read went through). ``listing``
+    gives the entry of ListFunctions and ListVersionsByFunction, which on AWS carries no
+    state (``State``, ``LastUpdateStatus`` and their reasons) and no ``RuntimeVersionConfig``.
+    ``Environment`` is there only once the function was given one, even an empty one."""
     qualifier = arn_qualifier or (record.version if qualified_arn else None)
     config: dict[str, Any] = {
         "FunctionName": record.name,
@@ -40,7 +43,6 @@ def function_configuration(
         "LastModified": format_last_modified(record.last_modified),
         "CodeSha256": record.code.code_sha256,
         "Version": record.version,
-        "Environment": {"Variables": dict(record.environment)},
         "TracingConfig": {"Mode": "PassThrough"},
         "RevisionId": record.revision_id,
         "State": record.state.value,
@@ -53,6 +55,8 @@ def function_configuration(
         },
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": record.log_group},
     }
+    if record.environment or record.environment_configured:
+        config["Environment"] = {"Variables": dict(record.environment)}
     if record.vpc_config.subnet_ids or record.vpc_config.security_group_ids:
         config["VpcConfig"] = {
             "SubnetIds": list(record.vpc_config.subnet_ids),
@@ -62,6 +66,10 @@ def function_configuration(
         }
     if record.dead_letter_target:
         config["DeadLetterConfig"] = {"TargetArn": record.dead_letter_target}
+    if listing:
+        for member in ("State", "RuntimeVersionConfig"):
+            del config[member]
+        return config
     optional = {
         "StateReason": record.state_reason,
         "StateReasonCode": record.state_reason_code,

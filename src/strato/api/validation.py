@@ -46,6 +46,25 @@ from strato.domain.errors import ValidationException
 
 _NOT_NULL = "Member must not be null"
 
+#: Patterns AWS checks and reports for a shape (by its model name) where they differ from
+#: the model botocore ships. Lambda's ``TaggableResource``: AWS answered TagResource,
+#: UntagResource and ListTags with this pattern (layers taggable, no network connectors) in
+#: the recording of 2025-11-25, while the model lists other resource kinds.
+_PATTERN_AS_SERVED = {
+    "TaggableResource": (
+        r"arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:"
+        r"\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)"
+        r"|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}"
+        r"-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)"
+    ),
+}
+
+
+def _pattern(shape: Shape) -> str | None:
+    """The pattern a string of ``shape`` must match, as AWS reports it."""
+    pattern: str | None = _PATTERN_AS_SERVED.get(shape.name, shape.metadata.get("pattern"))
+    return pattern
+
 
 def validate(shape: Shape, params: Mapping[str, Any]) -> list[str]:
     """Every constraint violation of ``params`` (input members of structure ``shape``).
@@ -105,7 +124,7 @@ def _check_value(shape: Shape, value: Any, path: str, items: list[str]) -> None:
 def _violations(shape: Shape, value: Any) -> list[str]:
     """The constraint texts of ``shape`` that ``value`` itself breaks (not its members)."""
     found: list[str] = []
-    pattern = shape.metadata.get("pattern")
+    pattern = _pattern(shape)
     if pattern is not None and isinstance(value, str):
         compiled = _compile(pattern)
         if compiled is not None and compiled.fullmatch(value) is None:
@@ -132,8 +151,9 @@ def _all_of(shape: Shape, *, not_null: bool = True) -> str:
         bound = shape.metadata.get(key)
         if bound is not None:
             texts.append(f"Member must have {noun} {relation} or equal to {_java(bound)}")
-    if "pattern" in shape.metadata:
-        texts.append(f"Member must satisfy regular expression pattern: {shape.metadata['pattern']}")
+    pattern = _pattern(shape)
+    if pattern is not None:
+        texts.append(f"Member must satisfy regular expression pattern: {pattern}")
     if shape.metadata.get("enum"):
         texts.append(f"Member must satisfy enum value set: [{', '.join(shape.metadata['enum'])}]")
     if not_null and not shape.metadata.get("sensitive"):

@@ -147,7 +147,8 @@ def _logs(args: argparse.Namespace) -> int:
             request["nextToken"] = token
         page = logs.filter_log_events(**request)
         for event in page["events"]:
-            print(event["message"], flush=True)
+            # A message ends with its line's newline (as in CloudWatch Logs): print it as it is.
+            print(event["message"], end="" if event["message"].endswith("\n") else "\n", flush=True)
         if page["events"]:
             token = page["events"][-1]["eventId"]
         elif page.get("nextToken"):

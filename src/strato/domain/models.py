@@ -87,6 +87,9 @@ class FunctionVersion:
     ephemeral_storage: int = 512
     description: str = ""
     environment: Mapping[str, str] = field(default_factory=_frozen_map)
+    #: True once the function was given an ``Environment``, even one with no variables: AWS
+    #: then answers ``Environment: {"Variables": {}}`` and otherwise leaves the member out.
+    environment_configured: bool = False
     architectures: tuple[str, ...] = ("x86_64",)
     state: FunctionState = FunctionState.PENDING
     state_reason: str | None = "The function is being created."

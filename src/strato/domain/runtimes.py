@@ -35,3 +35,10 @@ def python_version(runtime: str) -> str | None:
     if SUPPORTED.get(runtime) is RuntimeFamily.PYTHON:
         return runtime.removeprefix("python")
     return None
+
+
+def execution_env(runtime: str) -> str | None:
+    """``AWS_EXECUTION_ENV`` of ``runtime``'s environments: ``AWS_Lambda_<runtime>``, or None
+    for the OS-only ``provided.*`` runtimes, where AWS does not set it (recorded environment
+    of a provided.al2023 function)."""
+    return None if SUPPORTED.get(runtime) is RuntimeFamily.PROVIDED else f"AWS_Lambda_{runtime}"

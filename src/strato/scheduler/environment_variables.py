@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from strato.domain.models import FunctionVersion
+from strato.domain.runtimes import execution_env
 
 
 class PathLayout(Protocol):
@@ -45,7 +46,6 @@ class LambdaVariables:
             "_HANDLER": version.handler,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{version.runtime}",
             "AWS_LAMBDA_FUNCTION_NAME": version.name,
             "AWS_LAMBDA_FUNCTION_VERSION": version.version,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.memory_size),
@@ -54,5 +54,7 @@ class LambdaVariables:
             "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "AWS_LAMBDA_RUNTIME_API": address,
         }
+        if (runtime_env := execution_env(version.runtime)) is not None:
+            variables["AWS_EXECUTION_ENV"] = runtime_env
         variables.update(version.environment)
         return variables

@@ -160,6 +160,7 @@ class FunctionService:
             ephemeral_storage=changes.ephemeral_storage or 512,
             description=changes.description or "",
             environment=dict(changes.environment or {}),
+            environment_configured=changes.environment is not None,
             vpc_config=changes.vpc_config or VpcConfig(),
             dead_letter_target=changes.dead_letter_target or None,
         )
@@ -171,7 +172,8 @@ class FunctionService:
             self._store.put_tags(name, tags)
         result = self._publish_snapshot(record, None) if publish else record
         self._on_change(name)
-        self._defer(lambda: self.settle(name, record.revision_id))
+        if not publish:  # publishing renewed $LATEST's RevisionId and settles that one
+            self._defer(lambda: self.settle(name, record.revision_id))
         return result
 
     def get(self, ref: FunctionRef, scope: Scope) -> FunctionVersion:
@@ -257,6 +259,7 @@ class FunctionService:
         fields = {k: v for k, v in vars(changes).items() if v is not None}
         if "environment" in fields:
             fields["environment"] = dict(fields["environment"])
+            fields["environment_configured"] = True
         if "dead_letter_target" in fields:
             fields["dead_letter_target"] = fields["dead_letter_target"] or None
         return self._write_update(current, fields)
@@ -362,14 +365,30 @@ class FunctionService:
             raise validation.update_in_progress(latest.name) from exc
         if not record.is_ready:
             self._defer(lambda: self.settle(latest.name, record.revision_id, record.version))
+        self._renew_latest_revision(latest)
         return record
 
+    def _renew_latest_revision(self, latest: FunctionVersion) -> None:
+        """Give ``$LATEST`` a new RevisionId, as publishing a version does on AWS (a RevisionId
+        read before the publish no longer updates the function). A ``$LATEST`` still Pending or
+        InProgress is settled under its new RevisionId (a settle deferred under the old one
+        finds it changed and does nothing)."""
+        renewed = latest.replace(revision_id=str(uuid.uuid4()))
+        try:
+            self._store.put_version(renewed, expected_revision=latest.revision_id)
+        except RevisionMismatchError as exc:
+            raise validation.revision_mismatch() from exc
+        if not renewed.is_ready or renewed.last_update_status is LastUpdateStatus.IN_PROGRESS:
+            self._defer(lambda: self.settle(latest.name, renewed.revision_id))
+
     def account_usage(self) -> AccountUsage:
+        """The number of functions and the code they hold: as on AWS, ``$LATEST`` and every
+        published version count their package, the same package in two versions twice."""
         count = size = 0
         after: str | None = None
         while batch := self._store.list_latest(after=after, limit=500):
             count += len(batch)
-            size += sum(record.code.size for record in batch)
+            size += sum(v.code.size for record in batch for v in self._all_versions(record.name))
             after = batch[-1].name
         return AccountUsage(count, size)
 
@@ -407,7 +426,8 @@ class FunctionService:
 
     def settle(self, name: str, revision_id: str, version: str = LATEST) -> None:
         """Finish a create, update or publish: unpack the code, then mark the version Active /
-        Successful (or Failed with the reason). A later change supersedes this one."""
+        Successful (or Failed with the reason) under a new RevisionId, as AWS changes it on
+        these transitions. A later change supersedes this one."""
         record = self._store.get_version(name, version)
         if record is None or record.revision_id != revision_id:
             return
@@ -430,6 +450,7 @@ class FunctionService:
                 state_reason_code="InternalError" if failure else None,
                 last_update_status=LastUpdateStatus.FAILED if failure else LastUpdateStatus.SUCCESSFUL,
             )
+        settled = settled.replace(revision_id=str(uuid.uuid4()))
         try:
             self._store.put_version(settled, expected_revision=revision_id)
         except (RevisionMismatchError, NotFoundError):

@@ -3,7 +3,7 @@ and DescribeLogStreams (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/
 
 Every method reads the log store and blocks: the API runs them off the loop's thread. A
 stored record may hold several lines (``store.log_writer.expand``); what is returned is
-lines, each with its record's position as the cursor.
+lines (``event_messages``), each with its record's position as the cursor.
 """
 
 from __future__ import annotations
@@ -25,6 +25,13 @@ def matches(message: str, pattern: str | None) -> bool:
     if pattern.startswith('"') and pattern.endswith('"'):
         return pattern.strip('"') in message
     return all(term in message for term in pattern.split())
+
+
+def event_messages(record: str) -> list[str]:
+    """The messages of the log events a stored record holds: one per non-empty line, each
+    ending with the line's newline, as CloudWatch Logs keeps a Lambda function's output
+    (recorded logs.text.multi_line_prints: empty lines make no event, ``\r`` splits none)."""
+    return [line + "\n" for line in expand(record) if line]
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ class LogService:
         lines = [
             LogLine(e.event.stream, e.event.timestamp_ms, line, e.ingestion_ms, e.position)
             for e in found
-            for line in expand(e.event.message)
+            for line in event_messages(e.event.message)
             if matches(line, pattern)
         ]
         return FilteredLines(lines, found[-1].position if len(found) >= limit else None)
@@ -84,7 +91,7 @@ class LogService:
         lines = [
             LogLine(e.event.stream, e.event.timestamp_ms, line, e.ingestion_ms, e.position)
             for e in found
-            for line in expand(e.event.message)
+            for line in event_messages(e.event.message)
         ]
         return StreamLines(lines, found[0].position if found else after,
                            found[-1].position if found else after)

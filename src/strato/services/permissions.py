@@ -8,7 +8,8 @@ AWS's words (recorded responses of the Lambda API).
 
 Qualifiers: a policy belongs to the unqualified function (``$LATEST`` cannot have one of its
 own), to a published version or to an alias. A version is found in the function store; an
-alias through ``alias_exists``. A policy goes with the version or alias it belongs to.
+alias through ``alias_revision`` (which also gives the RevisionId a first policy of the
+alias is checked against, as on AWS). A policy goes with the version or alias it belongs to.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from strato.errors import NotFoundError, RevisionMismatchError
 from strato.services.authorization import ResourcePolicyCache
 from strato.store.base import FunctionStore, PolicyStore
 
-AliasExists = Callable[[str, str], bool]
+#: (function name, alias name) → the alias's RevisionId, or None when there is no such alias.
+AliasRevision = Callable[[str, str], str | None]
 
 _REVISION_MISMATCH = (
     "The Revision Id provided does not match the latest Revision Id. "
@@ -43,8 +45,8 @@ _REVISION_MISMATCH = (
 _NO_SUCH_RESOURCE = "The resource you requested does not exist."
 
 
-def _no_alias(function_name: str, alias: str) -> bool:
-    return False
+def _no_alias(function_name: str, alias: str) -> str | None:
+    return None
 
 
 class PermissionService:
@@ -54,12 +56,12 @@ class PermissionService:
         functions: FunctionStore,
         cache: ResourcePolicyCache,
         *,
-        alias_exists: AliasExists = _no_alias,
+        alias_revision: AliasRevision = _no_alias,
     ) -> None:
         self._store = store
         self._functions = functions
         self._cache = cache
-        self._alias_exists = alias_exists
+        self._alias_revision = alias_revision
 
     # operations ---------------------------------------------------------------------------
     def add_permission(
@@ -68,7 +70,8 @@ class PermissionService:
         """Add a statement to the policy of ``ref`` (created with it); returns the statement.
 
         ``revision_id``, when given, must be the policy's current RevisionId (with no policy
-        yet: the RevisionId of the function or version, which is what AWS's policy shares).
+        yet: the RevisionId of the function, version or alias, which is what AWS's policy
+        shares).
         """
         latest = self._functions.get_version(ref.name, LATEST)
         if latest is None:
@@ -81,7 +84,7 @@ class PermissionService:
         statement = grant.to_statement()
         current = self._store.get_policy(ref.name, ref.qualifier)
         if revision_id is not None:
-            expected = current.revision_id if current else target.revision_id if target else None
+            expected = current.revision_id if current else target
             if revision_id != expected:
                 raise PreconditionFailedException(_REVISION_MISMATCH)
         if current is not None and current.statement(statement.sid) is not None:
@@ -169,22 +172,23 @@ class PermissionService:
         self, name: str, qualifier: str | None, latest: FunctionVersion
     ) -> FunctionVersion | str | None:
         """What a policy of (``name``, ``qualifier``) is attached to: the function's
-        ``$LATEST`` record, a version's record, an alias's name, or None if it does not exist."""
+        ``$LATEST`` record, a version's record, an alias's RevisionId, or None if it does not
+        exist."""
         if qualifier is None:
             return latest
         if qualifier.isdigit():
             return self._functions.get_version(name, qualifier)
-        return qualifier if self._alias_exists(name, qualifier) else None
+        return self._alias_revision(name, qualifier)
 
     def _target_or_raise(
         self, ref: FunctionRef, latest: FunctionVersion, scope: Scope
-    ) -> FunctionVersion | None:
-        """The record whose RevisionId a first policy shares (None for an alias); raises
-        AWS's not-found error for a version or alias that does not exist."""
+    ) -> str:
+        """The RevisionId a first policy of ``ref`` shares (its function's, version's or
+        alias's); raises AWS's not-found error for a version or alias that does not exist."""
         target = self._target(ref.name, ref.qualifier, latest)
         if target is None:
             arn = scope.function_arn(ref.name, ref.qualifier)
             if ref.qualifier is not None and ref.qualifier.isdigit():
                 raise ResourceNotFoundException(f"Function not found: {arn}")
             raise ResourceNotFoundException(f"Cannot find alias arn: {arn}")
-        return target if isinstance(target, FunctionVersion) else None
+        return target.revision_id if isinstance(target, FunctionVersion) else target

@@ -79,6 +79,7 @@ def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObje
         "ephemeral_storage": record.ephemeral_storage,
         "description": record.description,
         "environment_sealed": _seal_environment(record, box),
+        "environment_configured": record.environment_configured,
         "architectures": list(record.architectures),
         "state": record.state.value,
         "state_reason": record.state_reason,
@@ -125,6 +126,8 @@ def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
             ephemeral_storage=_int(obj, "ephemeral_storage"),
             description=_str(obj, "description"),
             environment=environment,
+            # Records written before the member existed had an Environment if any variable.
+            environment_configured=bool(obj.get("environment_configured", bool(environment))),
             architectures=tuple(_str_list(obj.get("architectures"), "architectures")),
             state=FunctionState(_str(obj, "state")),
             state_reason=_opt_str(obj, "state_reason"),
