@@ -36,8 +36,8 @@ from tests.e2e.hostile import (
     serve_tier,
     succeed,
     unique,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
