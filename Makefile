@@ -30,6 +30,7 @@ test: $(VENV)/.dev
 		echo "nftables is not installed: internet egress tests cannot run"
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy --config-file mypy-guest.ini
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.dev

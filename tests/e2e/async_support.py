@@ -63,19 +63,6 @@ def check_error(client: Any, key: str, call: Callable[[], Any], **names: str) ->
     assert body.get("Type") == expected["body_type"], key
 
 
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0,
-               interval: float = 0.1) -> T:
-    """The first truthy value ``probe`` returns, polling until ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
-
-
 def log_events(logs: Any, function: str) -> list[dict[str, Any]]:
     """Every log event of ``function`` so far, oldest first."""
     events: list[dict[str, Any]] = []

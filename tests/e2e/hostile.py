@@ -24,9 +24,8 @@ import os
 import secrets
 import shutil
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,16 +219,6 @@ def succeed(client: Any, name: str, event: Any = None, **kwargs: Any) -> Any:
     response, payload = invoke(client, name, event, **kwargs)
     assert "FunctionError" not in response, payload
     return payload
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    """Poll ``condition`` until it holds (for things that go away asynchronously: killed
-    processes, removed cgroups)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout} s: {what or condition}")
-        time.sleep(0.02)
 
 
 # --- the host's view ----------------------------------------------------------------------

@@ -18,7 +18,6 @@ from strato.domain import limits
 from tests.conftest import make_zip
 from tests.e2e.async_support import (
     assert_recorded,
-    eventually,
     ledger,
     log_events,
     receive_all,
@@ -27,6 +26,7 @@ from tests.e2e.async_support import (
 )
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.e2e.recordings import assert_matches, function_arn
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -109,8 +109,8 @@ def test_an_event_is_accepted_with_202_then_runs(lam: Any, logs: Any) -> None:
     response = lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"hello": "async"}')
     assert_recorded({**response, "Payload": response["Payload"].read().decode()}, "inv.event")
     request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
-    eventually(lambda: starts(logs, name, request_id), "the event to run")
-    assert eventually(lambda: printed_events(logs, name), "its output") == [{"hello": "async"}]
+    wait_until(lambda: starts(logs, name, request_id), "the event to run")
+    assert wait_until(lambda: printed_events(logs, name), "its output") == [{"hello": "async"}]
     assert "X-Amz-Executed-Version" not in response["ResponseMetadata"]["HTTPHeaders"]
 
 
@@ -118,7 +118,7 @@ def test_invoke_async_is_the_legacy_way_in(lam: Any, logs: Any) -> None:
     name = deploy(lam, unique("legacy"))
     response = lam.invoke_async(FunctionName=name, InvokeArgs=b'{"legacy": true}')
     assert response["Status"] == 202
-    assert eventually(lambda: printed_events(logs, name), "the event to run") == [{"legacy": True}]
+    assert wait_until(lambda: printed_events(logs, name), "the event to run") == [{"legacy": True}]
     with pytest.raises(ClientError) as caught:
         lam.invoke_async(FunctionName=name, InvokeArgs=b"x" * (256 * 1024 + 1))
     assert caught.value.response["Error"]["Code"] == "RequestEntityTooLargeException"
@@ -140,7 +140,7 @@ def test_payloads_over_one_megabyte_are_refused_and_not_stored(scaled: StratoSer
         f"type (limit {limits.ASYNC_PAYLOAD_MAX_BYTES} bytes)")
     assert ledger(scaled.endpoint, name)["Events"] == []
     assert lam.invoke(FunctionName=name, InvocationType="Event", Payload=exactly)["StatusCode"] == 202
-    eventually(lambda: starts(logs, name), "the 1 MB event to run")
+    wait_until(lambda: starts(logs, name), "the 1 MB event to run")
 
 
 def test_what_cannot_run_is_refused_before_it_is_stored(scaled: StratoServer, lam: Any) -> None:
@@ -170,12 +170,12 @@ def test_function_errors_are_retried_on_lambdas_schedule(scaled: StratoServer, l
         found = starts(logs, name, request_id)
         return found if len(found) == 3 else None
 
-    attempts = eventually(three_attempts, "three attempts")
+    attempts = wait_until(three_attempts, "three attempts")
     first, second = (attempts[1] - attempts[0]) / 1000, (attempts[2] - attempts[1]) / 1000
     # One minute, then two, at 120 times real speed: 0.5 s and 1 s.
     assert 60 / SCALE - 0.05 <= first <= 60 / SCALE + 0.4, attempts
     assert 120 / SCALE - 0.05 <= second <= 120 / SCALE + 0.4, attempts
-    (event,) = eventually(lambda: [e for e in ledger(scaled.endpoint, name)["Events"]
+    (event,) = wait_until(lambda: [e for e in ledger(scaled.endpoint, name)["Events"]
                                    if e["State"] == "failed"], "the event to fail")
     assert event["RequestId"] == request_id and event["Attempts"] == 3
     assert event["Condition"] == "RetriesExhausted"
@@ -194,7 +194,7 @@ def test_records_go_to_queues_and_functions(lam: Any, logs: Any, sqs: Any) -> No
     expected["Body"]["responsePayload"] = {"echo": {}}
     assert_matches(body_of(message), expected)
     lam.invoke(FunctionName=name, InvocationType="Event", Payload=b'{"raise_error": 1}')
-    (record,) = eventually(lambda: printed_events(logs, collector), "the failure record")
+    (record,) = wait_until(lambda: printed_events(logs, collector), "the failure record")
     failure = recorded("dst.failure_record", function_name=name)["value"]["Messages"][0]["Body"]
     failure["responsePayload"].pop("stackTrace")
     failure["responsePayload"].pop("requestId")

@@ -15,11 +15,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import make_zip
-from tests.e2e.async_support import eventually, ledger, starts
+from tests.e2e.async_support import ledger, starts
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.e2e.recordings import ACCOUNT
 from tests.e2e.test_permission_enforcement import create_credentials
 from tests.support.signing import send, sign
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -67,7 +68,7 @@ def test_the_ledger_lists_events_and_redrive_runs_failed_ones_again(server: Stra
     ids = [lam.invoke(FunctionName=name, Qualifier="1", InvocationType="Event",
                       Payload=json.dumps({"n": n}).encode())["ResponseMetadata"]["RequestId"]
            for n in range(3)]
-    eventually(lambda: states(server.endpoint, name) == ["failed"] * 3, "three failed events")
+    wait_until(lambda: states(server.endpoint, name) == ["failed"] * 3, "three failed events")
     document = ledger(server.endpoint, name, state="failed", limit="2")
     assert [e["RequestId"] for e in document["Events"]] == ids[:2]
     assert document["Counts"]["failed"] == 3 and "NextMarker" in document
@@ -87,10 +88,10 @@ def test_the_ledger_lists_events_and_redrive_runs_failed_ones_again(server: Stra
     lam.publish_version(FunctionName=name)
     printed = strato_cli(server.endpoint, "events", "redrive", name, "--to-version", "2")
     assert printed.strip() == f"re-queued 3 failed events of {name} to version 2"
-    eventually(lambda: states(server.endpoint, name) == ["succeeded"] * 3, "the redriven events")
+    wait_until(lambda: states(server.endpoint, name) == ["succeeded"] * 3, "the redriven events")
     assert {e["Qualifier"] for e in ledger(server.endpoint, name)["Events"]} == {"2"}
     logs = client_for(server.endpoint, "logs")
-    eventually(lambda: all(len(starts(logs, name, request_id)) == 2 for request_id in ids),
+    wait_until(lambda: all(len(starts(logs, name, request_id)) == 2 for request_id in ids),
                "each event to have run twice")
     again = strato_cli(server.endpoint, "events", "redrive", name)
     assert again.strip() == f"re-queued 0 failed events of {name}"
@@ -113,7 +114,7 @@ def test_the_ledger_needs_a_signature_and_a_principal_allowed_to_read_it(server:
         return response.status == 403 and \
             response.headers["x-amzn-errortype"] == "AccessDeniedException"
 
-    eventually(denied, "the new key to be known and refused")
+    wait_until(denied, "the new key to be known and refused")
     redrive = f"{server.endpoint}/_strato/events/redrive"
     body = json.dumps({"FunctionName": "anything"}).encode()
     refused = send("POST", redrive, body, sign("POST", redrive, body, access_key=key, secret_key=secret))
@@ -136,9 +137,9 @@ def test_queued_events_still_run_after_a_restart(tmp_path: Path) -> None:
     second = start_server(data)
     try:
         logs = client_for(second.endpoint, "logs")
-        eventually(lambda: all(starts(logs, name, request_id) for request_id in ids),
+        wait_until(lambda: all(starts(logs, name, request_id) for request_id in ids),
                    "every event to run", timeout=60)
-        eventually(lambda: states(second.endpoint, name) == ["succeeded"] * 6,
+        wait_until(lambda: states(second.endpoint, name) == ["succeeded"] * 6,
                    "every event to succeed", timeout=60)
     finally:
         stop_server(second)

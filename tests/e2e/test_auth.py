@@ -12,7 +12,6 @@ import re
 import stat
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from tests.e2e.conftest import CreateFunction, StratoServer, client_for, start_server, stop_server
 from tests.support.signing import RawResponse, send, sign
+from tests.support.waiting import wait_until
 
 ECHO = {"app.py": "def handler(event, context):\n    return event\n"}
 MISMATCH = (
@@ -42,15 +42,6 @@ def _error(call: Callable[[], object]) -> tuple[int, str, str]:
 
 def _raw_error(response: RawResponse) -> tuple[int, str, str]:
     return response.status, response.headers.get("x-amzn-errortype", ""), json.loads(response.body)["message"]
-
-
-def _eventually(check: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Wait until ``check()`` holds (the server re-reads its credentials about once a second)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition did not hold in time")
-        time.sleep(0.1)  # polling for a condition, bounded
 
 
 def _aws_cli(endpoint: str, key: str, secret: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -226,9 +217,10 @@ def test_credentials_cli_create_list_delete_against_a_running_server(tmp_path: P
                 assert e.response["Error"]["Code"] == "UnrecognizedClientException"
                 return False
 
-        _eventually(accepted)
+        # The server re-reads its credentials about once a second.
+        wait_until(accepted, "the new key to be accepted", timeout=10)
         subprocess.run([*strato, "delete", key, "--data-dir", str(data)], check=True, capture_output=True)
-        _eventually(lambda: not accepted())
+        wait_until(lambda: not accepted(), "the deleted key to be refused", timeout=10)
         assert _error(client.list_functions)[1] == "UnrecognizedClientException"
         missing = subprocess.run([*strato, "delete", key, "--data-dir", str(data)], capture_output=True, text=True)
         assert missing.returncode == 1

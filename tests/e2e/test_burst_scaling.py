@@ -48,7 +48,8 @@ def test_new_environments_beyond_the_scaling_rate_are_throttled(server: StratoSe
     # The two environments are warm now: invocations that fit in them need no new one.
     with ThreadPoolExecutor(2) as pool:
         assert list(pool.map(lambda _: _invoke(client, "burst"), range(2))) == ["ok", "ok"]
-    # The rate refills continuously (2 per 10 s): after 5 s there is one new environment.
+    # The rate refills continuously (2 per 10 s): after 5 s there is one new environment. The
+    # point is time passing (the server runs on the real clock).
     time.sleep(5.5)
     with ThreadPoolExecutor(3) as pool:
         assert sorted(pool.map(lambda _: _invoke(client, "burst"), range(3))) == ["ok"] * 3

@@ -13,6 +13,7 @@ from typing import Any
 
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, CreateFunction, StratoServer, client_for, start_server, stop_server
+from tests.support.waiting import wait_until
 
 
 def _aws(endpoint: str, *args: str) -> dict[str, Any]:
@@ -50,11 +51,8 @@ def test_strato_logs_prints_the_function_log(
     request_id = lambda_client.invoke(FunctionName=function_name)["ResponseMetadata"]["RequestId"]
     logs = client_for(strato.endpoint, "logs")
     # The log writer stores in batches; ask the API until the REPORT line is there.
-    for _ in range(100):
-        events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function_name}")["events"]
-        if any(e["message"].startswith(f"REPORT RequestId: {request_id}") for e in events):
-            break
-        time.sleep(0.05)  # polling for a condition, bounded
+    wait_until(lambda: any(e["message"].startswith(f"REPORT RequestId: {request_id}") for e in logs.filter_log_events(
+        logGroupName=f"/aws/lambda/{function_name}")["events"]), "the REPORT line", timeout=10)
     printed = subprocess.run(
         [sys.executable, "-m", "strato.cli.main", "logs", function_name, "--endpoint-url", strato.endpoint],
         check=True, capture_output=True, text=True,

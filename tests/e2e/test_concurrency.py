@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
@@ -28,6 +27,7 @@ from tests.e2e.recordings import (
     recorded,
     reporter,
 )
+from tests.support.waiting import wait_until
 
 WAIT = {"Delay": 1, "MaxAttempts": 60}
 
@@ -56,27 +56,35 @@ def _unreserved(client: Any) -> int:
 def _throttled_while(client: Any, name: str, busy: Callable[[], bool]) -> dict[str, Any] | None:
     """Invoke ``name`` quickly, one invocation at a time, while ``busy()``, until one is
     throttled; that 429's error response (None if every one ran)."""
-    while busy():
+    throttles: list[dict[str, Any]] = []
+
+    def throttled_or_idle() -> bool:
+        if not busy():
+            return True
         try:
             invoke(client, name)
         except ClientError as exc:
-            response: dict[str, Any] = exc.response
-            return response
-        time.sleep(0.02)  # polling for the moment the slow invocations hold their leases, bounded
-    return None
+            throttles.append(exc.response)
+            return True
+        return False
+
+    wait_until(throttled_or_idle, "a throttle while the slow invocations hold their leases", interval=0.02)
+    return throttles[0] if throttles else None
 
 
 def _admitted(client: Any, name: str, payload: Any) -> tuple[dict[str, Any], Any]:
     """Invoke, again after each 429 (for up to 10 s): a probe of ``_throttled_while`` may hold
     the lease at the moment this invocation arrives."""
-    deadline = time.monotonic() + 10
-    while True:
+    def attempt() -> tuple[dict[str, Any], Any] | None:
         try:
             return invoke(client, name, payload)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "TooManyRequestsException" or time.monotonic() > deadline:
+            if exc.response["Error"]["Code"] != "TooManyRequestsException":
                 raise
-        time.sleep(0.02)  # the probe's invocation takes milliseconds
+            return None
+
+    # The probe's invocation takes milliseconds.
+    return wait_until(attempt, f"{name} to admit the invocation", timeout=10, interval=0.02)
 
 
 @contextlib.contextmanager
@@ -239,12 +247,11 @@ def test_the_account_limit_throttles_unreserved_functions(small_account: StratoS
 
 def _ready(client: Any, name: str, qualifier: str) -> dict[str, Any]:
     """GetProvisionedConcurrencyConfig once it says READY (within ``READY_WITHIN_S``)."""
-    deadline = time.monotonic() + READY_WITHIN_S
-    while True:
+    def ready() -> dict[str, Any] | None:
         config = dict(client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=qualifier))
-        if config["Status"] == "READY" or time.monotonic() > deadline:
-            return config
-        time.sleep(0.1)  # polling for the environments' INIT, bounded
+        return config if config["Status"] == "READY" else None
+
+    return wait_until(ready, f"{name}:{qualifier} to be READY", timeout=READY_WITHIN_S, interval=0.1)
 
 
 def _tail(response: dict[str, Any]) -> list[str]:

@@ -47,6 +47,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, CreateFunction, StratoServer, client_for, start_server, stop_server
 from tests.support.signing import send, sign
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -246,7 +247,7 @@ class CrashRig:
         mapping = self.lam.create_event_source_mapping(
             EventSourceArn=self.queue_arn(SOURCE_QUEUE), FunctionName=MAPPED_FUNCTION, BatchSize=1)
         wait_until(lambda: self.lam.get_event_source_mapping(UUID=mapping["UUID"])["State"] == "Enabled",
-                   timeout_s=60, what="the event source mapping to be Enabled")
+                   timeout=60, what="the event source mapping to be Enabled")
         self.deployed = True
 
     def visibility_timeout_s(self) -> int:
@@ -335,14 +336,6 @@ def dead_letter_id(body: str) -> str | None:
         document = document["requestPayload"]
     ident = document.get("id") if isinstance(document, dict) else None
     return ident if isinstance(ident, str) else None
-
-
-def wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-        time.sleep(0.2)  # polling for a condition, bounded
 
 
 @dataclass
@@ -504,7 +497,9 @@ def drain(rig: CrashRig, accepted: dict[str, Work], *, timeout_s: float = DRAIN_
         if now - started > timeout_s:
             outcome.timed_out = True
             return outcome
-        time.sleep(0.5)  # polling for a condition, bounded
+        # Not wait_until: at the deadline this returns what it found (the soak reports it), and
+        # the state must also have stood still for ``quiet_s``.
+        time.sleep(0.5)
 
 
 def leftover_environments(ledger: Path) -> list[int]:
@@ -620,13 +615,13 @@ def test_a_poison_message_is_dead_lettered_without_holding_up_the_messages_behin
             dead.extend(sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", []))
             return bool(dead)
 
-        wait_until(dead_lettered, timeout_s=90, what="the poison message in the dead-letter queue")
+        wait_until(dead_lettered, timeout=90, what="the poison message in the dead-letter queue")
         assert [m["Body"] for m in dead] == ["poison"]
         wait_until(lambda: len(seen_messages(logs, function_name)) >= len(goods) + 3,
-                   timeout_s=60, what="the function's log of every attempt")
+                   timeout=60, what="the function's log of every attempt")
         wait_until(lambda: int(sqs.get_queue_attributes(
             QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
-                "ApproximateNumberOfMessages"]) == 0, timeout_s=30, what="an empty source queue")
+                "ApproximateNumberOfMessages"]) == 0, timeout=30, what="an empty source queue")
         seen = seen_messages(logs, function_name)
         poison_attempts = sorted(s["at"] for s in seen if s["body"] == "poison")
         assert len(poison_attempts) == 3, seen

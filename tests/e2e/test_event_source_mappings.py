@@ -25,6 +25,7 @@ from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.e2e.recordings import ACCOUNT, RECORDINGS, REGION, assert_matches, check_error
 from tests.support.moto_server import MOTO_ACCOUNT, MotoServer, start_moto
+from tests.support.waiting import wait_until
 
 HANDLER = """
 import json
@@ -67,17 +68,6 @@ def sqs(moto: MotoServer) -> Any:
 @pytest.fixture
 def name(request: pytest.FixtureRequest) -> str:
     return f"{re.sub(r'[^a-zA-Z0-9-_]', '-', request.node.name)[:40]}-{uuid.uuid4().hex[:8]}"
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1) -> Any:
-    """Poll ``condition`` until it is truthy (bounded); return its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(interval)
 
 
 def create_function(lam: Any, name: str, **kwargs: Any) -> str:
@@ -281,7 +271,7 @@ def test_messages_reach_the_function_as_lambda_delivers_them_then_are_deleted(
                                 "WeeksOn": {"DataType": "Number", "StringValue": "6"},
                             })
     lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function)
-    (event,) = wait_for(lambda: events_of(server, function))
+    (event,) = wait_until(lambda: events_of(server, function))
     (record,) = event["Records"]
     expected = RECORDINGS["esm.sqs.record_with_attributes"]["value"]["Messages"][0]["Body"]["event"]["Records"][0]
     expected = json.loads(json.dumps(expected).replace("<<region>>", REGION).replace(
@@ -293,7 +283,7 @@ def test_messages_reach_the_function_as_lambda_delivers_them_then_are_deleted(
     assert record["body"] == json.dumps({"destination": "x", "fail_attempts": 0})
     assert record["messageId"] == sent["MessageId"] and record["md5OfBody"] == sent["MD5OfMessageBody"]
     assert record["md5OfMessageAttributes"] == sent["MD5OfMessageAttributes"]
-    assert wait_for(lambda: queue_depth(sqs, url) == 0)
+    assert wait_until(lambda: queue_depth(sqs, url) == 0)
 
 
 def test_report_batch_item_failures_returns_only_the_failed_items(
@@ -308,7 +298,7 @@ def test_report_batch_item_failures_returns_only_the_failed_items(
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
     # The failed item comes back after the visibility timeout; the others never do.
-    wait_for(lambda: bodies(events_of(server, function)).count("bad-1") >= 2, timeout=40)
+    wait_until(lambda: bodies(events_of(server, function)).count("bad-1") >= 2, timeout=40)
     seen = bodies(events_of(server, function))
     assert seen.count("good-1") == 1 and seen.count("good-2") == 1
     lam.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
@@ -322,7 +312,7 @@ def test_a_failing_message_is_redelivered_then_dead_lettered(
         {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "2"}))
     sqs.send_message(QueueUrl=url, MessageBody="poison")
     lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function)
-    dead = wait_for(lambda: sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages"), timeout=60)
+    dead = wait_until(lambda: sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages"), timeout=60)
     assert [m["Body"] for m in dead] == ["poison"]
     assert bodies(events_of(server, function)) == ["poison", "poison"]
 
@@ -338,8 +328,8 @@ def test_filter_criteria_drop_non_matching_messages(
         EventSourceArn=arn, FunctionName=function,
         FilterCriteria={"Filters": [{"Pattern": json.dumps({"body": {"kind": ["keep"]}})}]})
     assert created["FilterCriteria"] == {"Filters": [{"Pattern": json.dumps({"body": {"kind": ["keep"]}})}]}
-    wait_for(lambda: queue_depth(sqs, url) == 0)
-    seen = wait_for(lambda: len(b := bodies(events_of(server, function))) >= 2 and b)
+    wait_until(lambda: queue_depth(sqs, url) == 0)
+    seen = wait_until(lambda: len(b := bodies(events_of(server, function))) >= 2 and b)
     assert sorted(json.loads(b)["n"] for b in seen) == [1, 2]
 
 
@@ -351,7 +341,7 @@ def test_batch_size_and_window_shape_the_batches(
         sqs.send_message_batch(QueueUrl=url, Entries=[
             {"Id": str(i), "MessageBody": f"m{i}"} for i in range(start, min(25, start + 10))])
     lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function, BatchSize=10)
-    events = wait_for(lambda: (e := events_of(server, function)) and len(bodies(e)) >= 25 and e)
+    events = wait_until(lambda: (e := events_of(server, function)) and len(bodies(e)) >= 25 and e)
     assert sorted(bodies(events)) == sorted(f"m{i}" for i in range(25))
     assert all(1 <= len(e["Records"]) <= 10 for e in events)
 
@@ -362,7 +352,7 @@ def test_batch_size_and_window_shape_the_batches(
             {"Id": str(i), "MessageBody": f"w{i}"} for i in range(start, min(25, start + 10))])
     lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=windowed, BatchSize=25,
                                     MaximumBatchingWindowInSeconds=2)
-    events = wait_for(lambda: (e := events_of(server, windowed)) and len(bodies(e)) >= 25 and e)
+    events = wait_until(lambda: (e := events_of(server, windowed)) and len(bodies(e)) >= 25 and e)
     assert sorted(bodies(events)) == sorted(f"w{i}" for i in range(25))
     assert max(len(e["Records"]) for e in events) > 10
 
@@ -373,7 +363,7 @@ def test_disabling_stops_delivery_and_enabling_resumes_it(
     url, arn = create_queue(sqs, name)
     mapping_uuid = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function)["UUID"]
     sqs.send_message(QueueUrl=url, MessageBody="first")
-    wait_for(lambda: bodies(events_of(server, function)) == ["first"])
+    wait_until(lambda: bodies(events_of(server, function)) == ["first"])
     disabling = lam.update_event_source_mapping(UUID=mapping_uuid, Enabled=False)
     assert disabling["State"] == "Disabling"
     assert mapping_state(lam, mapping_uuid) == "Disabled"
@@ -382,7 +372,7 @@ def test_disabling_stops_delivery_and_enabling_resumes_it(
     assert bodies(events_of(server, function)) == ["first"] and queue_depth(sqs, url) == 1
     assert lam.update_event_source_mapping(UUID=mapping_uuid, Enabled=True)["State"] == "Enabling"
     assert mapping_state(lam, mapping_uuid) == "Enabled"
-    wait_for(lambda: bodies(events_of(server, function)) == ["first", "second"])
+    wait_until(lambda: bodies(events_of(server, function)) == ["first", "second"])
 
 
 def test_mappings_survive_a_restart(moto: MotoServer, sqs: Any, name: str, tmp_path: Path) -> None:
@@ -403,7 +393,7 @@ def test_mappings_survive_a_restart(moto: MotoServer, sqs: Any, name: str, tmp_p
         lam = client_for(second.endpoint)
         got = lam.get_event_source_mapping(UUID=mapping_uuid)
         assert (got["State"], got["BatchSize"], got["EventSourceArn"]) == ("Enabled", 5, arn)
-        wait_for(lambda: bodies(events_of(second, function)) == ["after the restart"])
+        wait_until(lambda: bodies(events_of(second, function)) == ["after the restart"])
     finally:
         stop_server(second)
 
@@ -420,7 +410,7 @@ def test_built_in_queues_feed_mappings(server: StratoServer, lam: Any, name: str
     created = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName=function)
     assert_matches(comparable(created), recorded_value("esm.sqs.default_create", arn), exact=True)
     strato_sqs.send_message(QueueUrl=url, MessageBody="built in")
-    (event,) = wait_for(lambda: events_of(server, function))
+    (event,) = wait_until(lambda: events_of(server, function))
     assert [r["body"] for r in event["Records"]] == ["built in"]
     assert event["Records"][0]["eventSourceARN"] == arn
-    wait_for(lambda: queue_depth(strato_sqs, url) == 0)
+    wait_until(lambda: queue_depth(strato_sqs, url) == 0)

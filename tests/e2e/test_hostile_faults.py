@@ -31,8 +31,8 @@ from tests.e2e.hostile import (
     succeed,
     tmp_mounts,
     unique,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 FAULTY = r'''
 import ctypes, errno, os, resource, sys, time
@@ -211,7 +211,7 @@ def test_fork_bomb_is_held_by_the_pids_limit(hostile: TierServer) -> None:
             seen |= {int(p) for p in (group / "cgroup.procs").read_text().split()}
         except (OSError, ValueError):
             pass  # removed once the environment is destroyed
-        time.sleep(0.05)
+        bomb.join(timeout=0.05)  # the next sample, or the end of the invocation
     bomb.join()
     response, payload = outcome[0]
     assert payload == {"errorType": "Sandbox.Timedout", "errorMessage":

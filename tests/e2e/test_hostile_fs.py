@@ -49,8 +49,8 @@ from tests.e2e.hostile import (
     serve_tier,
     tmp_mounts,
     unique,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 #: What a denied path gives in each tier.
 HIDDEN = {"namespaces": "ENOENT", "fallback": "EACCES"}

@@ -24,7 +24,8 @@ import pytest
 
 from tests.conftest import make_zip
 from tests.e2e.conftest import client_for
-from tests.e2e.hostile import TIERS, TierServer, create, serve_tier, succeed, unique, wait_until
+from tests.e2e.hostile import TIERS, TierServer, create, serve_tier, succeed, unique
+from tests.support.waiting import wait_until
 
 #: Its first invocation starts the flood; ``{"stop": true, "after": s, "tag": t}`` lets it go
 #: on for ``s`` seconds, ends it, then prints ``own line t`` (after the flood's last line:
@@ -124,7 +125,7 @@ def _watch(server: TierServer, seconds: float) -> tuple[int, int]:
     while time.monotonic() < deadline:
         size = max(size, _data_dir_bytes(server.data_dir))
         rss = max(rss, _rss_kb(server.pid))
-        time.sleep(0.2)
+        time.sleep(0.2)  # sampling over a span of time, which is the point
     return size, rss
 
 
@@ -133,7 +134,7 @@ def _settles(server: TierServer, timeout: float = 10.0) -> int:
     sizes = [_data_dir_bytes(server.data_dir)]
 
     def still() -> bool:
-        time.sleep(0.5)
+        time.sleep(0.5)  # "still" means unchanged over a span of time
         sizes.append(_data_dir_bytes(server.data_dir))
         return sizes[-1] == sizes[-2]
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from strato.sandbox.cgroups import socket_memory_bytes
-from tests.e2e.hostile import TIERS, TierServer, create, invoke, serve_tier, unique, wait_until
+from tests.e2e.hostile import TIERS, TierServer, create, invoke, serve_tier, unique
+from tests.support.waiting import wait_until
 
 FLOOD = r'''
 import socket, time

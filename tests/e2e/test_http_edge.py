@@ -25,9 +25,10 @@ import pytest
 from strato.http.limits import HttpLimits
 from strato.runtime_api import http_limits as rt_limits
 from tests.conftest import make_zip
-from tests.e2e.async_support import eventually, starts
+from tests.e2e.async_support import starts
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.support.raw_http import RawConnection, request_bytes, signed_invoke
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -229,7 +230,7 @@ def test_a_body_shorter_than_its_length_then_closed_runs_nothing(
     # The server is fine, and what it ran since is only the invocation below.
     assert lam.invoke(FunctionName=name)["StatusCode"] == 200
     logs = client_for(edge.endpoint, "logs")
-    assert len(eventually(lambda: starts(logs, name), "the START of the invocation")) == 1
+    assert len(wait_until(lambda: starts(logs, name), "the START of the invocation")) == 1
 
 
 def test_a_body_shorter_than_its_length_held_open_gets_408(edge: StratoServer, noop: str) -> None:
@@ -315,7 +316,7 @@ def test_pipelining_without_reading_keeps_the_server_small(
     assert sent > 1024 * 1024, sent
     assert connections[big] >= 2, connections  # dropped at least once
     assert peak - before < 100, (before, peak, connections)
-    eventually(lambda: _rss_mb(pid) - before < 50, "the server's memory back near where it was",
+    wait_until(lambda: _rss_mb(pid) - before < 50, "the server's memory back near where it was",
                timeout=20)
     _timed_invoke(edge, noop)
 

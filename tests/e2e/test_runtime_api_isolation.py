@@ -26,24 +26,23 @@ from typing import Any
 
 import pytest
 
-from strato.sandbox.network import EgressConfig, EgressNetwork
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE
 from tests.e2e.hostile import (
     TierServer,
     create,
     host_ids,
+    internet,
     serve_tier,
     succeed,
     unique,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
 MODES = [("fallback", "internet"), ("fallback", "none"), ("namespaces", "internet")]
 TAG = os.getpid() % 250 + 1
-EGRESS = EgressConfig(bridge=f"stratoi{TAG}", subnet="10.215.0.0/16")
 #: How long A waits for an answer from B's endpoint (strato refuses at once).
 WAIT_S = 8.0
 
@@ -119,12 +118,7 @@ def hostile(request: pytest.FixtureRequest,
     tier, egress = request.param
     env = {}
     if egress == "internet" and tier == "namespaces":
-        reason = EgressNetwork(EGRESS).probe()
-        if reason is not None:
-            if os.environ.get("CI"):
-                pytest.fail(f"internet egress unavailable in CI: {reason}")
-            pytest.skip(f"internet egress is unavailable here: {reason}")
-        env = {"STRATO_EGRESS_BRIDGE": EGRESS.bridge, "STRATO_EGRESS_SUBNET": EGRESS.subnet}
+        env = internet(f"si{TAG}", "10.215.0.0/16")
     with serve_tier(tier, tmp_path_factory, egress=egress, env=env) as server:
         yield server
 

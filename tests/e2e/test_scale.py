@@ -22,6 +22,7 @@ import pytest
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.e2e.hostile import HostView, egress_of, internet
+from tests.support.waiting import wait_until
 
 NOOP = {"app.py": "def handler(event, context):\n    return None\n"}
 BURST = 200
@@ -58,13 +59,12 @@ def _provision(client: Any, name: str, count: int) -> str:
 
 
 def _wait_ready(client: Any, name: str, version: str) -> dict[str, Any]:
-    """The configuration once it is no longer IN_PROGRESS (or the deadline passed)."""
-    deadline = time.monotonic() + READY_WITHIN_S
-    while True:
-        config = client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
-        if config["Status"] != "IN_PROGRESS" or time.monotonic() > deadline:
-            return dict(config)
-        time.sleep(0.2)
+    """The configuration once it is no longer IN_PROGRESS (within ``READY_WITHIN_S``)."""
+    def settled() -> dict[str, Any] | None:
+        config = dict(client.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version))
+        return config if config["Status"] != "IN_PROGRESS" else None
+
+    return wait_until(settled, f"{name}:{version} to leave IN_PROGRESS", timeout=READY_WITHIN_S, interval=0.2)
 
 
 def test_a_burst_of_provisioned_environments_queues_and_comes_up_whole(

@@ -143,7 +143,8 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(sqs: Any, strato: Strato
     poller = threading.Thread(target=poll)
     poller.start()
     # The poll should be waiting when the message is sent; were it not yet, it would find
-    # the message at once, and the bound below would hold all the same.
+    # the message at once, and the bound below would hold all the same. Nothing outside the
+    # server shows a poll waiting: the time given to it to get there is the point here.
     time.sleep(0.3)
     lambda_client = client_for(strato.endpoint, "lambda")
     started = time.monotonic()

@@ -23,6 +23,7 @@ from strato.domain.models import FunctionState
 from strato.scheduler.concurrency import ACCOUNT_LIMIT_EXCEEDED, throttled
 from strato.scheduler.invocation import Invocation, InvocationResult
 from tests.support.store_contracts import make_version
+from tests.support.waiting import until
 
 ACCOUNT = "000000000000"
 QUEUE = f"arn:aws:sqs:us-east-1:{ACCOUNT}:records"
@@ -109,17 +110,12 @@ class World:
         self.worker.notify(name)
         return request_id
 
-    async def until(self, condition: Callable[[], bool], what: str) -> None:
-        for _ in range(2000):
-            if condition():
-                return
-            await asyncio.sleep(0.002)
-        raise AssertionError(f"timed out waiting for {what}")
-
     async def settled(self) -> None:
         """Wait until nothing is being claimed, run or written."""
-        await self.until(lambda: self.worker.in_flight() == 0, "the worker to be idle")
+        await until(lambda: self.worker.in_flight() == 0, "the worker to be idle")
         await self.writer.drain()
+        # What the committed writes' callbacks write in turn shows nowhere until it is queued:
+        # they get a moment on the loop, and the writer is drained again.
         await asyncio.sleep(0.01)
         await self.writer.drain()
 
@@ -158,7 +154,7 @@ def test_a_success_runs_once_and_sends_the_on_success_record(tmp_path: Path) -> 
     async def scenario(w: World) -> None:
         w.function("fn", ok, config=config("fn", destinations=Destinations(on_success=QUEUE)))
         request_id = await w.accept("fn", {"hello": "world"})
-        await w.until(lambda: len(w.queues.sent) == 1, "the success record")
+        await until(lambda: len(w.queues.sent) == 1, "the success record")
         (arn, record, attributes) = w.queues.sent[0]
         assert arn == QUEUE and attributes is None
         assert record["requestContext"] == {
@@ -182,20 +178,20 @@ def test_function_errors_follow_lambdas_schedule_then_fail_with_records(tmp_path
                    config=config("fn", destinations=Destinations(on_failure=QUEUE)))
         request_id = await w.accept("fn")
         start = w.clock.now()
-        await w.until(lambda: len(w.pool.calls) == 1, "the first attempt")
+        await until(lambda: len(w.pool.calls) == 1, "the first attempt")
         await w.settled()
         assert w.states("fn") == [EventState.RETRYING]
         w.clock.advance(59)
         await w.settled()
         assert len(w.pool.calls) == 1
         w.clock.advance(1)
-        await w.until(lambda: len(w.pool.calls) == 2, "the first retry")
+        await until(lambda: len(w.pool.calls) == 2, "the first retry")
         await w.settled()
         w.clock.advance(119)
         await w.settled()
         assert len(w.pool.calls) == 2
         w.clock.advance(1)
-        await w.until(lambda: len(w.queues.sent) == 2, "the failure record and the dead letter")
+        await until(lambda: len(w.queues.sent) == 2, "the failure record and the dead letter")
         assert [at - start for (_, _, at) in w.pool.calls] == [0, 60, 180]
         sent = {arn: (body, attributes) for arn, body, attributes in w.queues.sent}
         record, _ = sent[QUEUE]
@@ -233,7 +229,7 @@ def test_throttles_back_off_exponentially_without_using_retries(tmp_path: Path) 
             await w.settled()
             assert w.states("fn") == [EventState.RETRYING]
             w.clock.advance(wait)
-        await w.until(lambda: len(w.pool.calls) == 1, "the attempt after two throttles")
+        await until(lambda: len(w.pool.calls) == 1, "the attempt after two throttles")
         await w.settled()
         assert [at - attempts[0] for at in attempts] == [0, 1, 3]
         (entry,) = w.store.ledger(function_name="fn", states=None, after_seq=0, limit=5)
@@ -247,7 +243,7 @@ def test_an_event_too_old_for_its_retry_fails_with_event_age_exceeded(tmp_path: 
         w.function("fn", fail, config=config("fn", maximum_event_age_s=60,
                                               destinations=Destinations(on_failure=QUEUE)))
         await w.accept("fn")
-        await w.until(lambda: len(w.queues.sent) == 1, "the failure record")
+        await until(lambda: len(w.queues.sent) == 1, "the failure record")
         record = w.queues.sent[0][1]
         assert record["requestContext"]["condition"] == "EventAgeExceeded"
         assert record["requestContext"]["approximateInvokeCount"] == 1
@@ -265,7 +261,7 @@ def test_an_event_that_waited_past_its_age_never_runs(tmp_path: Path) -> None:
         for _ in range(7):  # a function not ready is retried like a system error: 1, 2, 4 ... s
             await w.settled()
             w.clock.advance(10)
-        await w.until(lambda: len(w.queues.sent) == 1, "the failure record")
+        await until(lambda: len(w.queues.sent) == 1, "the failure record")
         record = w.queues.sent[0][1]
         assert record["requestContext"]["condition"] == "EventAgeExceeded"
         assert record["requestContext"]["approximateInvokeCount"] == 0
@@ -279,7 +275,7 @@ def test_reserved_concurrency_zero_fails_at_once(tmp_path: Path) -> None:
         w.function("fn", ok, reserved=0, dead_letter=DLQ,
                    config=config("fn", destinations=Destinations(on_failure=QUEUE)))
         await w.accept("fn", {})
-        await w.until(lambda: len(w.queues.sent) == 2, "the record and the dead letter")
+        await until(lambda: len(w.queues.sent) == 2, "the record and the dead letter")
         record = next(body for arn, body, _ in w.queues.sent if arn == QUEUE)
         assert record["requestContext"]["condition"] == "ZeroReservedConcurrency"
         assert record["requestContext"]["approximateInvokeCount"] == 0
@@ -301,7 +297,7 @@ def test_a_function_destination_gets_the_record_as_an_asynchronous_event(tmp_pat
         w.function("fn", ok, config=config("fn", destinations=Destinations(
             on_success=f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:target")))
         request_id = await w.accept("fn")
-        await w.until(lambda: len(received) == 1, "the destination function's event")
+        await until(lambda: len(received) == 1, "the destination function's event")
         assert received[0]["requestContext"]["requestId"] == request_id
         assert received[0]["requestContext"]["condition"] == "Success"
         await w.settled()
@@ -319,11 +315,11 @@ def test_a_missing_queue_service_delays_delivery_until_there_is_one(tmp_path: Pa
         w.function("fn", ok, config=config("fn", destinations=Destinations(on_success=QUEUE)))
         await w.accept("fn")
         await w.settled()
-        await w.until(lambda: bool(w.store.atomically(lambda tx: tx.next_delivery_due())),
+        await until(lambda: bool(w.store.atomically(lambda tx: tx.next_delivery_due())),
                       "the delivery to be rescheduled")
         present.append(w.queues)
         w.clock.advance(1)
-        await w.until(lambda: len(w.queues.sent) == 1, "the delivery")
+        await until(lambda: len(w.queues.sent) == 1, "the delivery")
 
     run(tmp_path, scenario)
 
@@ -338,19 +334,19 @@ def test_a_worker_that_stalled_past_its_lease_cannot_settle_the_event(tmp_path: 
 
         w.function("fn", stall, config=config("fn", destinations=Destinations(on_success=QUEUE)))
         await w.accept("fn")
-        await w.until(lambda: len(stalled) == 1, "the stalled attempt")
+        await until(lambda: len(stalled) == 1, "the stalled attempt")
         # Another worker on the same queue takes the event over once the lease has expired.
         w.pool.behaviour["fn"] = ok
         other = w.make_worker(lease_s=10)
         await other.start(release_leases=False)
         w.clock.advance(11)
         await other.sweep()
-        await w.until(lambda: len(w.queues.sent) == 1, "the other worker's success record")
+        await until(lambda: len(w.queues.sent) == 1, "the other worker's success record")
         await w.writer.drain()
         # The stalled attempt finishes late: its outcome and its record are dropped.
         stalled[0].finish(InvocationResult(b'{"late": true}', "$LATEST"))
         await w.settled()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the point is what does not happen: no record of the late outcome
         await w.writer.drain()
         assert len(w.queues.sent) == 1
         assert w.queues.sent[0][1]["responsePayload"] == {"ok": True}

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from strato.sandbox.cgroups import CgroupParent, cpu_quota_us, socket_memory_bytes
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -76,9 +77,7 @@ def test_a_group_that_cannot_go_yet_is_a_leftover_tried_again(parent: CgroupPare
 
 
 def _until_removed(parent: CgroupParent) -> None:
-    deadline = time.monotonic() + 10
-    while parent.retry_leftovers() and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not parent.retry_leftovers(), "the leftover groups removed", timeout=10, interval=0.01)
     assert parent.leftovers == []
 
 

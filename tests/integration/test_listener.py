@@ -13,6 +13,7 @@ import pytest
 
 from strato.http.listener import Listener
 from strato.sandbox.sock_diag import SockDiag
+from tests.support.waiting import until
 
 
 class Recorder(asyncio.Protocol):
@@ -32,14 +33,6 @@ class Recorder(asyncio.Protocol):
         self._listener[0].closed()
 
 
-async def _until(condition: object, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + 5
-    while not condition():  # type: ignore[operator]
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def test_connections_over_the_cap_wait_in_the_backlog_until_one_closes() -> None:
     async def main() -> None:
         server = socket.create_server(("127.0.0.1", 0), backlog=16)
@@ -51,13 +44,14 @@ def test_connections_over_the_cap_wait_in_the_backlog_until_one_closes() -> None
         clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]
         fds_before = len(os.listdir("/proc/self/fd"))
         listener.start()
-        await _until(lambda: len(live) == 3, "three connections served")
-        await asyncio.sleep(0.1)  # the other five stay in the backlog
+        await until(lambda: len(live) == 3, "three connections served")
+        # The point is what does not happen: for a while, the other five stay in the backlog.
+        await asyncio.sleep(0.1)
         assert len(live) == 3 and listener.open == 3
         assert len(os.listdir("/proc/self/fd")) == fds_before + 3
         first = live[0]
         first.close()
-        await _until(lambda: first not in live and len(live) == 3, "the next one accepted")
+        await until(lambda: first not in live and len(live) == 3, "the next one accepted")
         assert listener.open == 3
         listener.close()
         for transport in list(live):

@@ -37,6 +37,7 @@ from strato.sandbox.netlink import Rtnl
 from strato.sandbox.network import EgressConfig, EgressNetwork
 from strato.sandbox.network_pool import NetnsPool, NetworkNamespace
 from strato.sandbox.network_rules import EgressRules, render_ruleset
+from tests.support.waiting import wait_until
 
 GUEST_DIR = Path(__file__).resolve().parents[2] / "src" / "strato" / "sandbox" / "guest"
 VERSIONS = ("3.10", "3.11", "3.12", "3.13")
@@ -497,10 +498,7 @@ def test_the_pool_keeps_up_with_a_burst_ahead_of_demand(network: EgressNetwork) 
     try:
         taken += [pool.acquire_blocking(timeout=10) for _ in range(24)]
         # Demand of the last second is what the worker now keeps ready, unasked.
-        deadline = time.monotonic() + 10
-        while pool.stats().ready < 24 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert pool.stats().ready >= 24
+        wait_until(lambda: pool.stats().ready >= 24, "24 namespaces ready", timeout=10)
         waited = pool.stats().waited
         taken += [pool.acquire_blocking(timeout=10) for _ in range(24)]
         assert pool.stats().waited == waited  # the second burst found them all ready

@@ -36,6 +36,7 @@ from strato.scheduler.concurrency import ProvisionedState
 from strato.scheduler.environment_variables import LambdaVariables
 from strato.scheduler.invocation import Invocation, InvocationResult
 from strato.scheduler.pool import EnvironmentPool
+from tests.support.waiting import until
 
 APP = """\
 import os
@@ -179,15 +180,6 @@ def run_with_pool(tmp_path: Path, test: Callable[[Harness], Coroutine[Any, Any, 
     asyncio.run(main())
 
 
-async def until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
-    """Wait for ``condition`` (checked as the loop runs) or fail saying ``what``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 def report_line(result: InvocationResult) -> str:
     assert result.log_tail is not None
     lines = base64.b64decode(result.log_tail).decode().splitlines()
@@ -267,7 +259,7 @@ def test_a_failed_start_fails_the_invocation_once_and_returns_the_lease(tmp_path
 
         h.pool.invoke(h.version, Invocation("req-1", b"{}", "arn", on_done))
         await done.wait()
-        await asyncio.sleep(0)
+        await until(lambda: h.pool.limits.total_in_flight() == 0, "the lease to be returned")
         assert len(results) == 1 and results[0].function_error == "Unhandled"
         assert json.loads(results[0].payload) == {
             "errorType": "Sandbox.StartFailed",
@@ -347,7 +339,8 @@ def test_failed_init_marks_the_config_failed_and_backs_off(tmp_path: Path) -> No
         assert status.allocated == 0
         assert status.reason is not None and "Runtime.ImportModuleError" in status.reason
         started = len(h.sandbox.started)
-        await asyncio.sleep(0.3)  # within the first backoff nothing starts again
+        # The point is what does not happen: within the first backoff nothing starts again.
+        await asyncio.sleep(0.3)
         assert len(h.sandbox.started) == started
         h.pool.unprovision(CONFIG)
         with pytest.raises(KeyError):

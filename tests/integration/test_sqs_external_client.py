@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from strato.sqs.client import QueueUnavailable
 from strato.sqs.external import ExternalQueueClient
 from tests.support.moto_server import MOTO_ACCOUNT, MotoServer, start_moto
+from tests.support.waiting import until
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +106,14 @@ def test_a_missing_queue_or_endpoint_is_unavailable(moto: MotoServer, client: Ex
 def test_messages_of_a_cancelled_long_poll_are_released(moto: MotoServer, client: ExternalQueueClient) -> None:
     sqs, url, arn = new_queue(moto, "released", VisibilityTimeout="600")
 
+    # botocore's own hook, in the pool's thread: the long poll is under way.
+    sent = threading.Event()
+    events = client._client.meta.events
+    events.register("before-send.sqs.ReceiveMessage", lambda **_: sent.set())
+
     async def scenario() -> None:
         poll = asyncio.ensure_future(client.receive(arn, max_messages=10, wait_s=20))
-        await asyncio.sleep(0.3)  # the long poll is under way in the pool
+        await until(sent.is_set, "the long poll to be sent", timeout=10)
         poll.cancel()
         sqs.send_message(QueueUrl=url, MessageBody="caught by the abandoned poll")
         # Without the release, the message would stay hidden for 600 s.

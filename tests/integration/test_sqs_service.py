@@ -28,6 +28,7 @@ from strato.services.sqs_queues import QueueService
 from strato.sqs.builtin import BuiltinQueueClient
 from strato.sqs.client import QueueUnavailable
 from strato.store.sqlite_queues import SqliteQueueStore
+from tests.support.waiting import until
 
 ACCOUNT = "000000000000"
 T = TypeVar("T")
@@ -61,11 +62,7 @@ async def bodies(service: QueueService, name: str, **request: Any) -> list[str]:
 
 
 async def until_waiting(service: QueueService, name: str) -> None:
-    for _ in range(5_000):
-        if service.waiting(name):
-            return
-        await asyncio.sleep(0.001)  # polling for a condition, bounded
-    raise AssertionError(f"no receive is waiting on {name}")
+    await until(lambda: service.waiting(name), f"a receive waiting on {name}", timeout=5)
 
 
 async def advance_until_done(clock: VirtualClock, task: asyncio.Task[T], step: float = 0.5) -> float:

@@ -74,7 +74,9 @@ def test_a_request_given_up_before_it_went_out_never_runs(tmp_path: Path) -> Non
             zygote, exec_request(f"busy-{i}", ["/bin/true"]))) for i in range(100)]
         late = asyncio.ensure_future(spawn_and_wait(
             zygote, exec_request("late", ["/bin/sh", "-c", f": > {marker}"])))
-        await asyncio.sleep(0)  # its request is queued behind a full socket
+        # One turn of the loop, no more: its request is queued behind a full socket, and a longer
+        # wait would let it out.
+        await asyncio.sleep(0)
         assert zygote.deferred > 0
         late.cancel()
         await asyncio.gather(*others)
@@ -189,7 +191,9 @@ def test_spares_take_ahead_the_page_faults_environments_take(tmp_path: Path) -> 
             finally:
                 os.close(write_fd)
             held += [read_fd, runtime_fd]  # the runtime waits on its first next meanwhile
-            await asyncio.sleep(0.2)  # the zygote looks at it after 20 ms
+            # The zygote looks at it 20 ms after it starts and reports nothing: time passing is
+            # what lets it learn.
+            await asyncio.sleep(0.2)
         after = [await spare(zygote) for _ in range(2)]
         faults_before = min(_minor_faults(pid) for _, pid in before)
         faults_after = min(_minor_faults(pid) for _, pid in after)

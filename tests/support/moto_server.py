@@ -11,12 +11,13 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+
+from tests.support.waiting import wait_until
 
 MOTO_ACCOUNT = "123456789012"
 
@@ -46,13 +47,19 @@ def start_moto(timeout_s: float = 30.0) -> MotoServer:
     process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     server = MotoServer(f"http://127.0.0.1:{port}", process)
-    deadline = time.monotonic() + timeout_s
-    while True:
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("moto's server exited")
         try:
             with urllib.request.urlopen(f"{server.endpoint}/moto-api/", timeout=1):
-                return server
+                return True
         except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                server.stop()
-                raise RuntimeError("moto's server did not start") from None
-            time.sleep(0.05)
+            return False
+
+    try:
+        wait_until(answers, "moto's server to answer", timeout=timeout_s)
+    except (AssertionError, RuntimeError):
+        server.stop()
+        raise RuntimeError("moto's server did not start") from None
+    return server

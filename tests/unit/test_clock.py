@@ -16,7 +16,7 @@ from strato.domain.clock_origin import engine_clock
 def test_a_scaled_clock_runs_faster_than_the_real_one() -> None:
     clock = ScaledClock(100)
     start, real = clock.monotonic(), time.monotonic()
-    time.sleep(0.05)
+    time.sleep(0.05)  # the point is real time passing, which the scaled clock multiplies
     elapsed, real_elapsed = clock.monotonic() - start, time.monotonic() - real
     assert elapsed == pytest.approx(real_elapsed * 100, rel=0.05)
 

@@ -21,6 +21,7 @@ from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
 from strato.scheduler.invocation import InvocationResult
 from strato.sqs.client import QueueUnavailable, ReceivedMessage
+from tests.support.waiting import until
 
 QUEUE = "arn:aws:sqs:eu-west-1:000000000000:orders"
 
@@ -74,7 +75,7 @@ class FakeQueue:
         if self.fail:
             raise QueueUnavailable("down")
         if not self.visible:
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.002)  # an empty long poll takes a while, and the poller loops
             return []
         taken, self.visible = self.visible[:max_messages], self.visible[max_messages:]
         self.in_flight.update((m.receipt_handle, m) for m in taken)
@@ -116,7 +117,7 @@ class FakeInvoker:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # an invocation lasts: the ones the poller overlaps are counted
         finally:
             self.in_flight -= 1
         outcome = self.respond(event)
@@ -132,13 +133,6 @@ def ok(event: dict[str, Any]) -> InvocationResult:
 def mapping(**changes: Any) -> EventSourceMapping:
     return EventSourceMapping(uuid="u-1", event_source_arn=QUEUE, function_name="fn", qualifier=None,
                               last_modified=datetime.now(UTC), state=MappingState.ENABLED).replace(**changes)
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.002)
 
 
 async def run(poller: SqsPoller, condition: Callable[[], bool]) -> None:
@@ -269,7 +263,7 @@ async def test_nothing_is_received_while_the_function_is_unavailable() -> None:
     queue.publish("a")
     poller = make(queue, invoker)
     poller.start()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the point is what does not happen: no receive meanwhile
     assert queue.receives == 0
     invoker.ready = True
     try:

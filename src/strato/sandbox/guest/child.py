@@ -19,6 +19,8 @@ Stdlib only, Python 3.10 to 3.13; runs only in forked children (every path ends 
 ``execve`` or ``os._exit``).
 """
 
+from __future__ import annotations
+
 import json
 import os
 import resource
@@ -30,11 +32,18 @@ import traceback
 import forking
 import netsetup
 
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any, NoReturn
+
+SetupError: type[Exception]
 try:
     import confine  # ctypes inside: a build without _ctypes can only run unconfined
     SetupError = confine.SetupError
 except ImportError:
-    confine = None
+    # Only the unconfined tier runs without it (the zygote refuses the others).
+    confine = None  # type: ignore[assignment]
     SetupError = RuntimeError
 
 _MAX_DATAGRAM = 1 << 20
@@ -50,15 +59,25 @@ class Child:
     highest fd to close, and ``run(request)``, which execs or runs the runtime and returns an
     exit status."""
 
-    def __init__(self, confiner, interpreter_binds, fd_ceiling, run):
+    def __init__(self, confiner: confine.Confiner | None,
+                 interpreter_binds: Sequence[Sequence[str]], fd_ceiling: int,
+                 run: Callable[[dict[str, Any]], int]) -> None:
         #: Pages a spare copies ahead of its environment (``forking.prefault``).
-        self.prefault_ranges = ()
+        self.prefault_ranges: Sequence[tuple[int, int]] = ()
         self._confiner = confiner
         self._interpreter_binds = interpreter_binds
         self._fd_ceiling = fd_ceiling
         self._run_request = run
 
-    def become_environment(self, request, fds, report):
+    def _confinement(self) -> confine.Confiner:
+        """The ``Confiner``, which every tier but ``unconfined`` needs (the zygote refuses
+        their requests when it has none, as without ctypes)."""
+        if self._confiner is None:
+            raise SetupError("confinement needs ctypes")
+        return self._confiner
+
+    def become_environment(self, request: dict[str, Any], fds: list[int],
+                           report: socket.socket) -> NoReturn:
         """Set up the child, report to the zygote, then run. Never returns."""
         try:
             passed = self._set_up(request, fds, report)
@@ -66,7 +85,7 @@ class Child:
             _report_failure(report, exc)
         self._run(request, report, passed, fds)
 
-    def become_spare(self, request, report):
+    def become_spare(self, request: dict[str, Any], report: socket.socket) -> NoReturn:
         """Take the first half of the namespaces recipe, report ``ready``, wait for the
         environment's request, then finish the recipe as that environment. Exits quietly
         when the zygote closes the socket instead. Never returns."""
@@ -75,7 +94,7 @@ class Child:
             os.umask(0o022)
             join_cgroups(request.get("cgroups") or ())
             self._unshare()
-            self._confiner.enter_root(staging)
+            self._confinement().enter_root(staging)
             forking.prefault(self.prefault_ranges)
         except BaseException as exc:
             _report_failure(report, exc)
@@ -94,7 +113,8 @@ class Child:
             _report_failure(report, exc)
         self._run(request, report, passed, fds)
 
-    def _run(self, request, report, passed, fds):
+    def _run(self, request: dict[str, Any], report: socket.socket,
+             passed: socket.socket | None, fds: list[int]) -> NoReturn:
         """Report success, shed everything but stdio (and the runtime channel, placed at
         ``CHANNEL_FD``), then exec or run the runtime."""
         status = 127
@@ -122,7 +142,8 @@ class Child:
         finally:
             os._exit(status)
 
-    def _set_up(self, request, fds, report):
+    def _set_up(self, request: dict[str, Any], fds: list[int],
+                report: socket.socket) -> socket.socket | None:
         """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
         tier = request.get("tier", "unconfined")
         try:
@@ -134,7 +155,7 @@ class Child:
             if tier == "namespaces":
                 staging = request["root"]["staging"]
                 self._unshare()
-                self._confiner.enter_root(staging)
+                self._confinement().enter_root(staging)
                 runtime_socket = self._finish_namespaces(request, fds, staging)
             elif request.get("nofile"):
                 _plain_file_limit(request["nofile"])
@@ -147,19 +168,20 @@ class Child:
         except Exception as exc:
             raise SetupError(f"{tier} tier: {exc}") from exc
 
-    def _unshare(self):
+    def _unshare(self) -> None:
         """Namespaces tier, in the new pid namespace: new mount, ipc and uts namespaces
         (the last with a host name of its own), and a session of its own."""
-        self._confiner.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC
-                               | confine.CLONE_NEWUTS)
-        self._confiner.name_host()
+        c = self._confinement()
+        c.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWIPC | confine.CLONE_NEWUTS)
+        c.name_host()
         os.setsid()
 
-    def _finish_namespaces(self, request, fds, staging):
+    def _finish_namespaces(self, request: dict[str, Any], fds: list[int],
+                           staging: str) -> socket.socket:
         """The function-specific half of the namespaces recipe, in the
         environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
         socket (returned), its code and /tmp, the switch of root, then the confinement."""
-        c = self._confiner
+        c = self._confinement()
         if request.get("netns"):
             c.join_network(fds[1])
             os.close(fds[1])
@@ -186,8 +208,8 @@ class Child:
         c.install_seccomp()
         return runtime_socket
 
-    def _confine_fallback(self, request):
-        c = self._confiner
+    def _confine_fallback(self, request: dict[str, Any]) -> None:
+        c = self._confinement()
         if request.get("uid") is not None:
             c.become(request["uid"], request["gid"], user_namespace=False)
         c.no_new_privs()
@@ -198,7 +220,7 @@ class Child:
         c.install_seccomp(restrict_sockets=request.get("restrict_sockets", False))
 
 
-def _report_failure(report, exc):
+def _report_failure(report: socket.socket, exc: BaseException) -> NoReturn:
     """Tell the zygote which step failed, then exit with 127."""
     text = str(exc) if isinstance(exc, SetupError) else f"setup: {exc!r}"
     try:
@@ -207,7 +229,7 @@ def _report_failure(report, exc):
         os._exit(127)
 
 
-def join_cgroups(paths):
+def join_cgroups(paths: Iterable[str]) -> None:
     """Move this process into the groups whose ``cgroup.procs`` are ``paths``. Raises
     SetupError."""
     pid_text = str(os.getpid()).encode()
@@ -222,7 +244,7 @@ def join_cgroups(paths):
             raise SetupError(f"join cgroup {path}: {exc}") from exc
 
 
-def _redirect_output(request, log_fd):
+def _redirect_output(request: dict[str, Any], log_fd: int) -> None:
     step = f"chdir {request['cwd']}"
     try:
         os.chdir(request["cwd"])
@@ -233,7 +255,7 @@ def _redirect_output(request, log_fd):
         raise SetupError(f"{step}: {exc}") from exc
 
 
-def _plain_file_limit(nofile):
+def _plain_file_limit(nofile: int) -> None:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     except (OSError, ValueError) as exc:

@@ -37,6 +37,8 @@ Fallback tier: setsid ─ cgroups ─ RLIMIT_NOFILE ─ distinct uid/gid ─ no_
 pairs, as the environment shares the host's network). Stdlib only.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import resource
@@ -44,6 +46,14 @@ import socket
 
 import landlock
 import seccomp
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any, NoReturn
+
+    #: One step of ``compile_root``: an ``_OP_*`` kind, then that kind's arguments.
+    Op = tuple[Any, ...]
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
@@ -102,7 +112,7 @@ class _CapData(ctypes.Structure):
 class Confiner:
     """Everything a child needs, resolved before any fork."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         self._mount = libc.mount
         self._mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
@@ -126,7 +136,7 @@ class Confiner:
         self._arch = arch
         self.seccomp_available = seccomp.supported(arch)
         # Both filters (plain, and with sockets restricted) are built here, before any fork.
-        self._fprogs = {}
+        self._fprogs: dict[bool, tuple[_SockFprog, ctypes.Array[_SockFilter]]] = {}
         if self.seccomp_available:
             for restrict_sockets in (False, True):
                 program = seccomp.build_program(arch, restrict_sockets=restrict_sockets)
@@ -139,29 +149,30 @@ class Confiner:
 
     # --- helpers ------------------------------------------------------------------------
     @staticmethod
-    def _fail(step, errno=None):
+    def _fail(step: str, errno: int | None = None) -> NoReturn:
         errno = ctypes.get_errno() if errno is None else errno
         raise SetupError(f"{step}: [Errno {errno}] {os.strerror(errno)}")
 
-    def _mount_or_fail(self, source, target, fstype, flags, data, step):
+    def _mount_or_fail(self, source: bytes | None, target: bytes, fstype: bytes | None,
+                       flags: int, data: bytes | None, step: str) -> None:
         if self._mount(source, target, fstype, flags, data) != 0:
             self._fail(step)
 
     # --- steps --------------------------------------------------------------------------
-    def join_network(self, fd):
+    def join_network(self, fd: int) -> None:
         if self._setns(fd, CLONE_NEWNET) != 0:
             self._fail("enter the network namespace")
 
-    def enter_pid_namespace(self, fd):
+    def enter_pid_namespace(self, fd: int) -> None:
         """Make the caller's next children start in the pid namespace ``fd`` refers to."""
         if self._setns(fd, CLONE_NEWPID) != 0:
             self._fail("return to the zygote's pid namespace")
 
-    def unshare(self, flags, step="unshare namespaces"):
+    def unshare(self, flags: int, step: str = "unshare namespaces") -> None:
         if self._unshare(flags) != 0:
             self._fail(step)
 
-    def name_host(self):
+    def name_host(self) -> None:
         """In a new uts namespace: the neutral host and domain names (``HOSTNAME``), so that
         ``uname`` and ``/proc/sys/kernel/hostname`` do not show the host's."""
         if self._sethostname(HOSTNAME, len(HOSTNAME)) != 0:
@@ -170,7 +181,7 @@ class Confiner:
             self._fail("set the domain name")
 
     @staticmethod
-    def runtime_api_socket():
+    def runtime_api_socket() -> socket.socket:
         """A listening socket for the Runtime API inside the environment's network."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -178,7 +189,7 @@ class Confiner:
         sock.listen(128)
         return sock
 
-    def build_root(self, plan):
+    def build_root(self, plan: dict[str, Any]) -> None:
         """Make the environment's root file system under ``plan["staging"]`` and switch to
         it, all in the calling process's own mount namespace: ``build_skeleton``, then
         ``enter_root`` and ``finish_root``."""
@@ -187,15 +198,15 @@ class Confiner:
         self.enter_root(plan["staging"])
         self.finish_root(plan)
 
-    def make_private(self):
+    def make_private(self) -> None:
         """Mounts made from now on reach no other mount namespace, and none reach this one."""
         self._mount_or_fail(None, b"/", None, MS_REC | MS_PRIVATE, None, "make / private")
 
-    def make_slave(self):
+    def make_slave(self) -> None:
         """Mounts made from now on stay in this mount namespace; the host's still come in."""
         self._mount_or_fail(None, b"/", None, MS_REC | MS_SLAVE, None, "make / a slave")
 
-    def build_skeleton(self, compiled):
+    def build_skeleton(self, compiled: Iterable[Op]) -> None:
         """Build the part of a root that is the same for every function (``compile_root``):
         a read-only tmpfs with the system's directories and files bound read-only, device
         nodes and ``/etc`` files. The zygote builds it once in a mount namespace of its own;
@@ -209,7 +220,7 @@ class Confiner:
             os.fchdir(cwd)
             os.close(cwd)
 
-    def _build(self, compiled):
+    def _build(self, compiled: Iterable[Op]) -> None:
         mount = self._mount
         for op in compiled:
             kind = op[0]
@@ -237,7 +248,7 @@ class Confiner:
                 finally:
                     os.close(fd)
 
-    def show_tree(self, source, root, inside, step):
+    def show_tree(self, source: bytes, root: bytes, inside: bytes, step: str) -> None:
         """Mount the host directory ``source`` read-only at ``root + inside`` as a shown tree
         (see the module docstring); all arguments bytes, ``inside`` relative to ``root``,
         whose ``tmp`` (an empty mount point) and ``var/empty`` (an empty directory) exist.
@@ -258,11 +269,11 @@ class Confiner:
         self._mount_or_fail(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID
                             | MS_NODEV, None, step + " read-only")
 
-    def detach(self, path):
+    def detach(self, path: str) -> None:
         """Detach what is mounted at ``path`` (and below); nothing there is no error."""
         self._umount2(path.encode(), MNT_DETACH)
 
-    def enter_root(self, staging):
+    def enter_root(self, staging: str) -> None:
         """In an environment's own mount and pid namespaces, on the skeleton at ``staging``:
         its mounts private, and a ``/proc`` of its pid namespace in which a process sees only
         the processes it may ptrace (``hidepid=2``): not the namespace's init (``reaper.py``),
@@ -271,7 +282,7 @@ class Confiner:
         self._mount_or_fail(b"proc", staging.encode() + b"/proc", b"proc",
                             MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=2", "mount /proc")
 
-    def finish_root(self, plan):
+    def finish_root(self, plan: dict[str, Any]) -> None:
         """The function's part, then the switch: its code ``plan["task_root"]`` at /var/task
         (a shown tree), a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
         skeleton and the host's root detached. After ``enter_root``."""
@@ -289,13 +300,13 @@ class Confiner:
         os.chdir("/")
 
     @staticmethod
-    def limit_files(nofile):
+    def limit_files(nofile: int) -> None:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         except (OSError, ValueError) as exc:
             raise SetupError(f"set RLIMIT_NOFILE to {nofile}: {exc}") from exc
 
-    def become(self, uid, gid, *, user_namespace):
+    def become(self, uid: int, gid: int, *, user_namespace: bool) -> None:
         """Take the environment's own uid and gid (which drops every capability); with
         ``user_namespace``, also enter a new user namespace where they read 993/990."""
         try:
@@ -317,7 +328,7 @@ class Confiner:
         except OSError as exc:
             raise SetupError(f"map ids in the user namespace: {exc}") from exc
 
-    def drop_capabilities(self):
+    def drop_capabilities(self) -> None:
         for cap in range(64):
             if self._prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
                 break
@@ -326,11 +337,11 @@ class Confiner:
                          ctypes.byref(self._cap_data)) != 0:
             self._fail("drop capabilities")
 
-    def no_new_privs(self):
+    def no_new_privs(self) -> None:
         if self._prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             self._fail("no_new_privs")
 
-    def install_seccomp(self, restrict_sockets=False):
+    def install_seccomp(self, restrict_sockets: bool = False) -> None:
         """Install the filter (``seccomp.py``); with ``restrict_sockets``, the one that lets
         the process make only TCP sockets and connected unix pairs."""
         if not self.seccomp_available:
@@ -340,7 +351,8 @@ class Confiner:
                        0, 0) != 0:
             self._fail("install the seccomp filter")
 
-    def restrict_paths(self, read_paths, write_paths, tcp_ports):
+    def restrict_paths(self, read_paths: Iterable[str], write_paths: Iterable[str],
+                       tcp_ports: Iterable[int] | None) -> None:
         try:
             self.landlock.restrict(read_paths, write_paths, tcp_ports)
         except landlock.LandlockError as exc:
@@ -350,7 +362,7 @@ class Confiner:
 _OP_MOUNT, _OP_MKDIR, _OP_FILE, _OP_SYMLINK, _OP_WRITE, _OP_SHOW = range(6)
 
 
-def compile_root(plan):
+def compile_root(plan: dict[str, Any]) -> tuple[Op, ...]:
     """The system calls that make the function-independent part of a root (the skeleton),
     in order, with every argument ready (bytes, flags), for ``Confiner.build_skeleton``.
     Pure.
@@ -359,11 +371,11 @@ def compile_root(plan):
     "dir"|"file"|"tree"]] (bound read-only; a "tree" is a shown tree), ``symlinks`` [[path
     inside, target]]."""
     root = plan["staging"]
-    ops = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
+    ops: list[Op] = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
             b"size=1m,mode=0755", "mount the root tmpfs")]
-    made = set()
+    made: set[str] = set()
 
-    def make_dirs(inside):
+    def make_dirs(inside: str) -> None:
         """mkdir of ``inside`` and its missing parents (below the root)."""
         parts = inside.strip("/").split("/")
         for depth in range(1, len(parts) + 1):

@@ -23,8 +23,17 @@ of 3 to 5 us each, measured on the cold start's path).
 Stdlib only; without ctypes, ``os.fork`` and no prefaulting.
 """
 
+from __future__ import annotations
+
 import os
 import sys
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+_LIBC_FORK: ctypes._NamedFuncPointer | None
+_LIBC_MADVISE: ctypes._NamedFuncPointer | None
 
 try:
     import ctypes
@@ -39,19 +48,19 @@ except (ImportError, AttributeError, OSError):
     _LIBC_FORK = _LIBC_MADVISE = None
 
 
-def fork():
+def fork() -> int:
     """Fork the calling process (single-threaded); returns 0 in the child, the child's pid
     in the parent. Raises OSError."""
     if _LIBC_FORK is None:
         return os.fork()
-    pid = _LIBC_FORK()
+    pid: int = _LIBC_FORK()
     if pid < 0:
         code = ctypes.get_errno()
         raise OSError(code, f"fork: {os.strerror(code)}")
     return pid
 
 
-def reseed_after_fork():
+def reseed_after_fork() -> None:
     """What the interpreter's fork hooks would have done that user code can see: a fresh
     seed for ``random``'s shared generator (when the module was imported)."""
     module = sys.modules.get("random")
@@ -63,12 +72,12 @@ _MADV_POPULATE_WRITE = 23
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
-def private_pages(pid, regions):
+def private_pages(pid: int, regions: Iterable[tuple[int, int]]) -> set[int]:
     """The pages of ``regions`` ([(start, end)] of the caller's own writable private
     mappings) that process ``pid``, forked from the caller, holds as private copies
     (present and mapped by it alone, from /proc/<pid>/pagemap): what it wrote since the
     fork, or what the caller did. Empty when the pagemap cannot be read."""
-    pages = set()
+    pages: set[int] = set()
     try:
         fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     except OSError:
@@ -88,7 +97,7 @@ def private_pages(pid, regions):
     return pages
 
 
-def writable_regions():
+def writable_regions() -> list[tuple[int, int]]:
     """[(start, end)] of the calling process's writable private mappings (heap, arenas, the
     interpreter's data)."""
     regions = []
@@ -101,18 +110,18 @@ def writable_regions():
     return regions
 
 
-def ranges_of(pages):
+def ranges_of(pages: Iterable[int]) -> list[tuple[int, int]]:
     """Sorted page addresses merged into [(start, length)]."""
-    ranges = []
+    ranges: list[list[int]] = []
     for page in sorted(pages):
         if ranges and ranges[-1][0] + ranges[-1][1] == page:
             ranges[-1][1] += _PAGE
         else:
             ranges.append([page, _PAGE])
-    return [tuple(r) for r in ranges]
+    return [(start, length) for start, length in ranges]
 
 
-def prefault(ranges):
+def prefault(ranges: Iterable[tuple[int, int]]) -> None:
     """Copy the pages of ``ranges`` now (MADV_POPULATE_WRITE, Linux 5.14+): a spare takes, in
     advance, the copy-on-write faults its environment would otherwise take on the cold
     start's path, on pages every environment writes anyway. A range no longer mapped is

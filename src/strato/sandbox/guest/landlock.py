@@ -10,10 +10,16 @@ Used from the forked child after ``no_new_privs``; the ruleset is built in the c
 system calls per path). Stdlib only.
 """
 
+from __future__ import annotations
+
 import ctypes
 import os
 import platform
 import struct
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 _SYS = {"x86_64": (444, 445, 446), "aarch64": (444, 445, 446)}
 _CREATE_RULESET_VERSION = 1
@@ -35,7 +41,7 @@ class LandlockError(Exception):
     pass
 
 
-def _handled_fs(abi):
+def _handled_fs(abi: int) -> int:
     handled = READ | _WRITE_V1
     if abi >= 2:
         handled |= REFER
@@ -49,7 +55,7 @@ def _handled_fs(abi):
 class Landlock:
     """Resolved in the zygote; ``restrict`` runs in the child."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.abi = 0
         machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine(),
                                                               platform.machine())
@@ -63,7 +69,8 @@ class Landlock:
                                 ctypes.c_uint32(_CREATE_RULESET_VERSION))
         self.abi = max(int(version), 0)
 
-    def restrict(self, read_paths, write_paths, tcp_ports=None):
+    def restrict(self, read_paths: Iterable[str], write_paths: Iterable[str],
+                 tcp_ports: Iterable[int] | None = None) -> None:
         """Confine the calling thread (and what it starts) to ``read_paths`` (read and
         execute) and ``write_paths`` (everything). ``tcp_ports``: the only ports TCP may
         connect to, or None to leave the network alone. Missing paths are skipped."""
@@ -96,7 +103,7 @@ class Landlock:
         finally:
             os.close(ruleset)
 
-    def _allow_path(self, ruleset, path, access):
+    def _allow_path(self, ruleset: int, path: str, access: int) -> None:
         try:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
         except OSError:
@@ -111,7 +118,7 @@ class Landlock:
         finally:
             os.close(fd)
 
-    def _add_rule(self, ruleset, kind, rule, what):
+    def _add_rule(self, ruleset: int, kind: int, rule: bytes, what: str) -> None:
         buffer = ctypes.create_string_buffer(rule, len(rule))
         if self._syscall(self._add, ruleset, ctypes.c_int(kind), buffer,
                          ctypes.c_uint32(0)) != 0:

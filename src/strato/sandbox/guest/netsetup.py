@@ -20,7 +20,7 @@ _IFF_UP = 0x1
 _IFREQ = "16sH22x"
 
 
-def bring_loopback_up():
+def bring_loopback_up() -> None:
     """Bring ``lo`` up in the calling process's network namespace (idempotent).
     Raises OSError when the process may not configure it (no CAP_NET_ADMIN there)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -6,18 +6,25 @@ checks seccomp and Landlock separately. Prints one JSON object:
 "root": <bool>}``. Stdlib only.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import sys
 
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import confine  # noqa: E402
+import landlock  # noqa: E402
 
 _PROBE_UID = 199_999
 
 
-def _in_child(body):
+def _in_child(body: Callable[[], None]) -> str | None:
     """Run ``body`` in a forked child; None if it exited 0, else what it reported."""
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -41,14 +48,14 @@ def _in_child(body):
     return message.decode("utf-8", "replace") or f"child ended with status {status}"
 
 
-def probe_namespaces(scratch):
+def probe_namespaces(scratch: str) -> str | None:
     c = confine.Confiner()
     staging = os.path.join(scratch, "root")
     task = os.path.join(scratch, "task")
     os.makedirs(staging, exist_ok=True)
     os.makedirs(task, exist_ok=True)
 
-    def body():
+    def body() -> None:
         c.unshare(confine.CLONE_NEWNS | confine.CLONE_NEWPID | confine.CLONE_NEWIPC
                   | confine.CLONE_NEWUTS | confine.CLONE_NEWNET)
         inner = _in_child(lambda: _inner(c, staging, task))
@@ -57,7 +64,7 @@ def probe_namespaces(scratch):
     return _in_child(body)
 
 
-def _inner(c, staging, task):
+def _inner(c: confine.Confiner, staging: str, task: str) -> None:
     import netsetup
     netsetup.bring_loopback_up()
     c.runtime_api_socket().close()
@@ -70,12 +77,12 @@ def _inner(c, staging, task):
     c.install_seccomp()
 
 
-def probe_seccomp():
+def probe_seccomp() -> str | None:
     c = confine.Confiner()
     if not c.seccomp_available:
         return "no seccomp filter for this architecture"
 
-    def body():
+    def body() -> None:
         c.no_new_privs()
         c.install_seccomp()
         try:
@@ -85,9 +92,10 @@ def probe_seccomp():
     return _in_child(body)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     scratch = argv[1]
-    result = {"root": os.geteuid() == 0, "landlock_abi": confine.landlock.Landlock().abi}
+    result: dict[str, object] = {"root": os.geteuid() == 0,
+                                 "landlock_abi": landlock.Landlock().abi}
     try:
         result["namespaces"] = probe_namespaces(scratch)
     except Exception as exc:

@@ -22,13 +22,21 @@ another uid cannot signal or trace it.
 Stdlib only; runs only in a child forked by the zygote (never returns).
 """
 
+from __future__ import annotations
+
 import os
 import signal
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import NoReturn
 
 _PR_SET_PDEATHSIG = 1
 
 
-def serve(prctl, join_cgroups):
+def serve(prctl: Callable[[int, int, int, int, int], int],
+          join_cgroups: Callable[[], None]) -> NoReturn:
     """Become the init: set the parent-death signal with ``prctl`` (the zygote's libc
     ``prctl``), call ``join_cgroups()`` (so that the init is killed and counted with the
     environment), then reap until killed. A failure exits with 127, which takes the

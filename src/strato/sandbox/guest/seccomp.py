@@ -28,8 +28,19 @@ Numbers come from the kernel's ``asm/unistd_64.h`` (x86_64) and ``asm-generic/un
 Stdlib only: this module runs inside the zygote under the function's interpreter.
 """
 
+from __future__ import annotations
+
 import platform
 import struct
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    #: One classic BPF instruction: (code, jt, jf, k).
+    Instruction = tuple[int, int, int, int]
+    #: What ``_assemble`` reads: a label, or an instruction whose jumps may name labels.
+    Source = list[str | tuple[int, int | str, int | str, int]]
 
 EPERM = 1
 ENOSYS = 38
@@ -112,23 +123,24 @@ IPPROTO_TCP = 6
 _SOCK_TYPE_MASK = 0xF
 
 
-def machine():
+def machine() -> str:
     """The architecture name this filter is built for (``x86_64`` or ``aarch64``)."""
     name = platform.machine()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(name, name)
 
 
-def supported(arch=None):
+def supported(arch: str | None = None) -> bool:
     return (arch or machine()) in SYSCALLS
 
 
-def build_program(arch=None, *, restrict_sockets=False):
+def build_program(arch: str | None = None, *,
+                  restrict_sockets: bool = False) -> list[Instruction]:
     """The filter as a list of (code, jt, jf, k) instructions for ``arch``; with
     ``restrict_sockets``, only TCP sockets and connected unix pairs (see the module's text)."""
     arch = arch or machine()
     numbers = SYSCALLS[arch]
     denied = sorted({numbers[name] for name in DENIED})
-    source = [_load(_ARCH), (_JEQ_K, 0, "kill", _AUDIT_ARCH[arch]), _load(_NR)]
+    source: Source = [_load(_ARCH), (_JEQ_K, 0, "kill", _AUDIT_ARCH[arch]), _load(_NR)]
     if arch == "x86_64":
         source.append((_JGE_K, "kill", 0, _X32_SYSCALL_BIT))
     source += [(_JEQ_K, "eperm", 0, number) for number in denied]
@@ -147,11 +159,11 @@ def build_program(arch=None, *, restrict_sockets=False):
     return _assemble(source)
 
 
-def _load(offset):
+def _load(offset: int) -> Instruction:
     return (_LD_ABS_W, 0, 0, offset)
 
 
-def _vsock_check():
+def _vsock_check() -> Source:
     """Instructions labelled ``socket`` and ``socketpair`` that go on to ``eperm`` for the
     domain ``AF_VSOCK`` and to ``allow`` for any other."""
     return ["socket", "socketpair",
@@ -159,7 +171,7 @@ def _vsock_check():
             (_JEQ_K, "eperm", "allow", AF_VSOCK)]
 
 
-def _socket_check():
+def _socket_check() -> Source:
     """Instructions labelled ``socket`` and ``socketpair`` that go on to ``allow`` for what
     ``restrict_sockets`` lets through and to ``eperm`` for anything else."""
     return ["socket",
@@ -182,18 +194,19 @@ def _socket_check():
             (_JEQ_K, "allow", "eperm", SOCK_SEQPACKET)]
 
 
-def _assemble(source):
+def _assemble(source: Source) -> list[Instruction]:
     """Resolve labels into relative jumps. ``source`` holds label names (strings) and
     instructions whose ``jt``/``jf`` are offsets or label names. Classic BPF jumps forward
     only, by at most 255 instructions: a label must come after every jump to it, near
     enough, or this raises ``ValueError``."""
-    labels, count = {}, 0
+    labels: dict[str, int] = {}
+    count = 0
     for item in source:
         if isinstance(item, str):
             labels[item] = count
         else:
             count += 1
-    program = []
+    program: list[Instruction] = []
     for item in source:
         if isinstance(item, str):
             continue
@@ -203,7 +216,7 @@ def _assemble(source):
     return program
 
 
-def _offset(target, index, labels):
+def _offset(target: int | str, index: int, labels: dict[str, int]) -> int:
     if not isinstance(target, str):
         return target
     offset = labels[target] - index - 1
@@ -212,12 +225,13 @@ def _offset(target, index, labels):
     return offset
 
 
-def encode(program):
+def encode(program: Sequence[Instruction]) -> bytes:
     """The program as the bytes of a ``struct sock_filter`` array."""
     return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
 
 
-def run(program, nr, arch_value, arg0=0, arg1=0, arg2=0):
+def run(program: Sequence[Instruction], nr: int, arch_value: int, arg0: int = 0, arg1: int = 0,
+        arg2: int = 0) -> int:
     """Interpret ``program`` for one system call (for tests): the seccomp return value."""
     data = {_NR: nr, _ARCH: arch_value, _ARG0_LOW: arg0 & 0xFFFFFFFF,
             _ARG1_LOW: arg1 & 0xFFFFFFFF, _ARG2_LOW: arg2 & 0xFFFFFFFF}
@@ -243,5 +257,5 @@ def run(program, nr, arch_value, arg0=0, arg1=0, arg2=0):
             raise ValueError(f"unknown opcode {code:#x}")
 
 
-def audit_arch(arch=None):
+def audit_arch(arch: str | None = None) -> int:
     return _AUDIT_ARCH[arch or machine()]

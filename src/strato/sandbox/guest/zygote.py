@@ -47,6 +47,8 @@ The zygote itself never runs user code and writes nothing to stdout; stderr only
 errors. Stdlib only, Python 3.10 to 3.13.
 """
 
+from __future__ import annotations
+
 import os
 import sys
 
@@ -67,13 +69,21 @@ import time  # noqa: E402
 try:
     import confine  # ctypes inside: a build without _ctypes can only run unconfined
 except ImportError as _exc:
-    confine = None
+    # Every use is behind a check of it (a request that needs it is refused: _valid_spawn).
+    confine = None  # type: ignore[assignment]
     _CONFINE_MISSING = str(_exc)
 import child  # noqa: E402
 import forking  # noqa: E402
+import lambda_runtime.bootstrap as bootstrap  # noqa: E402
 import reaper  # noqa: E402
 
-import lambda_runtime.bootstrap as bootstrap  # noqa: E402
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any, NoReturn
+
+    #: A request or report of the control protocol (a JSON object).
+    Message = dict[str, Any]
 
 # Cheap, commonly imported stdlib modules: imported here once, shared copy-on-write by every
 # environment, so user code's INIT does not pay for them.
@@ -106,7 +116,7 @@ class _PlatformGone(Exception):
     """The control socket is closed: the platform died or stopped the zygote."""
 
 
-def _valid_spawn(request, fds):
+def _valid_spawn(request: Message, fds: Sequence[int]) -> str | None:
     """The reason a spawn request cannot be honoured, or None."""
     tier = request.get("tier", "unconfined")
     if tier not in _TIERS:
@@ -155,7 +165,7 @@ def _valid_spawn(request, fds):
     return None
 
 
-def _valid_prepare(request, fds):
+def _valid_prepare(request: Message, fds: Sequence[int]) -> str | None:
     """The reason a prepare request cannot be honoured, or None."""
     if fds:
         return f"a prepare request carries no fds, got {len(fds)}"
@@ -172,7 +182,8 @@ def _valid_prepare(request, fds):
     return None
 
 
-def _recv_nowait(sock, size, max_fds):
+def _recv_nowait(sock: socket.socket, size: int,
+                 max_fds: int) -> tuple[bytes, list[int], int]:
     """``socket.recv_fds`` that does not block (it ignores its flags before Python 3.13):
     ``(data, fds, msg_flags)``; raises BlockingIOError when nothing is waiting."""
     fds = array.array("i")
@@ -184,7 +195,7 @@ def _recv_nowait(sock, size, max_fds):
     return data, list(fds), flags
 
 
-def _interpreter_view():
+def _interpreter_view() -> tuple[list[list[str]], list[list[str]]]:
     """The interpreter's and the runtime's part of every namespaces-tier root, ``(binds,
     symlinks)`` in ``confine.compile_root``'s terms: the interpreter's prefix shown at
     ``LANG_DIR`` and this directory at ``RUNTIME_DIR`` (shown trees: the mount table names
@@ -197,24 +208,24 @@ def _interpreter_view():
     shown = [(prefix, LANG_DIR)] if prefix != "/" else []
     shown.append((_GUEST_DIR, RUNTIME_DIR))
     binds = [[source, inside, "tree"] for source, inside in shown]
-    others = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_exec_prefix)}
-    others.add(os.path.dirname(os.path.realpath(sys.executable)))
-    others = sorted(p for p in others if p and p != "/" and os.path.isdir(p)
+    found = {os.path.realpath(p) for p in (sys.prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    found.add(os.path.dirname(os.path.realpath(sys.executable)))
+    others = sorted(p for p in found if p and p != "/" and os.path.isdir(p)
                     and not _below(p, [source for source, _ in shown]))
     # A directory inside another bound one needs no bind of its own.
     binds += [[p, p, "dir"] for p in others if not _below(p, [q for q in others if q != p])]
     return binds, [[source, inside] for source, inside in shown]
 
 
-def _below(path, others):
+def _below(path: str, others: Iterable[str]) -> bool:
     """Whether ``path`` is one of ``others`` or lies below one."""
     return any(path == other or path.startswith(other.rstrip("/") + "/") for other in others)
 
 
-def _relocate_interpreter():
+def _relocate_interpreter() -> None:
     """In a namespaces-tier environment: the interpreter as it sees itself, its executable,
     prefixes and search path below ``LANG_DIR`` instead of the host's prefix."""
-    def moved(path):
+    def moved(path: str) -> str:
         for host in _HOST_PREFIXES:
             if path and _below(path, [host]):
                 return LANG_DIR + path[len(host.rstrip("/")):]
@@ -235,36 +246,37 @@ class _Setup:
 
     __slots__ = ("kind", "key", "sock", "pid", "deadline", "outcome", "fds")
 
-    def __init__(self, kind, key, sock, pid):
+    def __init__(self, kind: str, key: Any, sock: socket.socket, pid: int) -> None:
         self.kind = kind
         self.key = key
         self.sock = sock
-        self.pid = pid
+        self.pid: int | None = pid
         self.deadline = time.monotonic() + _SETUP_TIMEOUT_MS / 1000
-        self.outcome = None
-        self.fds = []
+        self.outcome: str | None = None
+        self.fds: list[int] = []
 
 
 class Zygote:
     """The fork server. ``serve`` runs until the control socket closes."""
 
-    def __init__(self, control):
+    def __init__(self, control: socket.socket) -> None:
         self._control = control
         self._pid = os.getpid()
-        self._children = {}  # pid -> environment id, for children reported as spawned
-        self._setups = {}  # private socket fd -> _Setup, for children in set-up
-        self._setup_pids = {}  # pid -> _Setup, for children in set-up
-        self._spares = {}  # spare id -> (socket, pid), for spares waiting to be used
-        self._spare_ids = {}  # pid -> spare id, for spares waiting or becoming environments
+        self._children: dict[int, Any] = {}  # pid -> environment id, for children reported as spawned
+        self._setups: dict[int, _Setup] = {}  # private socket fd -> _Setup, for children in set-up
+        self._setup_pids: dict[int, _Setup] = {}  # pid -> _Setup, for children in set-up
+        # spare id -> (socket, pid), for spares waiting to be used
+        self._spares: dict[Any, tuple[socket.socket, int]] = {}
+        self._spare_ids: dict[int, Any] = {}  # pid -> spare id, for spares waiting or becoming environments
         # Namespaces-tier children and the inits of their pid namespaces (``reaper.py``),
         # both ways, while both live: an init is killed when its child is reaped.
-        self._inits = {}  # child pid -> init pid
-        self._init_of = {}  # init pid -> child pid
+        self._inits: dict[int, int] = {}  # child pid -> init pid
+        self._init_of: dict[int, int] = {}  # init pid -> child pid
         self._poller = select.poll()
-        self._skeletons = set()  # staging paths with a skeleton (see _skeleton)
-        self._learned = {}  # page -> environments seen writing it (see _learn)
+        self._skeletons: set[str] = set()  # staging paths with a skeleton (see _skeleton)
+        self._learned: dict[int, int] = {}  # page -> environments seen writing it (see _learn)
         self._samples = 0
-        self._learning = None  # (when, pid): the next environment to look at
+        self._learning: tuple[float, int] | None = None  # (when, pid): the next environment to look at
         self._confiner = confine.Confiner() if confine is not None else None
         self._interpreter_binds, self._interpreter_links = _interpreter_view()
         # Processes an environment of a tier without a pid namespace leaves behind are
@@ -287,12 +299,12 @@ class Zygote:
         # interpreter write to the wakeup fd on each SIGCHLD.
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
 
-    def serve(self):
+    def serve(self) -> int:
         """Answer requests, follow children in set-up and report exits. Returns the
         zygote's exit status."""
         try:
             self._send({"op": "ready", "pid": os.getpid(),
-                        "python": "%d.%d.%d" % sys.version_info[:3]})
+                        "python": "{}.{}.{}".format(*sys.version_info[:3])})
             self._poller.register(self._control.fileno(), select.POLLIN)
             self._poller.register(self._wakeup_r, select.POLLIN)
             while True:
@@ -320,7 +332,7 @@ class Zygote:
             if os.getpid() == self._pid:
                 self._kill_children()
 
-    def _send(self, message, fds=()):
+    def _send(self, message: Message, fds: Iterable[int] = ()) -> None:
         try:
             data = json.dumps(message).encode()
             if fds:
@@ -330,14 +342,14 @@ class Zygote:
         except OSError as exc:
             raise _PlatformGone() from exc
 
-    def _drain_wakeups(self):
+    def _drain_wakeups(self) -> None:
         try:
             while os.read(self._wakeup_r, 4096):
                 pass
         except BlockingIOError:
             pass
 
-    def _reap(self):
+    def _reap(self) -> None:
         """Report exits of environments; a spare that dies unused is lost; a child that dies
         in set-up fails its request. Other pids (children killed after a failed set-up, orphans
         an environment without a pid namespace left behind) are reaped silently."""
@@ -371,7 +383,7 @@ class Zygote:
                 self._send({"op": "exited", "pid": pid,
                             "exit_code": os.WEXITSTATUS(status), "signal": None})
 
-    def _reaped_init_partner(self, pid):
+    def _reaped_init_partner(self, pid: int) -> None:
         """``pid`` is reaped: if it was a namespaces-tier child, kill the init of its pid
         namespace (and with it what the environment left there); if it was such an init,
         forget it (its number may be reused: never kill it again)."""
@@ -387,7 +399,7 @@ class Zygote:
             except OSError:
                 pass
 
-    def _kill_children(self):
+    def _kill_children(self) -> None:
         pids = set(self._children) | set(self._spare_ids) | set(self._setup_pids) \
             | set(self._init_of)
         for pid in pids:
@@ -405,7 +417,7 @@ class Zygote:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _on_requests(self):
+    def _on_requests(self) -> None:
         """Take every request waiting on the control socket."""
         while True:
             try:
@@ -418,7 +430,7 @@ class Zygote:
                 raise _PlatformGone()
             self._on_request(data, fds, flags)
 
-    def _on_request(self, data, fds, flags):
+    def _on_request(self, data: bytes, fds: list[int], flags: int) -> None:
         try:
             request = json.loads(data)
             if not isinstance(request, dict):
@@ -434,6 +446,7 @@ class Zygote:
             sys.stderr.write(f"strato zygote: ignoring unknown op {op!r}\n")
             return
         failed = "spawn_failed" if op == "spawn" else "prepare_failed"
+        problem: str | None
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             problem = "request truncated"
         elif op == "prepare":
@@ -453,11 +466,11 @@ class Zygote:
             self._fork(op, key, request, fds)
 
     @staticmethod
-    def _close_fds(fds):
+    def _close_fds(fds: Iterable[int]) -> None:
         for fd in fds:
             os.close(fd)
 
-    def _fork(self, op, key, request, fds):
+    def _fork(self, op: str, key: Any, request: Message, fds: list[int]) -> None:
         namespaced = op == "prepare" or request.get("tier") == "namespaces"
         failed = "spawn_failed" if op == "spawn" else "prepare_failed"
         if namespaced:
@@ -486,12 +499,13 @@ class Zygote:
         self._close_fds(fds)
         self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid))
 
-    def _fork_child(self, namespaced, cgroups):
+    def _fork_child(self, namespaced: bool, cgroups: Iterable[str]) -> int:
         """Fork; with ``namespaced``, the child is pid 2 of a new pid namespace whose init,
         forked first into ``cgroups``, reaps its orphans (``reaper.py``). The zygote itself
         stays where it is."""
         if not namespaced:
             return forking.fork()
+        assert self._confiner is not None  # a request that needs it is refused without it
         self._confiner.unshare(confine.CLONE_NEWPID, "new pid namespace")
         init = None
         try:
@@ -514,7 +528,7 @@ class Zygote:
             self._init_of[init] = pid
         return pid
 
-    def _skeleton(self, root):
+    def _skeleton(self, root: Message) -> None:
         """Build the skeleton of namespaces-tier roots at ``root["staging"]`` unless it is
         built: the system part of the root with this interpreter's own directories
         (``confine.compile_root``), once, in the zygote's own mount namespace (a slave of the
@@ -524,6 +538,7 @@ class Zygote:
         staging = root["staging"]
         if staging in self._skeletons:
             return
+        assert self._confiner is not None  # a request that needs it is refused without it
         if not self._skeletons:
             self._confiner.unshare(confine.CLONE_NEWNS, "a mount namespace for the zygote")
             self._confiner.make_slave()
@@ -544,7 +559,7 @@ class Zygote:
             raise
         self._skeletons.add(staging)
 
-    def _hand_to_spare(self, env_id, spare_id, data, fds):
+    def _hand_to_spare(self, env_id: Any, spare_id: Any, data: bytes, fds: list[int]) -> None:
         """Pass the request on to the spare, which finishes the recipe and becomes the
         environment."""
         sock, pid = self._spares.pop(spare_id)
@@ -559,16 +574,17 @@ class Zygote:
             self._close_fds(fds)
         self._follow(_Setup("finish", env_id, sock, pid))
 
-    def _follow(self, setup):
+    def _follow(self, setup: _Setup) -> None:
         sock = setup.sock
         sock.setblocking(False)
         self._setups[sock.fileno()] = setup
         self._poller.register(sock.fileno(), select.POLLIN)
+        assert setup.pid is not None  # a child is followed from its fork on, before any reaping
         self._setup_pids[setup.pid] = setup
 
     # --- children in set-up -----------------------------------------------------------------
 
-    def _on_report(self, setup):
+    def _on_report(self, setup: _Setup) -> None:
         """Read everything the child reported so far."""
         while setup.sock.fileno() in self._setups:
             try:
@@ -586,12 +602,12 @@ class Zygote:
             self._finish(setup, data.decode("utf-8", "replace"))
             return
 
-    def _expire(self):
+    def _expire(self) -> None:
         now = time.monotonic()
         for setup in [s for s in self._setups.values() if s.deadline <= now]:
             self._finish(setup, f"setup did not finish within {_SETUP_TIMEOUT_MS} ms")
 
-    def _poll_timeout(self):
+    def _poll_timeout(self) -> int | None:
         times = [setup.deadline for setup in self._setups.values()]
         if self._learning is not None:
             times.append(self._learning[0])
@@ -599,7 +615,7 @@ class Zygote:
             return None
         return max(0, int((min(times) - time.monotonic()) * 1000) + 1)
 
-    def _learn(self):
+    def _learn(self) -> None:
         """When it is time, note which inherited pages the environment being looked at has
         written; after ``_LEARN_SAMPLES`` environments, spares prefault what all wrote."""
         if self._learning is None or time.monotonic() < self._learning[0]:
@@ -621,7 +637,7 @@ class Zygote:
             self._child.prefault_ranges = forking.ranges_of(common)
             self._learned = {}
 
-    def _finish(self, setup, outcome):
+    def _finish(self, setup: _Setup, outcome: str) -> None:
         """The child is done with its set-up: answer the platform, and clean up after a
         failure (the child is killed, then reaped silently by ``_reap``)."""
         fd = setup.sock.fileno()
@@ -664,7 +680,7 @@ class Zygote:
 
     # --- in the forked child ----------------------------------------------------------
 
-    def _leave_zygote(self, keep):
+    def _leave_zygote(self, keep: Iterable[int]) -> None:
         """First thing in a forked child: let go of the zygote's fds (control socket, other
         children's sockets, the wakeup pipe), keeping only ``keep``."""
         signal.set_wakeup_fd(-1)
@@ -681,7 +697,7 @@ class Zygote:
         os.closerange(low, self._fd_ceiling)
 
 
-def _run(request):
+def _run(request: Message) -> int:
     """In a child that reported success: exec (never returns) or run the runtime (returns
     its exit status)."""
     if request["mode"] == "exec":
@@ -696,7 +712,7 @@ def _run(request):
                        child.CHANNEL_FD if request.get("channel") else None)
 
 
-def _exec(argv, env):
+def _exec(argv: list[str], env: dict[str, str]) -> NoReturn:
     # Python ignores SIGPIPE and SIGXFSZ; a new program must start with the defaults.
     for signum in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(signum, signal.SIG_DFL)
@@ -707,7 +723,7 @@ def _exec(argv, env):
         os._exit(127)
 
 
-def _run_python(env, argv, channel_fd):
+def _run_python(env: dict[str, str], argv: list[str], channel_fd: int | None) -> int:
     """Run the built-in runtime in this (forked) interpreter as ``argv``, over the runtime
     channel at ``channel_fd`` when there is one; returns the exit status."""
     os.environ.clear()  # already empty (see main); kept so that nothing can leak through
@@ -717,12 +733,15 @@ def _run_python(env, argv, channel_fd):
     time.tzset()  # the zygote's time zone state came from its own (empty) environment
     # New stream objects on the log pipe: nothing the zygote buffered can leak into them.
     # buffering=1: line-buffered text.
-    sys.stdout = sys.__stdout__ = open(1, "w", buffering=1, encoding="utf-8", closefd=False)
-    sys.stderr = sys.__stderr__ = open(2, "w", buffering=1, encoding="utf-8",
-                                       errors="backslashreplace", closefd=False)
+    # (``__stdout__`` and ``__stderr__`` are final to type checkers, not to the interpreter.)
+    sys.stdout = sys.__stdout__ = open(  # type: ignore[misc]  # noqa: SIM115 (kept open)
+        1, "w", buffering=1, encoding="utf-8", closefd=False)
+    sys.stderr = sys.__stderr__ = open(  # type: ignore[misc]  # noqa: SIM115 (kept open)
+        2, "w", buffering=1, encoding="utf-8", errors="backslashreplace", closefd=False)
     sys.argv = argv
     if _GUEST_DIR in sys.path:
         sys.path.remove(_GUEST_DIR)
+    status: int | str | None
     try:
         status = bootstrap.main(channel_fd)
     except SystemExit as exc:
@@ -738,7 +757,7 @@ def _run_python(env, argv, channel_fd):
     return status & 0xFF
 
 
-def _warm_up():
+def _warm_up() -> None:
     for name in _WARM_MODULES:
         try:
             __import__(name)
@@ -750,7 +769,7 @@ def _warm_up():
     gc.freeze()
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     if len(argv) != 2 or not argv[1].isdigit():
         sys.stderr.write("usage: zygote.py <control_fd>\n")
         return 2

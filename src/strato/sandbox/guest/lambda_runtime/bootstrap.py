@@ -13,6 +13,8 @@ Imports happen at module level only, so a zygote that imported this module forks
 that import nothing before running user code.
 """
 
+from __future__ import annotations
+
 import builtins
 import decimal
 import json
@@ -33,6 +35,16 @@ from .faults import (
 )
 from .handler import load_handler
 
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, MutableMapping
+    from typing import Any, NoReturn
+
+    from .client import Invocation
+
+    #: A handler: ``(event, context)`` to its result.
+    Handler = Callable[[Any, Any], object]
+
 # AWS's python3.12+ runtimes serialise results with ensure_ascii=False (awslambdaric's Encoder).
 _ENSURE_ASCII = sys.version_info < (3, 12)
 # Decimals are written with all their digits, like simplejson's RawJSON in awslambdaric: the
@@ -42,11 +54,11 @@ _DECIMAL_PLACEHOLDER = re.compile(r'"\\u0000strato\.decimal\\u001f(\d+)"')
 
 
 class _ResultEncoder(json.JSONEncoder):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(ensure_ascii=_ENSURE_ASCII)
-        self.decimals = []
+        self.decimals: list[str] = []
 
-    def default(self, o):
+    def default(self, o: object) -> object:
         if isinstance(o, decimal.Decimal):
             self.decimals.append("NaN" if o.is_nan() else str(o))
             return _DECIMAL_MARK + str(len(self.decimals) - 1)
@@ -57,7 +69,7 @@ class _ResultEncoder(json.JSONEncoder):
 _PLAIN_ENCODER = json.JSONEncoder(ensure_ascii=_ENSURE_ASCII)
 
 
-def encode_result(result):
+def encode_result(result: object) -> bytes:
     """The response body for a handler's return value: JSON (``None`` is ``null``), or the
     bytes themselves when the handler returned bytes. Raises ``Fault`` (MarshalError)."""
     if isinstance(result, (bytes, bytearray)):
@@ -76,7 +88,7 @@ def encode_result(result):
     return text.encode("utf-8")
 
 
-def decode_event(body):
+def decode_event(body: bytes) -> Any:
     """The handler's ``event`` from the raw body. Raises ``Fault`` (UnmarshalError)."""
     try:
         return json.loads(body)
@@ -84,7 +96,7 @@ def decode_event(body):
         raise Fault(UNMARSHAL_ERROR, f"Unable to unmarshal input: {exc}") from exc
 
 
-def flush_output():
+def flush_output() -> None:
     """Push everything printed so far into the log pipe. A user who closed or replaced
     ``sys.stdout`` with something odd must not break the runtime, so failures are ignored."""
     for stream in (sys.stdout, sys.stderr):
@@ -94,7 +106,7 @@ def flush_output():
             pass
 
 
-def _line_buffer_output():
+def _line_buffer_output() -> None:
     # Lines reach the pipe as they are printed (a crash loses nothing); partial lines are
     # flushed before each post.
     for stream in (sys.stdout, sys.stderr):
@@ -103,9 +115,9 @@ def _line_buffer_output():
             reconfigure(line_buffering=True)
 
 
-def _install_exit_builtins():
+def _install_exit_builtins() -> None:
     # ``exit()``/``quit()`` come from the site module, which environments run without (-S).
-    def _exit(code=None):
+    def _exit(code: object = None) -> NoReturn:
         raise SystemExit(code)
 
     for name in ("exit", "quit"):
@@ -113,7 +125,7 @@ def _install_exit_builtins():
             setattr(builtins, name, _exit)
 
 
-def _extend_sys_path(environ):
+def _extend_sys_path(environ: Mapping[str, str]) -> None:
     # The task root first, as AWS has it; PYTHONPATH next (layers' /opt/python and the like),
     # since the interpreter was started with -E and did not read it.
     entries = [environ.get("LAMBDA_TASK_ROOT")]
@@ -125,7 +137,8 @@ def _extend_sys_path(environ):
             position += 1
 
 
-def _post_error(client, request_id, error):
+def _post_error(client: ChannelClient | RuntimeClient, request_id: str | None,
+                error: dict[str, Any]) -> None:
     sys.stdout.write(log_text(error))
     flush_output()
     body = json.dumps(error, ensure_ascii=_ENSURE_ASCII).encode("utf-8")
@@ -135,7 +148,8 @@ def _post_error(client, request_id, error):
         client.post_error(request_id, error["errorType"], body)
 
 
-def _invoke(client, handler, settings, invocation):
+def _invoke(client: ChannelClient | RuntimeClient, handler: Handler,
+            settings: FunctionSettings, invocation: Invocation) -> None:
     """Run one invocation and post its outcome. Only ``Exception``s are reported: a
     ``SystemExit`` from user code ends the environment, as on AWS."""
     request_id = invocation.request_id
@@ -154,14 +168,14 @@ def _invoke(client, handler, settings, invocation):
     _post_error(client, request_id, error)
 
 
-def main(channel_fd=None):
+def main(channel_fd: int | None = None) -> int:
     """Run the runtime in this process; returns the exit status (1 after an INIT error).
     Never returns while the Runtime API keeps handing out events.
 
     ``channel_fd`` is the runtime channel's socket (``channel.py``) when the platform forked
     this environment with one; otherwise the runtime speaks HTTP to
     ``AWS_LAMBDA_RUNTIME_API``."""
-    environ = os.environ
+    environ: MutableMapping[str, str] = os.environ
     _line_buffer_output()
     _install_exit_builtins()
     address = environ.get("AWS_LAMBDA_RUNTIME_API")
@@ -170,7 +184,7 @@ def main(channel_fd=None):
         return 1
     _extend_sys_path(environ)
     try:
-        client = ChannelClient(channel_fd) if channel_fd is not None else RuntimeClient(address)
+        client = ChannelClient(channel_fd) if channel_fd is not None else RuntimeClient(address or "")
         logs = log_format.install(environ.get("AWS_LAMBDA_LOG_LEVEL"))
         try:
             handler = load_handler(environ.get("_HANDLER", ""))

@@ -13,11 +13,17 @@ is written to stderr, as the HTTP client does with an error status).
 Not thread-safe: the invoke loop owns the client. Same interface as ``RuntimeClient``.
 """
 
+from __future__ import annotations
+
 import socket
 import struct
 import sys
 
 from .client import Invocation, RuntimeApiError
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 NEXT = 1
 RESPONSE = 2
@@ -32,27 +38,27 @@ _RECV_SIZE = 256 * 1024
 _SMALL_BODY = 64 * 1024
 
 
-def _frame(kind, fields, body):
+def _frame(kind: int, fields: Sequence[bytes], body: bytes) -> tuple[bytes, bytes]:
     """A frame of ``kind``: ``fields`` (bytes without NUL) then ``body``."""
     payload = b"\0".join(fields) + b"\0" if fields else b""
     return _HEADER.pack(1 + len(payload) + len(body), kind) + payload, body
 
 
-def _clean(text):
+def _clean(text: str) -> bytes:
     return text.encode("utf-8", "replace").replace(b"\0", b"")
 
 
 class ChannelClient:
     """Talks to the platform over the connected stream socket ``fd`` (inherited)."""
 
-    def __init__(self, fd):
+    def __init__(self, fd: int) -> None:
         self._sock = socket.socket(fileno=fd)
         self._sock.set_inheritable(False)  # programs the function starts must not get it
         self._sock.setblocking(True)
         self._buffer = bytearray()
         self._asked = False
 
-    def next_invocation(self):
+    def next_invocation(self) -> Invocation:
         """Block until the platform hands out an event."""
         if not self._asked:
             self._send(_NEXT_FRAME, b"")
@@ -79,23 +85,23 @@ class ChannelClient:
                 continue
             raise RuntimeApiError(f"unknown frame kind {kind} from the platform")
 
-    def post_response(self, request_id, body):
+    def post_response(self, request_id: str, body: bytes) -> None:
         """Post the handler's result (bytes), and ask for the next event with it."""
         self._post(RESPONSE, [_clean(request_id)], body)
 
-    def post_error(self, request_id, error_type, body):
+    def post_error(self, request_id: str, error_type: str, body: bytes) -> None:
         """Post an invocation's error document (JSON bytes) under ``error_type``."""
         self._post(ERROR, [_clean(request_id), _clean(error_type)], body)
 
-    def post_init_error(self, error_type, body):
+    def post_init_error(self, error_type: str, body: bytes) -> None:
         """Post the INIT phase's error document (JSON bytes) under ``error_type``."""
         head, body = _frame(INIT_ERROR, [_clean(error_type)], body)
         self._send(head, body)
 
-    def close(self):
+    def close(self) -> None:
         self._sock.close()
 
-    def _post(self, kind, fields, body):
+    def _post(self, kind: int, fields: Sequence[bytes], body: bytes) -> None:
         head, body = _frame(kind, fields, body)
         if len(body) <= _SMALL_BODY:
             self._send(head + body + _NEXT_FRAME, b"")
@@ -104,7 +110,7 @@ class ChannelClient:
             self._send(_NEXT_FRAME, b"")
         self._asked = True
 
-    def _send(self, data, more):
+    def _send(self, data: bytes, more: bytes) -> None:
         try:
             self._sock.sendall(data)
             if more:
@@ -112,7 +118,7 @@ class ChannelClient:
         except OSError as exc:
             raise RuntimeApiError(f"runtime channel lost: {exc}") from exc
 
-    def _read_frame(self):
+    def _read_frame(self) -> tuple[int, bytes]:
         buffer = self._buffer
         while True:
             if len(buffer) >= 5:

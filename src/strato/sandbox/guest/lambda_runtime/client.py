@@ -11,8 +11,14 @@ request resent, once.
 Not thread-safe: the invoke loop owns the client.
 """
 
+from __future__ import annotations
+
 import socket
 import sys
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 _PREFIX = "/2018-06-01/runtime"
 _MAX_HEAD = 64 * 1024
@@ -34,8 +40,9 @@ class Invocation:
     __slots__ = ("request_id", "deadline_ms", "invoked_function_arn", "trace_id",
                  "client_context", "cognito_identity", "body")
 
-    def __init__(self, request_id, deadline_ms, invoked_function_arn, trace_id,
-                 client_context, cognito_identity, body):
+    def __init__(self, request_id: str, deadline_ms: int, invoked_function_arn: str | None,
+                 trace_id: str | None, client_context: str | None,
+                 cognito_identity: str | None, body: bytes) -> None:
         self.request_id = request_id
         self.deadline_ms = deadline_ms
         self.invoked_function_arn = invoked_function_arn
@@ -45,7 +52,7 @@ class Invocation:
         self.body = body
 
     @classmethod
-    def from_headers(cls, headers, body):
+    def from_headers(cls, headers: Mapping[str, str], body: bytes) -> Invocation:
         """From the ``Lambda-Runtime-*`` headers of an HTTP ``next`` response."""
         deadline = headers.get("lambda-runtime-deadline-ms")
         return cls(
@@ -62,7 +69,7 @@ class Invocation:
 class RuntimeClient:
     """Talks to the Runtime API at ``address`` (``host:port``, as AWS_LAMBDA_RUNTIME_API)."""
 
-    def __init__(self, address):
+    def __init__(self, address: str) -> None:
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise RuntimeApiError(f"bad Runtime API address {address!r}")
@@ -74,10 +81,10 @@ class RuntimeClient:
             b"GET " + _PREFIX.encode() + b"/invocation/next HTTP/1.1\r\nHost: " + self._host
             + b"\r\nContent-Length: 0\r\n\r\n"
         )
-        self._sock = None
+        self._sock: socket.socket | None = None
         self._leftover = b""
 
-    def next_invocation(self):
+    def next_invocation(self) -> Invocation:
         """Block until the platform hands out an event. Raises RuntimeApiError unless 200."""
         status, headers, body = self._exchange(self._next_request, b"")
         if status != 200:
@@ -85,25 +92,25 @@ class RuntimeClient:
                 f"GET {_PREFIX}/invocation/next answered {status}: {body[:500]!r}")
         return Invocation.from_headers(headers, body)
 
-    def post_response(self, request_id, body):
+    def post_response(self, request_id: str, body: bytes) -> int:
         """Post the handler's result (bytes). Returns the status; a refusal is logged."""
         return self._post(f"{_PREFIX}/invocation/{request_id}/response", body, None)
 
-    def post_error(self, request_id, error_type, body):
+    def post_error(self, request_id: str, error_type: str, body: bytes) -> int:
         """Post an invocation's error document (JSON bytes) under ``error_type``."""
         return self._post(f"{_PREFIX}/invocation/{request_id}/error", body, error_type)
 
-    def post_init_error(self, error_type, body):
+    def post_init_error(self, error_type: str, body: bytes) -> int:
         """Post the INIT phase's error document (JSON bytes) under ``error_type``."""
         return self._post(f"{_PREFIX}/init/error", body, error_type)
 
-    def close(self):
+    def close(self) -> None:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
         self._leftover = b""
 
-    def _post(self, path, body, error_type):
+    def _post(self, path: str, body: bytes, error_type: str | None) -> int:
         head = b"POST " + path.encode() + b" HTTP/1.1\r\nHost: " + self._host
         if error_type is not None:
             head += b"\r\nLambda-Runtime-Function-Error-Type: " + error_type.encode()
@@ -117,10 +124,12 @@ class RuntimeClient:
             sys.stderr.flush()
         return status
 
-    def _exchange(self, head, body):
+    def _exchange(self, head: bytes, body: bytes) -> tuple[int, dict[str, str], bytes]:
         for attempt in (1, 2):
-            reused = self._sock is not None
-            sock = self._sock if reused else self._connect()
+            sock = self._sock
+            reused = sock is not None
+            if sock is None:
+                sock = self._connect()
             try:
                 if len(body) <= _SMALL_BODY:
                     sock.sendall(head + body)
@@ -137,9 +146,10 @@ class RuntimeClient:
                 raise RuntimeApiError(f"Runtime API I/O failed: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def _connect(self):
+    def _connect(self) -> socket.socket:
         try:
-            sock = socket.create_connection(self._address)
+            # A bytes host, as typeshed does not allow: see __init__.
+            sock = socket.create_connection(self._address)  # type: ignore[arg-type]
         except OSError as exc:
             raise RuntimeApiError(
                 f"cannot connect to the Runtime API at {self._host.decode()}: {exc}") from exc
@@ -147,7 +157,7 @@ class RuntimeClient:
         self._sock = sock
         return sock
 
-    def _read_response(self, sock):
+    def _read_response(self, sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
         data = self._leftover
         self._leftover = b""
         end = data.find(b"\r\n\r\n")
@@ -164,7 +174,7 @@ class RuntimeClient:
         if len(status_line) < 2 or not status_line[1].isdigit():
             raise RuntimeApiError(f"bad Runtime API status line {lines[0]!r}")
         status = int(status_line[1])
-        headers = {}
+        headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
@@ -174,7 +184,8 @@ class RuntimeClient:
             self.close()
         return status, headers, body
 
-    def _read_body(self, sock, status, headers, body):
+    def _read_body(self, sock: socket.socket, status: int, headers: Mapping[str, str],
+                   body: bytes) -> bytes:
         length = headers.get("content-length")
         if length is None:
             if status in (204, 304) or status < 200:

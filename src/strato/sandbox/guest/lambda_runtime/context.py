@@ -5,11 +5,20 @@ from the environment, read once per execution environment (``FunctionSettings``)
 from the headers of each ``invocation/next`` response.
 """
 
+from __future__ import annotations
+
 import json
 import sys
 import time
 
 from .faults import LAMBDA_CONTEXT_UNMARSHAL_ERROR, Fault
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
+    from .client import Invocation
 
 
 class FunctionSettings:
@@ -18,7 +27,7 @@ class FunctionSettings:
     __slots__ = ("function_name", "function_version", "memory_limit_in_mb",
                  "log_group_name", "log_stream_name")
 
-    def __init__(self, environ):
+    def __init__(self, environ: Mapping[str, str]) -> None:
         self.function_name = environ.get("AWS_LAMBDA_FUNCTION_NAME")
         self.function_version = environ.get("AWS_LAMBDA_FUNCTION_VERSION")
         # A string, as on AWS ("128").
@@ -32,11 +41,12 @@ class CognitoIdentity:
 
     __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
 
-    def __init__(self, cognito_identity_id=None, cognito_identity_pool_id=None):
+    def __init__(self, cognito_identity_id: Any = None,
+                 cognito_identity_pool_id: Any = None) -> None:
         self.cognito_identity_id = cognito_identity_id
         self.cognito_identity_pool_id = cognito_identity_pool_id
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"CognitoIdentity([cognito_identity_id={self.cognito_identity_id},"
                 f"cognito_identity_pool_id={self.cognito_identity_pool_id}])")
 
@@ -47,11 +57,11 @@ class Client:
     __slots__ = ("installation_id", "app_title", "app_version_name",
                  "app_version_code", "app_package_name")
 
-    def __init__(self, fields):
+    def __init__(self, fields: Mapping[str, Any]) -> None:
         for name in self.__slots__:
             setattr(self, name, fields.get(name))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         inner = ",".join(f"{name}={getattr(self, name)}" for name in self.__slots__)
         return f"Client([{inner}])"
 
@@ -61,21 +71,23 @@ class ClientContext:
 
     __slots__ = ("client", "custom", "env")
 
-    def __init__(self, fields):
+    def __init__(self, fields: Mapping[str, Any]) -> None:
         client = fields.get("client")
-        self.client = Client(client) if isinstance(client, dict) else client
+        self.client: Any = Client(client) if isinstance(client, dict) else client
         self.custom = fields.get("custom")
         self.env = fields.get("env")
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"ClientContext([custom={self.custom},env={self.env},client={self.client}])"
 
 
 class LambdaContext:
     """What the handler gets as ``context``. Valid for one invocation."""
 
-    def __init__(self, settings, aws_request_id, invoked_function_arn, deadline_ms,
-                 client_context=None, identity=None):
+    def __init__(self, settings: FunctionSettings, aws_request_id: str,
+                 invoked_function_arn: str | None, deadline_ms: int,
+                 client_context: ClientContext | None = None,
+                 identity: CognitoIdentity | None = None) -> None:
         self.aws_request_id = aws_request_id
         self.invoked_function_arn = invoked_function_arn
         self.function_name = settings.function_name
@@ -87,16 +99,16 @@ class LambdaContext:
         self.identity = identity if identity is not None else CognitoIdentity()
         self._deadline_ms = deadline_ms
 
-    def get_remaining_time_in_millis(self):
+    def get_remaining_time_in_millis(self) -> int:
         """Milliseconds until the invocation's deadline; 0 once it has passed."""
         remaining = self._deadline_ms - time.time_ns() // 1_000_000
         return remaining if remaining > 0 else 0
 
-    def log(self, message):
+    def log(self, message: object) -> None:
         """Write ``message`` to the function's log, unformatted (awslambdaric's ``log``)."""
         sys.stdout.write(str(message))
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"LambdaContext([aws_request_id={self.aws_request_id},"
                 f"log_group_name={self.log_group_name},"
                 f"log_stream_name={self.log_stream_name},"
@@ -108,7 +120,7 @@ class LambdaContext:
                 f"identity={self.identity}])")
 
 
-def _parse_header(text, what):
+def _parse_header(text: str, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
@@ -118,7 +130,7 @@ def _parse_header(text, what):
     return value
 
 
-def make_context(settings, invocation):
+def make_context(settings: FunctionSettings, invocation: Invocation) -> LambdaContext:
     """Build the context of ``invocation`` (a ``client.Invocation``). Raises ``Fault`` when a
     client context or Cognito identity header is not a JSON object."""
     client_context = None

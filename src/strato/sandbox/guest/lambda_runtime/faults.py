@@ -9,8 +9,15 @@ raised by user code carries its class name and the user's frames only.
 Stdlib only: this runs inside the function's interpreter (Python 3.10 to 3.13).
 """
 
+from __future__ import annotations
+
 import os
 import traceback
+
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
 
 MALFORMED_HANDLER_NAME = "Runtime.MalformedHandlerName"
 IMPORT_MODULE_ERROR = "Runtime.ImportModuleError"
@@ -31,17 +38,19 @@ class Fault(Exception):
 
     ``stack_trace`` is a list of preformatted frame strings (often empty)."""
 
-    def __init__(self, fault_type, message, stack_trace=None):
+    def __init__(self, fault_type: str, message: str,
+                 stack_trace: Iterable[str] | None = None) -> None:
         super().__init__(message)
         self.fault_type = fault_type
         self.message = message
         self.stack_trace = list(stack_trace or ())
 
-    def to_error(self, request_id=""):
+    def to_error(self, request_id: str = "") -> dict[str, Any]:
         return error_document(self.message, self.fault_type, self.stack_trace, request_id)
 
 
-def error_document(message, error_type, stack_trace, request_id=""):
+def error_document(message: str | None, error_type: str | None, stack_trace: list[str] | None,
+                   request_id: str | None = "") -> dict[str, Any]:
     """The JSON-ready error body. ``request_id`` is ``""`` for INIT errors, as on AWS."""
     return {
         "errorMessage": message or "",
@@ -51,7 +60,7 @@ def error_document(message, error_type, stack_trace, request_id=""):
     }
 
 
-def exception_error(exc, request_id=""):
+def exception_error(exc: BaseException, request_id: str = "") -> dict[str, Any]:
     """The error body for an exception raised by user code (during import or invoke).
 
     Frames are formatted like ``traceback.format_list`` from plain 4-tuples, so there are no
@@ -61,11 +70,12 @@ def exception_error(exc, request_id=""):
     start = 0
     while start < len(frames) and frames[start][0].startswith(_RUNTIME_DIR):
         start += 1
-    stack_trace = traceback.format_list(frames[start:])
+    # A frame without a line number (typeshed wants one) is formatted without it.
+    stack_trace = traceback.format_list(frames[start:])  # type: ignore[arg-type]
     return error_document(str(exc), type(exc).__name__, stack_trace, request_id)
 
 
-def log_text(error):
+def log_text(error: Mapping[str, Any]) -> str:
     """The log entry for an error body: ``[ERROR] <type>: <message>``, then the traceback.
 
     Lines are joined with ``\\n`` (awslambdaric's plain-stdout sink uses ``\\r``; strato's log

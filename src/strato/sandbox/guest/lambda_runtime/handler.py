@@ -7,6 +7,8 @@ the module is imported (user code at module level) propagates unchanged, and the
 reports it under the exception's own class name.
 """
 
+from __future__ import annotations
+
 import importlib
 import sys
 
@@ -19,8 +21,12 @@ from .faults import (
     Fault,
 )
 
+TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
+if TYPE_CHECKING:
+    from typing import Any
 
-def load_handler(setting):
+
+def load_handler(setting: str) -> Any:
     """Import the handler's module and return the handler. Runs user code (module level)."""
     module_path, dot, function_name = setting.rpartition(".")
     if not dot:
@@ -42,7 +48,7 @@ def load_handler(setting):
             IMPORT_MODULE_ERROR, f"Unable to import module '{module_path}': {exc}"
         ) from exc
     except SyntaxError as exc:
-        frame = '  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)
+        frame = f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}'
         raise Fault(
             USER_CODE_SYNTAX_ERROR, f"Syntax error in module '{module_path}': {exc}", [frame]
         ) from exc

@@ -6,6 +6,8 @@ added to the root logger before user code is imported, so ``logging.basicConfig(
 code is a no-op there, exactly as on AWS; handlers the user adds are left alone.
 """
 
+from __future__ import annotations
+
 import logging
 import sys
 import time
@@ -18,9 +20,10 @@ _LEVELS = {"TRACE": "DEBUG", "DEBUG": "DEBUG", "INFO": "INFO", "WARN": "WARNING"
 class LambdaTextFormatter(logging.Formatter):
     """Formats times in UTC with milliseconds; expects ``record.aws_request_id``."""
 
-    converter = time.gmtime
+    # A builtin function is not bound as a method, whatever the type checker takes it for.
+    converter = time.gmtime  # type: ignore[assignment]
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(
             "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
             "%Y-%m-%dT%H:%M:%S",
@@ -31,12 +34,12 @@ class RequestLogHandler(logging.Handler):
     """Writes records to the current ``sys.stdout`` tagged with ``request_id``, which the
     invoke loop sets at the start of each invocation (``""`` during INIT)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.request_id = ""
         self.setFormatter(LambdaTextFormatter())
 
-    def emit(self, record):
+    def emit(self, record: logging.LogRecord) -> None:
         try:
             record.aws_request_id = self.request_id
             sys.stdout.write(self.format(record) + "\n")
@@ -44,7 +47,7 @@ class RequestLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def install(level_setting):
+def install(level_setting: str | None) -> RequestLogHandler:
     """Attach a ``RequestLogHandler`` to the root logger and return it. The root level is set
     from ``AWS_LAMBDA_LOG_LEVEL`` (``level_setting``) when that names a level, else left at
     Python's default (WARNING)."""
