@@ -7,6 +7,7 @@ Every command here is the installed ``strato`` script (or the AWS CLI) run as a 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,27 @@ def test_a_service_strato_does_not_offer_is_named(strato: StratoServer) -> None:
         client_for(strato.endpoint, "sts").get_caller_identity()
     error = caught.value.response["Error"]
     assert "does not offer the 'sts' service" in error["Message"], error
+
+
+def _closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"  # nothing listens once it is closed
+
+
+@pytest.mark.parametrize("command", [("logs", "hello"), ("events", "hello")])
+def test_a_client_command_fails_in_one_line(strato: StratoServer, command: tuple[str, ...]) -> None:
+    """No server at the endpoint, a key the server does not know, no key at all: one line on
+    stderr that says what to do, never a traceback."""
+    nowhere = _closed_port()
+    for endpoint, env, expected in [
+        (nowhere, ADMIN_ENV, "STRATO_ENDPOINT"),
+        (strato.endpoint, {**ADMIN_ENV, "AWS_ACCESS_KEY_ID": "AKIANOSUCHKEY"},
+         "UnrecognizedClientException"),
+        (strato.endpoint, {}, "AWS_ACCESS_KEY_ID"),
+    ]:
+        done = _run(STRATO, *command, env={**env, "STRATO_ENDPOINT": endpoint,
+                                           "HOME": "/nonexistent"})
+        assert done.returncode == 1, done
+        assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+        assert done.stderr.startswith("strato: ") and expected in done.stderr, done.stderr

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from strato import __version__
-from strato.cli import credentials, events
+from strato.cli import credentials, errors, events
 from strato.config import Settings
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
@@ -121,11 +121,7 @@ def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
 
     session = botocore.session.get_session()
     if session.get_credentials() is None:
-        raise SystemExit(
-            "strato: no AWS credentials to sign with: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a strato access key "
-            "(`strato credentials create` issues one)"
-        )
+        raise SystemExit(f"strato: no AWS credentials to sign with: {errors.CREDENTIALS_HINT}")
     return session.create_client(
         service,
         endpoint_url=endpoint,
@@ -134,7 +130,19 @@ def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
 
 
 def _logs(args: argparse.Namespace) -> int:
-    """Print a function's log lines, oldest first; with --follow, keep printing new ones."""
+    """Print a function's log lines, oldest first; with --follow, keep printing new ones.
+    A failed request is one line on stderr (``strato.cli.errors``), exit status 1."""
+    try:
+        return _print_logs(args)
+    except Exception as error:
+        line = errors.describe(error, args.endpoint_url)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+
+
+def _print_logs(args: argparse.Namespace) -> int:
     logs = _client("logs", args.endpoint_url)
     group = f"/aws/lambda/{args.function}"
     start = int((time.time() - args.since * 60) * 1000) if args.since else None
