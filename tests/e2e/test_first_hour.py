@@ -68,3 +68,16 @@ def test_a_client_command_fails_in_one_line(strato: StratoServer, command: tuple
         assert done.returncode == 1, done
         assert done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
         assert done.stderr.startswith("strato: ") and expected in done.stderr, done.stderr
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _run(STRATO, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
+                    "--egress", "none", "--log-level", "warning")
+    assert done.returncode == 1, done
+    assert done.stderr == (
+        f"strato: 127.0.0.1:{port} is already in use (another strato or another server listens "
+        "there): stop it, or choose another port with --port (`make run PORT=9001`)\n"), done.stderr

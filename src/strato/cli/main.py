@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -83,9 +84,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         pass
 
-    async def run() -> None:
+    async def run() -> bool:
         app = Application(settings)
-        await app.start()
+        try:
+            await app.start()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            # The port is bound last: undo what start made before saying so.
+            await app.stop()
+            print(f"strato: {settings.host}:{settings.port} is already in use (another strato "
+                  "or another server listens there): stop it, or choose another port with "
+                  "--port (`make run PORT=9001`)", file=sys.stderr, flush=True)
+            return False
         # What start-up made (the AWS service models above all) lives as long as the server:
         # out of the collector's reach, a full collection takes microseconds, not tens of
         # milliseconds in the middle of an invoke.
@@ -102,9 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         await stop.wait()
         await app.stop()
+        return True
 
-    asyncio.run(run())
-    return 0
+    return 0 if asyncio.run(run()) else 1
 
 
 def _doctor(args: argparse.Namespace) -> int:
