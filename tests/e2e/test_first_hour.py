@@ -76,7 +76,8 @@ def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = _run(STRATO, "serve", "--port", str(port), "--data-dir", str(tmp_path / "data"),
-                    "--egress", "none", "--log-level", "warning")
+                    "--egress", "none", "--log-level", "warning",
+                    env={"STRATO_ADMIN_CREDENTIALS": "test:test"})
     assert done.returncode == 1, done
     assert done.stderr == (
         f"strato: 127.0.0.1:{port} is already in use (another strato or another server listens "
