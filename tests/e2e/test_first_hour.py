@@ -10,12 +10,13 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import StratoServer, client_for
+from tests.e2e.conftest import StratoServer, client_for, start_server, stop_server
 
 STRATO = str(Path(sys.executable).parent / "strato")
 ADMIN_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -82,3 +83,36 @@ def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
     assert done.stderr == (
         f"strato: 127.0.0.1:{port} is already in use (another strato or another server listens "
         "there): stop it, or choose another port with --port (`make run PORT=9001`)\n"), done.stderr
+
+
+def test_credentials_create_finds_the_servers_data_dir_or_refuses(tmp_path: Path) -> None:
+    """Run elsewhere, ``strato credentials create`` refuses in one line instead of making a data
+    dir no server reads; run below the directory ``make run`` started in, it finds ``.strato``
+    there, and the running server accepts the key it prints."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    refused = _run(STRATO, "credentials", "create", "--name", "lost", cwd=elsewhere)
+    assert refused.returncode == 2 and refused.stdout == "", refused
+    assert refused.stderr.count("\n") == 1 and "--data-dir or STRATO_DATA_DIR" in refused.stderr
+    assert list(elsewhere.iterdir()) == []
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    server = start_server(project / ".strato")
+    try:
+        created = _run(STRATO, "credentials", "create", "--name", "found", cwd=project / "src")
+        assert created.returncode == 0, created
+        values = dict(line.split("=", 1) for line in created.stdout.splitlines())
+        client = client_for(server.endpoint, access_key=values["AWS_ACCESS_KEY_ID"],
+                            secret_key=values["AWS_SECRET_ACCESS_KEY"])
+        deadline = time.monotonic() + 10  # the server reads the file again within about a second
+        while True:
+            try:
+                assert client.list_functions()["ResponseMetadata"]["HTTPStatusCode"] == 200
+                break
+            except ClientError as error:
+                assert error.response["Error"]["Code"] == "UnrecognizedClientException"
+                assert time.monotonic() < deadline, "the server never accepted the key"
+                time.sleep(0.1)  # polling for a condition, bounded
+    finally:
+        stop_server(server)
