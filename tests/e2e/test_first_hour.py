@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.e2e.conftest import StratoServer, client_for, start_server, stop_server
+from tests.e2e.conftest import CreateFunction, StratoServer, client_for, start_server, stop_server
 
 STRATO = str(Path(sys.executable).parent / "strato")
 ADMIN_ENV = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
@@ -116,3 +116,27 @@ def test_credentials_create_finds_the_servers_data_dir_or_refuses(tmp_path: Path
                 time.sleep(0.1)  # polling for a condition, bounded
     finally:
         stop_server(server)
+
+
+def test_strato_events_shows_a_finished_events_run_time_as_its_age(
+    strato: StratoServer, create_function: CreateFunction, function_name: str
+) -> None:
+    """AGE of a finished event is its finish time minus its accept time: it covers the
+    function's run (here over 1 s) and stops growing once the event is done."""
+    create_function({"app.py": "import time\ndef handler(event, context):\n    time.sleep(1.2)\n"})
+    client_for(strato.endpoint).invoke(FunctionName=function_name, InvocationType="Event",
+                                       Payload=b"{}")
+    env = {**ADMIN_ENV, "STRATO_ENDPOINT": strato.endpoint}
+    deadline = time.monotonic() + 30
+    while True:
+        listed = _run(STRATO, "events", function_name, "--state", "succeeded", env=env)
+        assert listed.returncode == 0, listed.stderr
+        rows = listed.stdout.splitlines()[2:]
+        if rows:
+            break
+        assert time.monotonic() < deadline, listed.stdout
+        time.sleep(0.2)  # polling for a condition, bounded
+    age = rows[0].split()[3]
+    assert age.endswith("s") and 1.2 <= float(age[:-1]) < 10, rows
+    again = _run(STRATO, "events", function_name, "--state", "succeeded", env=env)
+    assert again.stdout.splitlines()[2].split()[3] == age
