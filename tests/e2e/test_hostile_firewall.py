@@ -16,10 +16,12 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from strato.sandbox.forwarding import LEASE_DIR
 from strato.sandbox.network import EgressConfig
 from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.hostile import (
@@ -36,6 +38,8 @@ from tests.e2e.hostile import (
 TAG = os.getpid() % 250 + 1
 #: Both servers of a test have the same settings: what keeps them apart is their slots.
 PREFIX, POOL = f"sta{TAG}", "10.218.0.0/16"
+FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
+FORWARDING_USERS = Path(LEASE_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +158,24 @@ def test_what_a_killed_server_left_is_removed_by_the_next(
             assert _present(left) == {"bridge": False, "table": False, "route": False}
         assert _present(mine) == {"bridge": True, "table": True, "route": True}
     assert _present(left) == {"bridge": False, "table": False, "route": False}
+
+
+def test_a_stopping_server_leaves_forwarding_on_while_another_uses_it(
+        tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str]) -> None:
+    """IPv4 forwarding is one switch for the host: each server with internet egress holds a
+    lease on it (``/run/strato/forwarding/<pid>.user``), and the first to stop leaves it on
+    for the other (tests/integration/test_forwarding.py shows the last one restoring the
+    host's setting)."""
+    env = {**settings, "STRATO_EGRESS": "internet", "STRATO_SANDBOX": "namespaces"}
+    first = start_server(tmp_path_factory.mktemp("first"), env=env)
+    try:
+        with serve_tier("namespaces", tmp_path_factory, egress="internet", env=settings) as second:
+            users = {p.name for p in FORWARDING_USERS.iterdir()}
+            assert {f"{first.process.pid}.user", f"{second.pid}.user"} <= users
+            stop_server(first)
+            assert FORWARDING.read_text().strip() == "1"
+            users = {p.name for p in FORWARDING_USERS.iterdir()}
+            assert f"{second.pid}.user" in users and f"{first.process.pid}.user" not in users
+        assert f"{second.pid}.user" not in {p.name for p in FORWARDING_USERS.iterdir()}
+    finally:
+        stop_server(first)
