@@ -6,9 +6,10 @@ A secret is printed once, by ``create``, and never again.
 
 The data dir is ``--data-dir``, else ``$STRATO_DATA_DIR``, else the nearest ``.strato`` in the
 current directory or one of its parents (as git finds ``.git``): the one ``make run`` uses when
-the command runs anywhere in the project. It must hold a server's store (``state.db``, made by
-its first start): a key written anywhere else is one no server knows, so these commands refuse
-rather than create a data dir.
+the command runs anywhere in the project. A data dir named explicitly is used as given (keys
+may be prepared before a server's first start on it); one looked for must hold a server's store
+(``state.db``, made by its first start): these commands refuse rather than create a data dir
+in the current directory, whose keys no server would read.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ STORE = "state.db"
 
 def find_data_dir(given: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
     """The data dir the credentials commands work on (see the module's docstring); raises
-    CredentialError, in one line that says what to do, when it holds no server's store."""
+    CredentialError, in one line that says what to do, when none is named and none found."""
     if given is None and "STRATO_DATA_DIR" in environ:
         given = Path(environ["STRATO_DATA_DIR"])
     if given is None:
@@ -48,10 +49,6 @@ def find_data_dir(given: Path | None, environ: Mapping[str, str], cwd: Path) -> 
             f"no strato data dir ({default}/{STORE}) in {cwd} or its parents: run this in the "
             "directory where the server was started, or name its data dir with --data-dir or "
             "STRATO_DATA_DIR")
-    if not (given / STORE).is_file():
-        raise CredentialError(
-            f"{given} is not a strato data dir (it has no {STORE}; a server's first start makes "
-            "one): name the data dir the server uses with --data-dir or STRATO_DATA_DIR")
     return given
 
 
