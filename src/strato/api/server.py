@@ -76,6 +76,10 @@ Authorize = Callable[[Principal, str, str], None]
 
 #: IAM action names that differ from the operation's (``lambda:<Operation>`` otherwise).
 _ACTIONS = {"Invoke": "lambda:InvokeFunction"}
+#: What account-level listings answer a principal of another account than the one strato
+#: hosts: on AWS they list the caller's own account, of which strato has nothing
+#: (``authorization.CALLER_ACCOUNT_ACTIONS`` lets its identity policy decide).
+_OTHER_ACCOUNT_LISTINGS: dict[str, dict[str, Any]] = {"ListFunctions": {"Functions": []}}
 
 
 class ApiServer:
@@ -361,6 +365,12 @@ class ApiServer:
             name = route.operation.name
             self._authorizer(principal, _ACTIONS.get(name, f"lambda:{name}"),
                              _function_arn(params, scope))
+        listing = _OTHER_ACCOUNT_LISTINGS.get(route.operation.name)
+        if listing is not None and principal.account_id != scope.account:
+            empty = rest_json.serialize_response(route.operation, listing)
+            responder.send(empty.status, [*empty.headers, ("x-amzn-RequestId", request_id)],
+                           empty.body)
+            return
         host = request.headers.get("host", "127.0.0.1")
         context = CallContext(scope, f"http://{host}")
         op_model = route.operation
