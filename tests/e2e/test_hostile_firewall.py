@@ -163,19 +163,23 @@ def test_what_a_killed_server_left_is_removed_by_the_next(
 def test_a_stopping_server_leaves_forwarding_on_while_another_uses_it(
         tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str]) -> None:
     """IPv4 forwarding is one switch for the host: each server with internet egress holds a
-    lease on it (``/run/strato/forwarding/<pid>.user``), and the first to stop leaves it on
+    lease on it (``/run/strato/forwarding/<pid>-<random>.user``), and the first to stop leaves it on
     for the other (tests/integration/test_forwarding.py shows the last one restoring the
     host's setting)."""
     env = {**settings, "STRATO_EGRESS": "internet", "STRATO_SANDBOX": "namespaces"}
     first = start_server(tmp_path_factory.mktemp("first"), env=env)
     try:
         with serve_tier("namespaces", tmp_path_factory, egress="internet", env=settings) as second:
-            users = {p.name for p in FORWARDING_USERS.iterdir()}
-            assert {f"{first.process.pid}.user", f"{second.pid}.user"} <= users
+            assert _forwarding_users() >= {first.process.pid, second.pid}
             stop_server(first)
             assert FORWARDING.read_text().strip() == "1"
-            users = {p.name for p in FORWARDING_USERS.iterdir()}
-            assert f"{second.pid}.user" in users and f"{first.process.pid}.user" not in users
-        assert f"{second.pid}.user" not in {p.name for p in FORWARDING_USERS.iterdir()}
+            users = _forwarding_users()
+            assert second.pid in users and first.process.pid not in users
+        assert second.pid not in _forwarding_users()
     finally:
         stop_server(first)
+
+
+def _forwarding_users() -> set[int]:
+    """The pids holding a lease on IPv4 forwarding (files ``<pid>-<random>.user``)."""
+    return {int(p.name.split("-")[0]) for p in FORWARDING_USERS.glob("*.user")}

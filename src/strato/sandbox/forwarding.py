@@ -5,7 +5,7 @@ at once on a host (each with its own bridge and table, ``network_slots.py``), an
 must stay on while any of them runs: a stopping server never turns it off while another uses
 it. The host's own setting is put back by the last one to stop.
 
-Each user holds an exclusive ``flock`` on ``<dir>/<pid>.user`` for as long as it uses
+Each user holds an exclusive ``flock`` on ``<dir>/<pid>-<random>.user`` for as long as it uses
 forwarding (the kernel releases it when the process dies, even by SIGKILL). ``<dir>/host``
 records the host's value from before the first user turned the switch on; it is written by
 the first user and removed by the last, so that a server that finds the switch on because a
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 from collections.abc import Iterator
 
 LEASE_DIR = "/run/strato/forwarding"
@@ -31,7 +32,9 @@ class ForwardingLease:
     def __init__(self, lease_dir: str = LEASE_DIR, switch: str = IP_FORWARD) -> None:
         self._dir = lease_dir
         self._switch = switch
-        self._own = os.path.join(lease_dir, f"{os.getpid()}.user")
+        # One file per lease, not per process: flock locks of one process on two open files
+        # conflict, and a process may hold two leases (two EgressNetworks, in tests).
+        self._own = os.path.join(lease_dir, f"{os.getpid()}-{secrets.token_hex(4)}.user")
         self._fd = -1
         #: The host's value before any strato turned forwarding on ("0" or "1").
         self.host_value = "1"
