@@ -9,7 +9,7 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test lint bench soak crash-soak clean
+.PHONY: run test client host lint bench soak crash-soak clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,23 @@ $(VENV)/.dev: $(BIN)/strato
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-run: $(BIN)/strato
-	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+# boto3 and the AWS CLI, for the README's examples.
+client: $(VENV)/.client
+$(VENV)/.client: $(BIN)/strato
+	$(BIN)/pip install --quiet -e '.[client]'
+	touch $@
 
-test: $(VENV)/.dev
+# What the host needs beyond Python: nft (nftables) for functions' internet egress.
+host:
 	@command -v nft >/dev/null || apt-get install -y -q nftables >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
-		echo "nftables is not installed: internet egress tests cannot run"
+		echo "nftables could not be installed: functions get no internet egress"
+
+run: $(BIN)/strato host
+	@echo "strato commands: $(BIN)/strato (. $(BIN)/activate puts it on PATH); other terminals: STRATO_ENDPOINT=http://$(HOST):$(PORT)"
+	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+test: $(VENV)/.dev host
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file mypy-guest.ini

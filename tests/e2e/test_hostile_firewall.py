@@ -16,10 +16,12 @@ import socket
 import subprocess
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from strato.sandbox.forwarding import LEASE_DIR
 from strato.sandbox.network import EgressConfig
 from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.hostile import (
@@ -36,6 +38,8 @@ from tests.e2e.hostile import (
 TAG = os.getpid() % 250 + 1
 #: Both servers of a test have the same settings: what keeps them apart is their slots.
 PREFIX, POOL = f"sta{TAG}", "10.218.0.0/16"
+FORWARDING = Path("/proc/sys/net/ipv4/ip_forward")
+FORWARDING_USERS = Path(LEASE_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -154,3 +158,28 @@ def test_what_a_killed_server_left_is_removed_by_the_next(
             assert _present(left) == {"bridge": False, "table": False, "route": False}
         assert _present(mine) == {"bridge": True, "table": True, "route": True}
     assert _present(left) == {"bridge": False, "table": False, "route": False}
+
+
+def test_a_stopping_server_leaves_forwarding_on_while_another_uses_it(
+        tmp_path_factory: pytest.TempPathFactory, settings: dict[str, str]) -> None:
+    """IPv4 forwarding is one switch for the host: each server with internet egress holds a
+    lease on it (``/run/strato/forwarding/<pid>-<random>.user``), and the first to stop leaves it on
+    for the other (tests/integration/test_forwarding.py shows the last one restoring the
+    host's setting)."""
+    env = {**settings, "STRATO_EGRESS": "internet", "STRATO_SANDBOX": "namespaces"}
+    first = start_server(tmp_path_factory.mktemp("first"), env=env)
+    try:
+        with serve_tier("namespaces", tmp_path_factory, egress="internet", env=settings) as second:
+            assert _forwarding_users() >= {first.process.pid, second.pid}
+            stop_server(first)
+            assert FORWARDING.read_text().strip() == "1"
+            users = _forwarding_users()
+            assert second.pid in users and first.process.pid not in users
+        assert second.pid not in _forwarding_users()
+    finally:
+        stop_server(first)
+
+
+def _forwarding_users() -> set[int]:
+    """The pids holding a lease on IPv4 forwarding (files ``<pid>-<random>.user``)."""
+    return {int(p.name.split("-")[0]) for p in FORWARDING_USERS.glob("*.user")}

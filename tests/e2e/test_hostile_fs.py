@@ -35,6 +35,7 @@ from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox, TmpfsMounts
 from strato.sandbox.tiers import Tier
 from strato.sandbox.uids import FIRST_UID, POOL_SIZE
+from tests.e2e.conftest import start_server, stop_server
 from tests.e2e.hostile import (
     PROBER,
     TIERS,
@@ -428,3 +429,25 @@ def test_fallback_tmp_without_mounting_is_an_unlimited_directory_and_one_warning
                for output in outputs), outputs
     warnings = [r.getMessage() for r in caplog.records if "TMPDIR" in r.getMessage()]
     assert len(warnings) == 1 and "Operation not permitted" in warnings[0], warnings
+
+
+def test_a_killed_servers_tmp_mounts_are_removed_by_the_next_server(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A fallback server SIGKILLed with a live environment leaves its TMPDIR tmpfs mounted
+    below ``/tmp/strato-env-tmp-<pid>-*``; the next server to start unmounts and removes it."""
+    with serve_tier("fallback", tmp_path_factory) as killed:
+        name = unique("killedtmp")
+        create(killed.client, name, {"app.py": PROBER})
+        own = _identity(killed, name)
+        assert own["tmp"] in tmp_mounts(killed.pid)
+        killed.server.process.kill()
+        killed.server.process.wait()
+        assert own["tmp"] in tmp_mounts(killed.pid)  # nothing cleaned up after a SIGKILL
+        parent = Path(own["tmp"]).parent
+        assert parent.name.startswith(f"strato-env-tmp-{killed.pid}-")
+        after = start_server(tmp_path_factory.mktemp("after"), env={"STRATO_SANDBOX": "fallback"})
+        try:
+            assert tmp_mounts(killed.pid) == {}
+            assert not parent.exists()
+        finally:
+            stop_server(after)

@@ -174,8 +174,18 @@ def test_the_cache_loads_what_the_store_lists() -> None:
 
 def test_account_level_actions_of_another_account_are_denied(authorizer: Authorizer) -> None:
     other_admin = principal("111122223333", "admin")
-    assert denied(authorizer, other_admin, "lambda:ListFunctions", "*").endswith(
-        "on resource: * because no resource-based policy allows the lambda:ListFunctions action"
+    assert denied(authorizer, other_admin, "lambda:ListEventSourceMappings", "*").endswith(
+        "on resource: * because no resource-based policy allows the lambda:ListEventSourceMappings action"
+    )
+
+
+def test_listing_functions_is_on_the_callers_own_account(authorizer: Authorizer) -> None:
+    """ListFunctions lists the caller's own account's functions (as on AWS): its identity
+    policy alone decides, whatever account the server hosts."""
+    authorizer(principal("111122223333", "admin"), "lambda:ListFunctions", "*")
+    bob = principal("111122223333", "bob", INVOKE_ONLY)
+    assert denied(authorizer, bob, "lambda:ListFunctions", "*").endswith(
+        "because no identity-based policy allows the lambda:ListFunctions action"
     )
 
 

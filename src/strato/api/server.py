@@ -7,7 +7,8 @@ authorised (``authorizer(principal, action, resource_arn)``, which raises to den
 over its body limit is answered 413 before authentication: its body was dropped unread, so its
 signature cannot be checked, and nothing runs. ``/_strato/`` routes carry their own checks
 (code URLs are signed by strato), need none (health), or are ``signed_internal`` ones (the
-event ledger): SigV4-authenticated here, authorised by the route itself.
+event ledger): SigV4-authenticated here, authorised by the route itself. A request signed for
+(or targeting) another AWS service is told that strato does not offer it (``strato.api.offered``).
 
 Invoke has its own path through this module (no routing table, no thread hop): the function is
 resolved in memory and the invocation handed to the pool on the event loop's thread; an
@@ -30,7 +31,7 @@ from urllib.parse import parse_qs, unquote
 
 from botocore.model import OperationModel
 
-from strato.api import json_protocol, rest_json
+from strato.api import json_protocol, offered, rest_json
 from strato.api.event_accept import EventAcceptor
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.routing import Router
@@ -75,6 +76,10 @@ Authorize = Callable[[Principal, str, str], None]
 
 #: IAM action names that differ from the operation's (``lambda:<Operation>`` otherwise).
 _ACTIONS = {"Invoke": "lambda:InvokeFunction"}
+#: What account-level listings answer a principal of another account than the one strato
+#: hosts: on AWS they list the caller's own account, of which strato has nothing
+#: (``authorization.CALLER_ACCOUNT_ACTIONS`` lets its identity policy decide).
+_OTHER_ACCOUNT_LISTINGS: dict[str, dict[str, Any]] = {"ListFunctions": {"Functions": []}}
 
 
 class ApiServer:
@@ -157,6 +162,10 @@ class ApiServer:
             path = request.path
             if path.startswith("/_strato/"):
                 self._handle_internal(request, responder)
+                return
+            not_offered = offered.refusal(path, request.headers)
+            if not_offered is not None:
+                responder.send(*offered.response(not_offered, request, request_id))
                 return
             if self._sqs_api is not None and self._sqs_api.accepts(request):
                 self._sqs(self._sqs_api, request, responder, request_id)
@@ -356,6 +365,12 @@ class ApiServer:
             name = route.operation.name
             self._authorizer(principal, _ACTIONS.get(name, f"lambda:{name}"),
                              _function_arn(params, scope))
+        listing = _OTHER_ACCOUNT_LISTINGS.get(route.operation.name)
+        if listing is not None and principal.account_id != scope.account:
+            empty = rest_json.serialize_response(route.operation, listing)
+            responder.send(empty.status, [*empty.headers, ("x-amzn-RequestId", request_id)],
+                           empty.body)
+            return
         host = request.headers.get("host", "127.0.0.1")
         context = CallContext(scope, f"http://{host}")
         op_model = route.operation

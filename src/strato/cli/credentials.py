@@ -3,12 +3,20 @@
 These commands change the credentials file directly (``strato.auth.credential_file``), so they
 work whether or not a server runs; a running server sees the change within about a second.
 A secret is printed once, by ``create``, and never again.
+
+The data dir is ``--data-dir``, else ``$STRATO_DATA_DIR``, else the nearest ``.strato`` in the
+current directory or one of its parents (as git finds ``.git``): the one ``make run`` uses when
+the command runs anywhere in the project. A data dir named explicitly is used as given (keys
+may be prepared before a server's first start on it); one looked for must hold a server's store
+(``state.db``, made by its first start): these commands refuse rather than create a data dir
+in the current directory, whose keys no server would read.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,10 +32,28 @@ from strato.auth.credentials import CredentialError, generate
 from strato.config import Settings
 from strato.domain.principals import ADMIN_POLICY
 
+STORE = "state.db"
+
+
+def find_data_dir(given: Path | None, environ: Mapping[str, str], cwd: Path) -> Path:
+    """The data dir the credentials commands work on (see the module's docstring); raises
+    CredentialError, in one line that says what to do, when none is named and none found."""
+    if given is None and "STRATO_DATA_DIR" in environ:
+        given = Path(environ["STRATO_DATA_DIR"])
+    if given is None:
+        default = Settings().data_dir
+        for directory in (cwd, *cwd.parents):
+            if (directory / default / STORE).is_file():
+                return directory / default
+        raise CredentialError(
+            f"no strato data dir ({default}/{STORE}) in {cwd} or its parents: run this in the "
+            "directory where the server was started, or name its data dir with --data-dir or "
+            "STRATO_DATA_DIR")
+    return given
+
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    given: Path | None = args.data_dir
-    return given if given is not None else Settings.from_environment().data_dir
+    return find_data_dir(args.data_dir, os.environ, Path.cwd())
 
 
 def _policy(text: str | None) -> Mapping[str, Any]:
@@ -91,7 +117,8 @@ def add_parser(commands: Any) -> None:
     actions = parser.add_subparsers(dest="credentials_command", required=True)
     data_dir: dict[str, Any] = {
         "type": Path, "default": None,
-        "help": "the data dir whose credentials to change (default $STRATO_DATA_DIR or ./.strato)",
+        "help": "the server's data dir (default $STRATO_DATA_DIR, else the nearest .strato here or "
+                "in a parent directory)",
     }
 
     create = actions.add_parser("create", help="issue an access key pair (the secret is printed once)")

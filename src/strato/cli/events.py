@@ -16,6 +16,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlencode
 
+from strato.cli import errors
+
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
 _COLUMNS = ("REQUEST ID", "STATE", "ATTEMPTS", "AGE", "NEXT ATTEMPT", "CONDITION", "LAST ERROR")
 
@@ -29,11 +31,7 @@ def _signed(method: str, url: str, body: bytes = b"") -> urllib.request.Request:
     session = botocore.session.get_session()
     credentials = session.get_credentials()
     if credentials is None:
-        raise SystemExit(
-            "strato: no AWS credentials to sign with: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a strato access key "
-            "(`strato credentials create` issues one)"
-        )
+        raise SystemExit(f"strato: no AWS credentials to sign with: {errors.CREDENTIALS_HINT}")
     region = os.environ.get("AWS_REGION", os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     headers = {"Content-Type": "application/json"} if body else {}
     request = AWSRequest(method=method, url=url, data=body, headers=headers)
@@ -54,10 +52,16 @@ def _call(method: str, url: str, body: bytes = b"") -> dict[str, Any]:
             detail = parsed.get("message") or parsed.get("Message") or detail
         except ValueError:
             pass
-        raise SystemExit(f"strato: {error.code} {error.headers.get('x-amzn-ErrorType', '')}: "
-                         f"{detail}") from error
+        code = error.headers.get("x-amzn-ErrorType", "").split(":")[0] or str(error.code)
+        line = f"strato: {code}: {detail}"
+        if code in ("UnrecognizedClientException", "InvalidSignatureException"):
+            line += f" ({errors.CREDENTIALS_HINT})"
+        raise SystemExit(line) from error
     except urllib.error.URLError as error:
-        raise SystemExit(f"strato: cannot reach {url}: {error.reason}") from error
+        endpoint = url.split("/_strato/")[0]
+        raise SystemExit(errors.unreachable(endpoint, error.reason)) from error
+    except OSError as error:  # a connection reset or timed out mid-answer
+        raise SystemExit(errors.unreachable(url.split("/_strato/")[0], error)) from error
 
 
 def _age(seconds: float) -> str:

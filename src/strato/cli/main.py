@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import gc
 import logging
 import os
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 
 from strato import __version__
-from strato.cli import credentials, events
+from strato.cli import credentials, errors, events
 from strato.config import Settings
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
@@ -83,9 +84,19 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         pass
 
-    async def run() -> None:
+    async def run() -> bool:
         app = Application(settings)
-        await app.start()
+        try:
+            await app.start()
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            # The port is bound last: undo what start made before saying so.
+            await app.stop()
+            print(f"strato: {settings.host}:{settings.port} is already in use (another strato "
+                  "or another server listens there): stop it, or choose another port with "
+                  "--port (`make run PORT=9001`)", file=sys.stderr, flush=True)
+            return False
         # What start-up made (the AWS service models above all) lives as long as the server:
         # out of the collector's reach, a full collection takes microseconds, not tens of
         # milliseconds in the middle of an invoke.
@@ -102,9 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
         )
         await stop.wait()
         await app.stop()
+        return True
 
-    asyncio.run(run())
-    return 0
+    return 0 if asyncio.run(run()) else 1
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -121,11 +132,7 @@ def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
 
     session = botocore.session.get_session()
     if session.get_credentials() is None:
-        raise SystemExit(
-            "strato: no AWS credentials to sign with: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) to a strato access key "
-            "(`strato credentials create` issues one)"
-        )
+        raise SystemExit(f"strato: no AWS credentials to sign with: {errors.CREDENTIALS_HINT}")
     return session.create_client(
         service,
         endpoint_url=endpoint,
@@ -134,7 +141,19 @@ def _client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
 
 
 def _logs(args: argparse.Namespace) -> int:
-    """Print a function's log lines, oldest first; with --follow, keep printing new ones."""
+    """Print a function's log lines, oldest first; with --follow, keep printing new ones.
+    A failed request is one line on stderr (``strato.cli.errors``), exit status 1."""
+    try:
+        return _print_logs(args)
+    except Exception as error:
+        line = errors.describe(error, args.endpoint_url)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
+
+
+def _print_logs(args: argparse.Namespace) -> int:
     logs = _client("logs", args.endpoint_url)
     group = f"/aws/lambda/{args.function}"
     start = int((time.time() - args.since * 60) * 1000) if args.since else None

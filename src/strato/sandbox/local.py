@@ -49,6 +49,7 @@ from strato.sandbox.rootfs import (
 )
 from strato.sandbox.spares import SparePool
 from strato.sandbox.tiers import Tier
+from strato.sandbox.tmp_leftovers import remove_dead_servers_tmp
 from strato.sandbox.uids import UidPool
 from strato.sandbox.zygote import GUEST_DIR, Zygote, ZygotePool
 
@@ -239,6 +240,7 @@ class ProcessSandbox:
         # The fallback tier's temporary directories must be reachable by environments' uids
         # whatever the modes above the data dir: they live below the host's /tmp, in a
         # directory whose name says which strato process made it (and the mounts below it).
+        remove_dead_servers_tmp(tempfile.gettempdir())
         self._tmp_root = tempfile.mkdtemp(prefix=f"strato-env-tmp-{os.getpid()}-")
         os.chmod(self._tmp_root, 0o711)
         # Fallback tier as root: tmpfs mounts for TMPDIRs, made while the probe and every

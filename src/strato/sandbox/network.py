@@ -14,14 +14,14 @@ port of the bridge this module sets up::
 
 ``EgressNetwork.setup`` runs once at platform start: it loads strato's own nftables table
 (``network_rules.py`` explains every rule), adds an ``unreachable`` route to the subnet with
-the highest metric, creates the bridge and turns IPv4 forwarding on; ``teardown`` undoes all
-four, the route last. The route is shadowed by the bridge's own (connected, metric 0) while the
-bridge exists; should the bridge go (deleted by hand, or by another program), the subnet
-fails closed: the host answers "no route to host" for the gateway and every environment's
-address instead of sending packets for them out of its default route. Only ``setup`` and
-``teardown`` spawn a program (``nft``); everything per environment is netlink from Python
-(``netlink.py``). Which bridge, table and subnet a server uses is its own
-(``network_slots.py``).
+the highest metric, creates the bridge and turns IPv4 forwarding on (a switch shared with the
+host's other strato servers, ``forwarding.py``); ``teardown`` undoes all four, the route last.
+The route is shadowed by the bridge's own (connected, metric 0) while the bridge exists;
+should the bridge go (deleted by hand, or by another program), the subnet fails closed: the
+host answers "no route to host" for the gateway and every environment's address instead of
+sending packets for them out of its default route. Only ``setup`` and ``teardown`` spawn a
+program (``nft``); everything per environment is netlink from Python (``netlink.py``). Which
+bridge, table and subnet a server uses is its own (``network_slots.py``).
 
 What stays out of reach of an environment, and how:
 
@@ -69,6 +69,7 @@ from typing import Any, TypeVar
 
 from strato.errors import SandboxError
 from strato.sandbox import netlink
+from strato.sandbox.forwarding import ForwardingLease
 from strato.sandbox.netlink import Rtnl
 from strato.sandbox.network_rules import EgressRules, delete_script, nameservers, render_ruleset
 
@@ -135,10 +136,12 @@ class EgressNetwork:
     and the ``nft`` program. Namespaces are made by ``NetnsPool``, which needs ``setup``
     done."""
 
-    def __init__(self, config: EgressConfig | None = None) -> None:
+    def __init__(self, config: EgressConfig | None = None,
+                 forwarding: ForwardingLease | None = None) -> None:
         self.config = config or EgressConfig()
         self.rules: EgressRules | None = None
-        self._forwarding_was: str | None = None
+        self._forwarding = forwarding or ForwardingLease()
+        self._forwarding_held = False
 
     @property
     def bridge(self) -> str:
@@ -226,13 +229,12 @@ class EgressNetwork:
                 own, connected = self._host_addresses(rtnl)
             servers = self._nameservers(own)
             step = f"read {_IP_FORWARD}"
-            with open(_IP_FORWARD) as handle:
-                forwarding = handle.read().strip()
+            host_off = self._forwarding.host_had_it_off()
             rules = EgressRules(
                 table=self.config.table, bridge=self.bridge, subnet=self.subnet,
                 blocked=tuple(IPv4Network(n) for n in self.config.blocked)
                 + (tuple(connected) if self.config.block_host_networks else ()),
-                nameservers=tuple(servers), guard_forwarding=forwarding == "0")
+                nameservers=tuple(servers), guard_forwarding=host_off)
             step = "load the nftables ruleset"
             run_nft(render_ruleset(rules))
             self.rules = rules
@@ -241,10 +243,9 @@ class EgressNetwork:
                 rtnl.add_unreachable_route(self.subnet, UNREACHABLE_METRIC)
                 step = f"create the bridge {self.bridge}"
                 self._create_bridge(rtnl)
-            if forwarding == "0":
-                step = "turn IPv4 forwarding on"
-                _write(_IP_FORWARD, "1")
-                self._forwarding_was = forwarding
+            step = "turn IPv4 forwarding on"
+            self._forwarding.acquire()
+            self._forwarding_held = True
         except (OSError, SandboxError) as exc:
             with contextlib.suppress(SandboxError):
                 self.teardown()
@@ -254,7 +255,8 @@ class EgressNetwork:
                  ", ".join(str(n) for n in rules.blocked_networks()))
 
     def teardown(self, *, settle_s: float = 5.0) -> None:
-        """Restore IPv4 forwarding if ``setup`` turned it on, remove the bridge and every
+        """Stop using IPv4 forwarding (the last strato server to stop on the host puts back the
+        host's own setting, ``forwarding.py``), remove the bridge and every
         ``<bridge>-*`` interface, the nftables table, then the unreachable route (kept when
         something before it failed). Idempotent. Raises SandboxError
         listing what could not be undone, after trying everything.
@@ -263,17 +265,16 @@ class EgressNetwork:
         destroys in batches, far faster than one deletion after another: this waits up to
         ``settle_s`` seconds for that, then deletes what is left in one batch.
 
-        Forwarding is one switch for the whole host: when two EgressNetworks (two strato
-        processes, or the integration tests beside a running strato) are set up at once, the
-        one that found it off turns it off again here, and until then its forwarding guard
-        drops the other's traffic. Start the long-lived one first."""
+        Forwarding is one switch for the whole host: a stopping server leaves it on while
+        another strato server (another process, or the integration tests beside a running
+        strato) uses it, and no server's forwarding guard drops another's traffic."""
         problems: list[str] = []
-        if self._forwarding_was is not None:
+        if self._forwarding_held:
             try:
-                _write(_IP_FORWARD, self._forwarding_was)
-                self._forwarding_was = None
+                self._forwarding.release()
+                self._forwarding_held = False
             except OSError as exc:
-                problems.append(f"restore {_IP_FORWARD}: {exc}")
+                problems.append(f"release {_IP_FORWARD}: {exc}")
         try:
             with Rtnl() as rtnl:
                 self._delete_bridge(rtnl, settle_s)
@@ -435,6 +436,3 @@ def run_nft(script: str, *, check: bool = False) -> None:
         raise SandboxError(f"nft: {done.stderr.strip() or f'exit status {done.returncode}'}")
 
 
-def _write(path: str, text: str) -> None:
-    with open(path, "w") as handle:
-        handle.write(text)

@@ -70,7 +70,8 @@ class EgressRules:
     blocked: tuple[IPv4Network, ...] = ()
     #: Resolvers reachable on port 53 even inside a blocked network.
     nameservers: tuple[IPv4Address, ...] = ()
-    #: Drop other forwarded IPv4 traffic (set when forwarding was off before strato).
+    #: Drop forwarded IPv4 traffic that is no strato bridge's (set when the host had
+    #: forwarding off before strato servers turned it on, ``forwarding.py``).
     guard_forwarding: bool = False
 
     def __post_init__(self) -> None:
@@ -112,7 +113,10 @@ def render_ruleset(rules: EgressRules) -> str:
         f"oifname {bridge} drop",
     ]
     if rules.guard_forwarding:
-        forward.append("meta nfproto ipv4 drop")
+        # Every strato server's bridge is ``<prefix><slot>`` (network_slots.py): the guard of
+        # one leaves the others' traffic to their own tables.
+        others = '"' + re.sub(r"\d+$", "", rules.bridge) + '*"'
+        forward.append(f"iifname != {others} oifname != {others} meta nfproto ipv4 drop")
     chains = {
         "input": ["type filter hook input priority filter; policy accept;",
                   f"iifname {bridge} drop"],

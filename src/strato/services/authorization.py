@@ -38,6 +38,11 @@ from strato.domain.principals import ADMIN_POLICY, Principal
 _FUNCTION_ARN = re.compile(
     r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]*:(?P<account>\d{12}):function:(?P<name>[^:]+)(?::(?P<qualifier>[^:]+))?"
 )
+#: Account-level actions that act on the caller's own account, whichever account the server
+#: hosts: on AWS a principal of any account lists its own account's functions, and its
+#: identity policy alone decides whether it may. (The edge answers such a caller of another
+#: account with an empty listing: strato hosts none of that account's functions.)
+CALLER_ACCOUNT_ACTIONS = frozenset({"lambda:ListFunctions"})
 _POLICIES_CACHED = 256
 _VERDICTS_CACHED = 1024
 _NO_STATEMENTS: tuple[PermissionStatement, ...] = ()
@@ -138,6 +143,8 @@ class Authorizer:
             return
         identity = self._identity(principal.policy)
         resource_account = self._account
+        if resource_arn == "*" and action in CALLER_ACCOUNT_ACTIONS:
+            resource_account = principal.account_id
         statements = _NO_STATEMENTS
         match = _FUNCTION_ARN.fullmatch(resource_arn)
         if match is not None:
