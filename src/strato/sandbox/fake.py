@@ -31,7 +31,7 @@ from typing import Any
 
 from strato.errors import SandboxError
 from strato.runtime_api.channel import ERROR, EVENT, INIT_ERROR, NEXT, REFUSED, RESPONSE, frame
-from strato.sandbox.base import EnvironmentSpec, ExitStatus
+from strato.sandbox.base import EnvironmentProcess, EnvironmentSpec, ExitStatus
 
 #: Where environments see their code (``task_root``), as in the namespaces tier.
 TASK_ROOT = "/var/task"
@@ -266,6 +266,7 @@ class FakeSandbox:
         #: Raised by ``start`` (after recording the spec) while set.
         self.start_error: SandboxError | None = None
         self.started: list[EnvironmentSpec] = []
+        self.restarted: list[EnvironmentSpec] = []
         self.processes: list[FakeProcess] = []
         self.prepared: list[str | None] = []
 
@@ -277,6 +278,17 @@ class FakeSandbox:
         self.processes.append(process)
         await process.run()
         return process
+
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> FakeProcess:
+        """A new fake process for the same environment (a fake has no /tmp to carry over);
+        recorded in ``restarted`` and subject to ``start_error`` as ``start`` is."""
+        self.restarted.append(spec)
+        if self.start_error is not None:
+            raise self.start_error
+        new = FakeProcess(spec, self._program_for(spec))
+        self.processes.append(new)
+        await new.run()
+        return new
 
     def running(self) -> list[FakeProcess]:
         """Processes whose exit has not been reported."""
