@@ -94,6 +94,9 @@ class _Carried:
 
     uid: int | None = None
     tmp_dir: str | None = None
+    #: Restarts so far: a restart's cgroups are named ``<env id>.<n>`` (the old ones may
+    #: still be on their way out under the environment's own name).
+    restarts: int = 0
     cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def release(self) -> None:
@@ -373,6 +376,7 @@ class ProcessSandbox:
             raise SandboxError(f"environment {spec.env_id} cannot be restarted in place "
                                f"in the {self._tier.value} tier")
         new = await self._admitted(spec, carried, fresh=False)
+        carried.restarts += 1
         process.carried = None
         return new
 
@@ -411,7 +415,8 @@ class ProcessSandbox:
                 if cgroup is not None and spare.memory_mb != spec.memory_mb:
                     cgroup.set_limits(spec.memory_mb)
             elif self._cgroups is not None:
-                cgroup = self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
+                name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
+                cgroup = self._cgroups.create(name, spec.memory_mb, MAX_PIDS,
                                               limit_cpu=self._limit_cpu)
             else:
                 cgroup = None
