@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.hostile import TierServer, create, invoke, serve_tier, succeed, unique
+from tests.e2e.hostile import RESTARTING_TIERS, TierServer, create, invoke, serve_tier, succeed, unique
 
 APP = r'''
 import ctypes, os, time
@@ -46,12 +46,7 @@ def handler(event, context):
             "stream": os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]}
 '''
 
-# Only the fallback tier restarts in place so far; the namespaces tier destroys the
-# environment (its /tmp lives in the environment's mount namespace).
-TIERS_RESTARTING = ("fallback",)
-
-
-@pytest.fixture(scope="module", params=TIERS_RESTARTING)
+@pytest.fixture(scope="module", params=RESTARTING_TIERS)
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[TierServer]:
     with serve_tier(request.param, tmp_path_factory) as running:
