@@ -42,7 +42,7 @@ from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, sto
 TIERS = ("namespaces", "fallback")
 #: The tiers that restart a timed-out or crashed runtime in its execution environment (the
 #: others replace the environment).
-RESTARTING_TIERS = ("fallback",)
+RESTARTING_TIERS = ("namespaces", "fallback")
 #: Errors that mean "denied": not permitted, not there, or read-only.
 DENIED = {"EACCES", "EPERM", "ENOENT", "EROFS"}
 _CGROUP_ROOT = Path("/sys/fs/cgroup")

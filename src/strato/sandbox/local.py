@@ -17,8 +17,12 @@ private tmpfs sized by EphemeralStorage; the mount goes when the environment is 
 at the latest when the sandbox closes.
 
 A runtime that timed out or crashed is restarted in the same execution environment
-(``restart``): the new process runs as the same uid with the same TMPDIR (fallback tier),
-which carry across as a ``_Carried``; everything else (cgroups, network, pipes) is new.
+(``restart``): the new process runs as the same uid with the same /tmp, which carry across
+as a ``_Carried``; everything else (cgroups, network, pipes) is new. In the fallback tier
+/tmp is the TMPDIR mount; in the namespaces tier it is a detached tmpfs mount whose fd the
+environment hands over with its Runtime API socket (``guest/confine.py``), kept here and
+passed to the restarted runtime, which attaches a clone of it (the old mount namespace is
+gone with the old runtime).
 """
 
 from __future__ import annotations
@@ -89,11 +93,13 @@ class NetworkPool(Protocol):
 @dataclass
 class _Carried:
     """What an execution environment keeps across restarts of its runtime: its uid and its
-    TMPDIR (fallback tier), with what frees them (run once, by the last process to hold
-    them)."""
+    /tmp (fallback tier: TMPDIR; namespaces tier: the fd of its detached tmpfs mount), with
+    what frees them (run once, by the last process to hold them: the mount's fd is closed
+    then, which frees the tmpfs)."""
 
     uid: int | None = None
     tmp_dir: str | None = None
+    tmp_mount: int | None = None
     #: Restarts so far: a restart's cgroups are named ``<env id>.<n>`` (the old ones may
     #: still be on their way out under the environment's own name).
     restarts: int = 0
@@ -365,16 +371,15 @@ class ProcessSandbox:
 
     async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> LocalProcess:
         """Start ``spec`` again in the environment ``process`` ran in (``Sandbox.restart``):
-        same uid and TMPDIR (fallback tier). Only after ``process.exited``. The namespaces
-        tier, whose /tmp lives in the environment's mount namespace, cannot: SandboxError."""
+        same uid and /tmp. Only after ``process.exited``; the unconfined tier has no /tmp of
+        its own to keep, and starts the runtime afresh under the same uid."""
         if not isinstance(process, LocalProcess):
             raise SandboxError(f"environment {spec.env_id} was not started by this sandbox")
         carried = process.carried
         if not process.exited.done():
             raise SandboxError(f"environment {spec.env_id} is still running")
-        if carried is None or self._tier is not Tier.FALLBACK:
-            raise SandboxError(f"environment {spec.env_id} cannot be restarted in place "
-                               f"in the {self._tier.value} tier")
+        if carried is None:
+            raise SandboxError(f"environment {spec.env_id} was restarted already")
         new = await self._admitted(spec, carried, fresh=False)
         carried.restarts += 1
         process.carried = None
@@ -408,6 +413,8 @@ class ProcessSandbox:
                 uids, taken = self._uids, carried.uid
                 carried.cleanups.append(lambda: uids.release(taken))
         uid = carried.uid
+        # A restart's cgroups are named apart: the old ones may still be on their way out.
+        name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
         spare = pool.take(spec.memory_mb) if pool is not None else None
         try:
             if spare is not None:
@@ -415,7 +422,6 @@ class ProcessSandbox:
                 if cgroup is not None and spare.memory_mb != spec.memory_mb:
                     cgroup.set_limits(spec.memory_mb)
             elif self._cgroups is not None:
-                name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
                 cgroup = self._cgroups.create(name, spec.memory_mb, MAX_PIDS,
                                               limit_cpu=self._limit_cpu)
             else:
@@ -462,6 +468,9 @@ class ProcessSandbox:
                     cleanups.append(lambda: network.release(namespace))
                     request["netns"] = True
                     fds.append(namespace.fd)
+                if carried.tmp_mount is not None:
+                    request["tmp"] = True
+                    fds.append(carried.tmp_mount)
             elif self._tier is Tier.FALLBACK:
                 if carried.tmp_dir is None:
                     carried.tmp_dir = self._private_tmp(spec.env_id, uid, spec.tmp_mb,
@@ -484,8 +493,8 @@ class ProcessSandbox:
                 fds.append(channel[1].fileno())
             answer = zygote.spawn(request, fds)
             if spare is not None and cgroup is not None:
-                self._name_cgroup(cgroup, spec.env_id)  # while the spare takes the request
-            pid, exited, runtime_fd = await answer
+                self._name_cgroup(cgroup, name)  # while the spare takes the request
+            pid, exited, runtime_fd, tmp_fd = await answer
         except BaseException:
             os.close(read_fd)
             if channel is not None:
@@ -496,6 +505,12 @@ class ProcessSandbox:
             if channel is not None:
                 channel[1].close()
         runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
+        if tmp_fd is not None:
+            if carried.tmp_mount is None:
+                carried.tmp_mount = tmp_fd
+                carried.cleanups.append(lambda: os.close(tmp_fd))
+            else:  # it was given the mount to clone: one it made anyway is not used
+                os.close(tmp_fd)
         # From here the process owns what was acquired for it, released after it exits.
         owned = list(reversed(cleanups))
         cleanups.clear()

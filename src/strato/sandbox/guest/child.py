@@ -2,7 +2,8 @@
 (``confine.py`` draws each one), report to the zygote over its private socket, then run.
 
 Reports, one datagram each: ``ready`` (a spare waiting for its environment), ``ok`` (with the
-Runtime API socket attached in the namespaces tier), or the failed step as ``<step>:
+Runtime API socket attached in the namespaces tier, then the fd of the detached tmpfs mount
+its /tmp is a clone of, when it made one), or the failed step as ``<step>:
 <reason>``, after which the child exits with 127. A namespaces-tier child is already pid 2 of
 a pid namespace of its own when it starts (the zygote forked it there, after the namespace's
 init: ``reaper.py``).
@@ -99,9 +100,10 @@ class Child:
         ``CHANNEL_FD``), then exec or run the runtime."""
         status = 127
         try:
-            if passed is not None:
-                socket.send_fds(report, [b"ok"], [passed.fileno()])
-                passed.close()
+            if passed:
+                socket.send_fds(report, [b"ok"], passed)
+                for fd in passed:
+                    os.close(fd)
             else:
                 report.send(b"ok")
             report.close()
@@ -123,25 +125,26 @@ class Child:
             os._exit(status)
 
     def _set_up(self, request, fds, report):
-        """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
+        """Apply the request's tier; returns the fds to hand over (``_finish_namespaces``),
+        or None."""
         tier = request.get("tier", "unconfined")
         try:
             os.umask(0o022)  # the platform's own umask is stricter; an environment's is Lambda's
             if tier != "namespaces":
                 os.setsid()
             join_cgroups(request.get("cgroups") or ())
-            runtime_socket = None
+            passed = None
             if tier == "namespaces":
                 staging = request["root"]["staging"]
                 self._unshare()
                 self._confiner.enter_root(staging)
-                runtime_socket = self._finish_namespaces(request, fds, staging)
+                passed = self._finish_namespaces(request, fds, staging)
             elif request.get("nofile"):
                 _plain_file_limit(request["nofile"])
             if tier == "fallback":
                 self._confine_fallback(request)
             _redirect_output(request, fds[0])
-            return runtime_socket
+            return passed
         except SetupError:
             raise
         except Exception as exc:
@@ -158,8 +161,11 @@ class Child:
     def _finish_namespaces(self, request, fds, staging):
         """The function-specific half of the namespaces recipe, in the
         environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
-        socket (returned), its code and /tmp, the switch of root, then the confinement."""
+        socket, its code and /tmp, the switch of root, then the confinement. Returns the fds
+        to hand over: the Runtime API socket's, then that of the /tmp mount when it made one
+        (with ``tmp``, /tmp is a clone of the mount passed after the network namespace)."""
         c = self._confiner
+        tmp_fd = fds[1 + bool(request.get("netns"))] if request.get("tmp") else None
         if request.get("netns"):
             c.join_network(fds[1])
             os.close(fds[1])
@@ -175,16 +181,19 @@ class Child:
             raise SetupError(f"listen for the Runtime API: {exc}") from exc
         root = request["root"]
         try:
-            c.finish_root({"staging": staging, "task_root": root["task_root"],
-                           "tmp_mb": root["tmp_mb"]})
+            tmp_mount = c.finish_root({"staging": staging, "task_root": root["task_root"],
+                                       "tmp_mb": root["tmp_mb"]}, tmp_fd)
         except OSError as exc:
             raise SetupError(f"build the root: {exc}") from exc
+        if tmp_fd is not None:
+            os.close(tmp_fd)  # before user code, whatever ``_run`` keeps
         c.limit_files(request.get("nofile") or 1024)
         c.become(request["uid"], request["gid"], user_namespace=True)
         c.drop_capabilities()
         c.no_new_privs()
         c.install_seccomp()
-        return runtime_socket
+        passed = [runtime_socket.detach()]
+        return passed if tmp_mount is None else [*passed, tmp_mount]
 
     def _confine_fallback(self, request):
         c = self._confiner
