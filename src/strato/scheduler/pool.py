@@ -490,7 +490,8 @@ class EnvironmentPool:
     def retire(self, function_name: str, version: str | None = None, *,
                deleted: bool = False) -> None:
         """Destroy the environments of a function (or one of its versions), provisioned ones
-        included: idle ones now, busy ones when their invocation ends (an update: the
+        included: idle ones now (and one restarting its runtime that no invocation waits
+        for), busy ones when their invocation ends (an update: the
         invocation in flight finishes on the code it started with, as on Lambda) or, when
         the version was ``deleted``, now too (the invocation in flight fails). Provisioned
         configurations of what was retired stay, with nothing allocated, until ``provision``
@@ -502,7 +503,8 @@ class EnvironmentPool:
                     self._detach(config, env)
                 else:
                     env.retired = True
-                    if env.state is State.IDLE:
+                    # Idle, or restarting its runtime with no invocation waiting for it.
+                    if env.state is not State.BUSY and env.current is None:
                         env.destroy()
                 if deleted and not env.dead:
                     current = env.current
