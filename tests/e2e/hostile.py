@@ -39,6 +39,9 @@ from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 
 TIERS = ("namespaces", "fallback")
+#: The tiers that restart a timed-out or crashed runtime in its execution environment (the
+#: others replace the environment).
+RESTARTING_TIERS = ("namespaces", "fallback")
 #: Errors that mean "denied": not permitted, not there, or read-only.
 DENIED = {"EACCES", "EPERM", "ENOENT", "EROFS"}
 _CGROUP_ROOT = Path("/sys/fs/cgroup")

@@ -1,10 +1,12 @@
 """Functions that fail hard, in both sandbox tiers: each fault is reported as Lambda reports
-it (the messages of ``test_invoke.py``), the environment is replaced, and nothing is left
-behind on the host: no process under the zygotes, no environment cgroup.
+it (the messages of ``test_invoke.py``), and nothing is left behind on the host: no process
+under the zygotes, no environment cgroup. A runtime that crashed or timed out is restarted
+in its environment, as on Lambda (``test_restart_in_place.py``): the environment keeps its
+id, and its new runtime runs in new cgroups, ``<id>.<n>``; a retired environment is replaced.
 
 Every test warms its function first, so that the fault hits a known environment (its id is
-the tail of the log stream name, and names its cgroups), then checks that environment's
-cgroups and processes are gone and that the server's totals did not grow.
+the tail of the log stream name, and names its cgroups), then checks that the cgroups and
+processes of its runtime are gone and that the server's totals did not grow.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.hostile import (
+    RESTARTING_TIERS,
     TIERS,
     TierServer,
     cmdline_of,
@@ -155,6 +158,23 @@ class Faulty:
         assert fresh != self.env_id
         self.assert_no_growth()
 
+    def assert_restarted(self, seen: Iterable[int] = ()) -> None:
+        """The faulted runtime is gone with its processes (and ``seen`` ones) and the cgroups
+        named after the bare environment id; the next invocation runs in the same
+        environment, whose new runtime runs in cgroups ``<id>.<n>``; the server's totals did
+        not grow. (A tier that does not restart replaces the environment: ``assert_replaced``.)"""
+        if self.hostile.tier not in RESTARTING_TIERS:
+            self.assert_replaced(seen)
+            return
+        pids = self.pids | set(seen)
+        wait_until(lambda: self.host.gone(self.env_id, pids), what=f"{self.env_id}'s runtime gone")
+        assert succeed(self.hostile.client, self.name) == self.env_id
+        for controller in ("memory", "pids"):
+            restarted = [name for name in self.host.environment_cgroups(controller)
+                         if name.rpartition(".")[0] == self.env_id]
+            assert len(restarted) == 1 and restarted[0].rpartition(".")[2].isdigit(), restarted
+        self.assert_no_growth()
+
     def assert_no_growth(self) -> None:
         def within() -> bool:
             processes, cgroups = self.host.snapshot()
@@ -176,27 +196,27 @@ def test_out_of_memory(hostile: TierServer) -> None:
     faulty = Faulty(hostile, MemorySize=128)
     response, payload = faulty.invoke(do="hog", mb=3 * 128)
     _exited(response, payload, "Runtime.OutOfMemory", "signal: killed")
-    faulty.assert_replaced()
+    faulty.assert_restarted()
 
 
 def test_exit(hostile: TierServer) -> None:
     faulty = Faulty(hostile)
     response, payload = faulty.invoke(do="exit", code=1)
     _exited(response, payload, "Runtime.ExitError", "exit status 1")
-    faulty.assert_replaced()
+    faulty.assert_restarted()
 
 
 def test_segfault(hostile: TierServer) -> None:
     faulty = Faulty(hostile)
     response, payload = faulty.invoke(do="segv")
     _exited(response, payload, "Runtime.ExitError", "signal: segmentation fault")
-    faulty.assert_replaced()
+    faulty.assert_restarted()
 
 
 @pytest.mark.timeout(60)
 def test_fork_bomb_is_held_by_the_pids_limit(hostile: TierServer) -> None:
     """``while True: os.fork()`` in every process: the pids cgroup (1,024) holds it, the
-    timeout ends it, and killing the environment takes every copy along."""
+    timeout ends it, and killing the runtime takes every copy along."""
     faulty = Faulty(hostile, MemorySize=1769, Timeout=3)
     group = faulty.host.cgroup_parent("pids") / faulty.env_id
     assert int((group / "pids.max").read_text()) == 1024
@@ -217,7 +237,7 @@ def test_fork_bomb_is_held_by_the_pids_limit(hostile: TierServer) -> None:
     assert payload == {"errorType": "Sandbox.Timedout", "errorMessage":
                        f"RequestId: {_request_id(response)} Error: Task timed out after 3.00 seconds"}
     assert limit_hit and most <= 1024, (limit_hit, most)
-    faulty.assert_replaced(seen)
+    faulty.assert_restarted(seen)
 
 
 def test_setsid_daemon_dies_with_its_environment(hostile: TierServer) -> None:

@@ -15,6 +15,7 @@ system calls (EPERM) in both.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import hashlib
@@ -334,7 +335,8 @@ def test_tmp_is_limited_to_ephemeral_storage(hostile: TierServer) -> None:
 
 def test_fallback_tmp_is_a_private_tmpfs_that_goes_with_its_environment(hostile: TierServer) -> None:
     """In the fallback tier TMPDIR is a tmpfs of EphemeralStorage's size, mode 0700 and owned
-    by the environment's uid; when the environment ends, the mount and the directory go."""
+    by the environment's uid; a restarted runtime keeps it; when the environment ends, the
+    mount and the directory go."""
     if hostile.tier != "fallback":
         pytest.skip("the namespaces tier's /tmp lives and dies with its mount namespace")
     name = unique("tmpfs")
@@ -351,9 +353,45 @@ def test_fallback_tmp_is_a_private_tmpfs_that_goes_with_its_environment(hostile:
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (own["uid"], 0o700)
     response, _ = invoke(hostile.client, name, {"steps": [["exit", 3]]})
     assert response["FunctionError"] == "Unhandled"
+    # The runtime is restarted in its environment, which keeps its TMPDIR ...
+    assert _identity(hostile, name)["tmp"] == own["tmp"]
+    assert own["tmp"] in tmp_mounts(hostile.pid)
+    # ... until the environment ends.
+    hostile.client.delete_function(FunctionName=name)
     wait_until(lambda: own["tmp"] not in tmp_mounts(hostile.pid)
                and not os.path.lexists(own["tmp"]), timeout=15,
                what="the TMPDIR of an ended environment")
+
+
+def _detached_mounts(server_pid: int) -> int:
+    """How many of the server's fds are detached mounts (an environment's /tmp, namespaces
+    tier): a mount in no namespace of the server's reads as its root, "/"."""
+    count = 0
+    for fd in os.listdir(f"/proc/{server_pid}/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/{server_pid}/fd/{fd}") == "/"
+    return count
+
+
+def test_namespaces_tmp_mount_is_held_across_restarts_and_closed_with_its_environment(
+        hostile: TierServer) -> None:
+    """The namespaces tier's /tmp is a detached tmpfs whose fd strato keeps while the
+    environment lives, restarts included, and closes when it ends (no fd leak)."""
+    if hostile.tier != "namespaces":
+        pytest.skip("the fallback tier's TMPDIR is a mount on the host (test above)")
+    before = _detached_mounts(hostile.pid)
+    name = unique("tmpfd")
+    create(hostile.client, name, {"app.py": PROBER}, EphemeralStorage={"Size": 600})
+    _identity(hostile, name)
+    assert _detached_mounts(hostile.pid) == before + 1
+    for _ in range(2):
+        response, _ = invoke(hostile.client, name, {"steps": [["exit", 3]]})
+        assert response["FunctionError"] == "Unhandled"
+        _identity(hostile, name)
+        assert _detached_mounts(hostile.pid) == before + 1
+    hostile.client.delete_function(FunctionName=name)
+    wait_until(lambda: _detached_mounts(hostile.pid) == before, timeout=15,
+               what="the /tmp mount of an ended environment closed")
 
 
 def test_fallback_tmp_mounts_outlive_neither_a_failed_start_nor_the_sandbox(tmp_path: Path) -> None:

@@ -67,7 +67,8 @@ class Sink:
 
 
 class CountingSandbox:
-    """Delegates to a sandbox and records every environment it starts."""
+    """Delegates to a sandbox and records every environment it starts and every process it
+    starts or restarts (``processes``)."""
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -81,6 +82,11 @@ class CountingSandbox:
         process: EnvironmentProcess = await self.inner.start(spec)
         self.processes.append(process)
         return process
+
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> EnvironmentProcess:
+        new: EnvironmentProcess = await self.inner.restart(process, spec)
+        self.processes.append(new)
+        return new
 
     def running(self) -> list[EnvironmentProcess]:
         return [process for process in self.processes if not process.exited.done()]
@@ -227,7 +233,7 @@ def test_the_lease_is_returned_after_a_timeout_and_a_crash(tmp_path: Path) -> No
         assert json.loads(result.payload)["errorType"] == "Sandbox.Timedout"
         assert h.pool.limits.in_flight("fn") == 0
         running = h.invoke({"sleep": 5}, short)
-        await until(lambda: len(h.sandbox.processes) == 2, "a second environment")
+        await until(lambda: len(h.sandbox.processes) == 2, "the runtime restarted")
         os.kill(h.sandbox.processes[1].pid, signal.SIGKILL)
         assert json.loads((await running).payload)["errorType"] == "Runtime.ExitError"
         assert h.pool.limits.in_flight("fn") == 0

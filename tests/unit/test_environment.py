@@ -48,14 +48,18 @@ class Harness:
         self.results[request_id] = result
 
 
-def run(test: Callable[[Harness], Coroutine[Any, Any, None]], *, attach: bool = True) -> None:
+def run(test: Callable[[Harness], Coroutine[Any, Any, None]], *, attach: bool = True,
+        restarts: bool = False) -> None:
+    """Run ``test`` on an environment; with ``restarts``, one built with an ``on_restart``
+    that records "restart" in the events (and starts nothing)."""
     async def main() -> None:
         events: list[str] = []
         env = ExecutionEnvironment(
             "e1", version(timeout=30), "stream", Sink(),
             on_released=lambda e: events.append("released"),
             on_dead=lambda e: events.append("dead"),
-            on_finished=lambda e: events.append("finished"))
+            on_finished=lambda e: events.append("finished"),
+            on_restart=(lambda e, old: events.append("restart")) if restarts else None)
         process = FakeProcess(SPEC, silent)
         await process.run()
         if attach:
@@ -207,3 +211,49 @@ def test_a_start_that_failed_fails_the_invocation_with_sandbox_start_failed() ->
         assert h.events == ["finished", "dead"]
 
     run(test, attach=False)
+
+
+def test_a_crash_while_busy_goes_back_to_init_to_be_restarted() -> None:
+    async def test(h: Harness) -> None:
+        h.env.assign(h.invocation("a"))
+        h.env.runtime_next(Waiter())
+        h.process.kill()
+        await h.process.exited
+        await asyncio.sleep(0)
+        assert json.loads(h.results["a"].payload)["errorType"] == "Runtime.ExitError"
+        assert h.env.state is State.INIT and not h.env.dead
+        assert h.process is not None and h.env.process is None  # handed to on_restart
+        assert h.events == ["finished", "restart"]
+
+    run(test, restarts=True)
+
+
+def test_a_restart_that_fails_to_start_destroys_the_environment() -> None:
+    async def test(h: Harness) -> None:
+        h.env.assign(h.invocation("a"))
+        h.env.runtime_next(Waiter())
+        h.process.kill()
+        await h.process.exited
+        await asyncio.sleep(0)
+        h.env.assign(h.invocation("b"))  # placed on it while its runtime restarts
+        h.env.fail_start("no room")
+        assert h.env.dead and h.env.init_error == "Sandbox.StartFailed"
+        assert json.loads(h.results["b"].payload) == {
+            "errorType": "Sandbox.StartFailed", "errorMessage": "RequestId: b Error: no room"}
+        assert h.events == ["finished", "restart", "finished", "dead"]
+
+    run(test, restarts=True)
+
+
+def test_a_retired_environment_is_not_restarted() -> None:
+    async def test(h: Harness) -> None:
+        h.env.assign(h.invocation("a"))
+        h.env.runtime_next(Waiter())
+        h.env.retired = True  # its function was updated while it ran
+        h.process.kill()
+        await h.process.exited
+        await asyncio.sleep(0)
+        assert json.loads(h.results["a"].payload)["errorType"] == "Runtime.ExitError"
+        assert h.env.dead and h.events == ["finished", "dead"]
+
+    run(test, restarts=True)

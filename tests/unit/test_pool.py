@@ -14,7 +14,8 @@ import pytest
 
 from strato.domain.errors import TooManyRequestsException
 from strato.errors import SandboxError
-from strato.sandbox.fake import FakeRuntime, FakeSandbox, serve
+from strato.sandbox.base import EnvironmentProcess, EnvironmentSpec
+from strato.sandbox.fake import FakeProcess, FakeRuntime, FakeSandbox, serve
 from strato.scheduler.concurrency import ProvisionedState
 from strato.scheduler.pool import EnvironmentPool
 from tests.support.fake_platform import error_type, invoke, make_pool, until, version
@@ -250,3 +251,70 @@ def test_retire_keeps_the_invocation_in_flight_and_delete_ends_it() -> None:
         assert len(sandbox.started) == 2
 
     run(test)
+
+
+def test_a_crashed_runtime_restarts_in_its_environment() -> None:
+    async def test(pool: EnvironmentPool, sandbox: FakeSandbox) -> None:
+        first = await body(invoke(pool, FN))
+        crashing = invoke(pool, FN, {"wait": True})
+        await until(lambda: pool.limits.in_flight("fn") == 1, "busy")
+        sandbox.processes[0].kill()
+        assert error_type(await crashing) == "Runtime.ExitError"
+        assert (await body(invoke(pool, FN)))["env"] == first["env"]
+        assert len(sandbox.started) == 1 and len(sandbox.restarted) == 1
+        assert sandbox.processes[0].released  # the old runtime's ends are closed
+
+    run(test)
+
+
+def test_a_restart_that_fails_destroys_the_environment() -> None:
+    async def test(pool: EnvironmentPool, sandbox: FakeSandbox) -> None:
+        first = await body(invoke(pool, FN))
+        crashing = invoke(pool, FN, {"wait": True})
+        await until(lambda: pool.limits.in_flight("fn") == 1, "busy")
+        sandbox.start_error = SandboxError("no room for another environment")
+        sandbox.processes[0].kill()
+        assert error_type(await crashing) == "Runtime.ExitError"
+        await until(lambda: len(sandbox.restarted) == 1, "the restart was tried")
+        sandbox.start_error = None
+        second = await body(invoke(pool, FN))
+        assert second["env"] != first["env"] and len(sandbox.started) == 2
+        assert pool.limits.total_in_flight() == 0
+
+    run(test)
+
+
+class HeldRestarts(FakeSandbox):
+    """A fake sandbox whose restarts wait for ``go`` (set ``entered`` first)."""
+
+    def __init__(self) -> None:
+        super().__init__(serve(handler))
+        self.entered = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> FakeProcess:
+        self.entered.set()
+        await self.go.wait()
+        return await super().restart(process, spec)
+
+
+def test_an_environment_retired_while_its_runtime_restarts_is_destroyed() -> None:
+    sandbox = HeldRestarts()
+
+    async def test(pool: EnvironmentPool, box: FakeSandbox) -> None:
+        first = await body(invoke(pool, FN))
+        crashing = invoke(pool, FN, {"wait": True})
+        await until(lambda: pool.limits.in_flight("fn") == 1, "busy")
+        box.processes[0].kill()
+        assert error_type(await crashing) == "Runtime.ExitError"
+        await asyncio.wait_for(sandbox.entered.wait(), 5)
+        pool.retire("fn", "1")
+        sandbox.go.set()
+        await until(lambda: len(box.processes) == 2 and not box.running(),
+                    "the restarted runtime is killed")
+        await until(lambda: all(p.released for p in box.processes), "both runtimes released")
+        updated = FN.replace(revision_id="r2")
+        assert (await body(invoke(pool, updated)))["env"] != first["env"]
+        assert len(box.started) == 2
+
+    run(test, sandbox)

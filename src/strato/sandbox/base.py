@@ -95,6 +95,13 @@ class Sandbox(Protocol):
     async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:
         """Start the environment. Raises SandboxError with the step that failed."""
 
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> EnvironmentProcess:
+        """Start ``spec`` again in the execution environment ``process`` ran in, once
+        ``process`` has exited (its runtime timed out or crashed): a new runtime with nothing
+        of the old one's memory, the same uid and the same ``/tmp``, its files kept. Takes
+        over what carries across (the caller still releases ``process``, which then frees
+        only the rest). Raises SandboxError; ``process`` then still holds everything."""
+
     def task_root(self, code_dir: str) -> str:
         """Where an environment sees the code stored at ``code_dir`` (``/var/task`` when the
         sandbox mounts it there)."""

@@ -31,7 +31,7 @@ from typing import Any
 
 from strato.errors import SandboxError
 from strato.runtime_api.channel import ERROR, EVENT, INIT_ERROR, NEXT, REFUSED, RESPONSE, frame
-from strato.sandbox.base import EnvironmentSpec, ExitStatus
+from strato.sandbox.base import EnvironmentProcess, EnvironmentSpec, ExitStatus
 
 #: Where environments see their code (``task_root``), as in the namespaces tier.
 TASK_ROOT = "/var/task"
@@ -178,6 +178,7 @@ class FakeProcess:
         self.runtime_channel, self._runtime_end = socket.socketpair()
         self._program = program
         self._task: asyncio.Task[None] | None = None
+        self._began = False
 
     async def run(self) -> None:
         """Start the program on the runtime's ends (``FakeSandbox.start`` calls it)."""
@@ -185,8 +186,17 @@ class FakeProcess:
         reader, writer = await asyncio.open_unix_connection(sock=self._runtime_end)
         runtime = FakeRuntime(self.spec, reader, writer, self._log_write)
         self._task = asyncio.ensure_future(self._main(runtime, writer))
+        self._task.add_done_callback(lambda _: self._never_ran(writer))
+
+    def _never_ran(self, writer: asyncio.StreamWriter) -> None:
+        """A task cancelled before its first step never enters ``_main`` (whose ``finally``
+        would close the runtime's end and report the exit): a kill right after ``run``."""
+        if not self._began:
+            writer.close()
+            self._exit(ExitStatus(None, signal.SIGKILL))
 
     async def _main(self, runtime: FakeRuntime, writer: asyncio.StreamWriter) -> None:
+        self._began = True
         status = ExitStatus(0, None)
         try:
             await self._program(runtime)
@@ -266,16 +276,34 @@ class FakeSandbox:
         #: Raised by ``start`` (after recording the spec) while set.
         self.start_error: SandboxError | None = None
         self.started: list[EnvironmentSpec] = []
+        self.restarted: list[EnvironmentSpec] = []
         self.processes: list[FakeProcess] = []
         self.prepared: list[str | None] = []
 
     async def start(self, spec: EnvironmentSpec) -> FakeProcess:
         self.started.append(spec)
+        return await self._launch(spec)
+
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> FakeProcess:
+        """A new fake process for the same environment (a fake has no /tmp to carry over);
+        recorded in ``restarted`` and subject to ``start_error`` as ``start`` is."""
+        self.restarted.append(spec)
+        return await self._launch(spec)
+
+    async def _launch(self, spec: EnvironmentSpec) -> FakeProcess:
+        """A running fake process for ``spec``. Raises ``start_error`` while set; when
+        cancelled (a pool closing while a start or restart is in progress), the process the
+        caller never got is killed and released here, so none of its ends stays open."""
         if self.start_error is not None:
             raise self.start_error
         process = FakeProcess(spec, self._program_for(spec))
         self.processes.append(process)
-        await process.run()
+        try:
+            await process.run()
+        except BaseException:
+            process.kill()
+            process.release()
+            raise
         return process
 
     def running(self) -> list[FakeProcess]:

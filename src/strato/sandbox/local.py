@@ -15,6 +15,14 @@ In the fallback tier (no mount namespace) an environment's ``TMPDIR`` is a direc
 own below the host's /tmp, on which strato, when it runs as root and may mount, mounts a
 private tmpfs sized by EphemeralStorage; the mount goes when the environment is released, or
 at the latest when the sandbox closes.
+
+A runtime that timed out or crashed is restarted in the same execution environment
+(``restart``): the new process runs as the same uid with the same /tmp, which carry across
+as a ``_Carried``; everything else (cgroups, network, pipes) is new. In the fallback tier
+/tmp is the TMPDIR mount; in the namespaces tier it is a detached tmpfs mount whose fd the
+environment hands over with its Runtime API socket (``guest/confine.py``), kept here and
+passed to the restarted runtime, which attaches a clone of it (the old mount namespace is
+gone with the old runtime).
 """
 
 from __future__ import annotations
@@ -31,10 +39,11 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strato.errors import SandboxError
-from strato.sandbox.base import EGRESS_INTERNET, EnvironmentSpec, ExitStatus
+from strato.sandbox.base import EGRESS_INTERNET, EnvironmentProcess, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.rootfs import (
@@ -82,8 +91,29 @@ class NetworkPool(Protocol):
         """Give the namespace up (its fd is closed, its interfaces removed)."""
 
 
+@dataclass
+class _Carried:
+    """What an execution environment keeps across restarts of its runtime: its uid and its
+    /tmp (fallback tier: TMPDIR; namespaces tier: the fd of its detached tmpfs mount), with
+    what frees them (run once, by the last process to hold them: the mount's fd is closed
+    then, which frees the tmpfs)."""
+
+    uid: int | None = None
+    tmp_dir: str | None = None
+    tmp_mount: int | None = None
+    #: Restarts so far: a restart's cgroups are named ``<env id>.<n>`` (the old ones may
+    #: still be on their way out under the environment's own name).
+    restarts: int = 0
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
+
+    def release(self) -> None:
+        cleanups, self.cleanups = self.cleanups, []
+        _run_all(list(reversed(cleanups)))
+
+
 class LocalProcess:
-    """An environment started by ``ProcessSandbox``."""
+    """An environment started by ``ProcessSandbox``. ``carried`` is what a restart takes
+    over (None once taken)."""
 
     def __init__(
         self,
@@ -96,7 +126,9 @@ class LocalProcess:
         runtime_socket: socket.socket | None,
         runtime_channel: socket.socket | None,
         on_release: Callable[[], None],
+        carried: _Carried,
     ) -> None:
+        self.carried: _Carried | None = carried
         self.pid = pid
         self.uid = uid
         self.log_fd = log_fd
@@ -144,6 +176,9 @@ class LocalProcess:
         if self._on_release is not None:
             on_release, self._on_release = self._on_release, None
             on_release()
+        if self.carried is not None:
+            carried, self.carried = self.carried, None
+            carried.release()
 
     def _rss_mb(self, *, peak: bool = False) -> int:
         key = "VmHWM:" if peak else "VmRSS:"
@@ -329,6 +364,32 @@ class ProcessSandbox:
     async def start(self, spec: EnvironmentSpec) -> LocalProcess:
         """Start an environment; waits its turn when ``MAX_STARTING`` starts are in
         progress. Raises SandboxError; on any failure nothing stays held."""
+        carried = _Carried()
+        try:
+            return await self._admitted(spec, carried, fresh=True)
+        except BaseException:
+            carried.release()
+            raise
+
+    async def restart(self, process: EnvironmentProcess, spec: EnvironmentSpec) -> LocalProcess:
+        """Start ``spec`` again in the environment ``process`` ran in (``Sandbox.restart``):
+        same uid and /tmp. Only after ``process.exited``; the unconfined tier has no /tmp of
+        its own to keep, and starts the runtime afresh under the same uid."""
+        if not isinstance(process, LocalProcess):
+            raise SandboxError(f"environment {spec.env_id} was not started by this sandbox")
+        carried = process.carried
+        if not process.exited.done():
+            raise SandboxError(f"environment {spec.env_id} is still running")
+        if carried is None:
+            raise SandboxError(f"environment {spec.env_id} was restarted already")
+        new = await self._admitted(spec, carried, fresh=False)
+        carried.restarts += 1
+        process.carried = None
+        return new
+
+    async def _admitted(self, spec: EnvironmentSpec, carried: _Carried, *,
+                        fresh: bool) -> LocalProcess:
+        """``_start`` once admitted; what it took (``carried`` aside) is freed on failure."""
         interpreter = self._interpreter_for(spec.python_version)
         async with self._admit:
             if self._closed:
@@ -337,18 +398,25 @@ class ProcessSandbox:
             pool = self._spares.get(interpreter)
             cleanups: list[Callable[[], None]] = []
             try:
-                return await self._start(zygote, pool, spec, cleanups)
+                return await self._start(zygote, pool, spec, cleanups, carried, fresh)
             except BaseException:
                 for cleanup in reversed(cleanups):
                     cleanup()
                 raise
 
     async def _start(self, zygote: Zygote, pool: SparePool | None, spec: EnvironmentSpec,
-                     cleanups: list[Callable[[], None]]) -> LocalProcess:
-        uid = self._uids.acquire() if self._uids is not None else None
-        if uid is not None and self._uids is not None:
-            uids = self._uids
-            cleanups.append(lambda: uids.release(uid))
+                     cleanups: list[Callable[[], None]], carried: _Carried,
+                     fresh: bool) -> LocalProcess:
+        """Start ``spec``; a ``fresh`` environment takes its uid (and TMPDIR) into
+        ``carried``, a restarted one runs with those ``carried`` holds."""
+        if fresh:
+            carried.uid = self._uids.acquire() if self._uids is not None else None
+            if carried.uid is not None and self._uids is not None:
+                uids, taken = self._uids, carried.uid
+                carried.cleanups.append(lambda: uids.release(taken))
+        uid = carried.uid
+        # A restart's cgroups are named apart: the old ones may still be on their way out.
+        name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
         spare = pool.take(spec.memory_mb) if pool is not None else None
         try:
             if spare is not None:
@@ -356,7 +424,7 @@ class ProcessSandbox:
                 if cgroup is not None and spare.memory_mb != spec.memory_mb:
                     cgroup.set_limits(spec.memory_mb)
             elif self._cgroups is not None:
-                cgroup = self._cgroups.create(spec.env_id, spec.memory_mb, MAX_PIDS,
+                cgroup = self._cgroups.create(name, spec.memory_mb, MAX_PIDS,
                                               limit_cpu=self._limit_cpu)
             else:
                 cgroup = None
@@ -402,8 +470,14 @@ class ProcessSandbox:
                     cleanups.append(lambda: network.release(namespace))
                     request["netns"] = True
                     fds.append(namespace.fd)
+                if carried.tmp_mount is not None:
+                    request["tmp"] = True
+                    fds.append(carried.tmp_mount)
             elif self._tier is Tier.FALLBACK:
-                tmp_dir = self._private_tmp(spec.env_id, uid, spec.tmp_mb, cleanups)
+                if carried.tmp_dir is None:
+                    carried.tmp_dir = self._private_tmp(spec.env_id, uid, spec.tmp_mb,
+                                                        carried.cleanups)
+                tmp_dir = carried.tmp_dir
                 env["TMPDIR"] = tmp_dir
                 # Sharing the host's network, it may make only TCP sockets (which Landlock
                 # governs) and connected unix pairs.
@@ -421,8 +495,8 @@ class ProcessSandbox:
                 fds.append(channel[1].fileno())
             answer = zygote.spawn(request, fds)
             if spare is not None and cgroup is not None:
-                self._name_cgroup(cgroup, spec.env_id)  # while the spare takes the request
-            pid, exited, runtime_fd = await answer
+                self._name_cgroup(cgroup, name)  # while the spare takes the request
+            pid, exited, runtime_fd, tmp_fd = await answer
         except BaseException:
             os.close(read_fd)
             if channel is not None:
@@ -433,6 +507,12 @@ class ProcessSandbox:
             if channel is not None:
                 channel[1].close()
         runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
+        if tmp_fd is not None:
+            if carried.tmp_mount is None:
+                carried.tmp_mount = tmp_fd
+                carried.cleanups.append(lambda: os.close(tmp_fd))
+            else:  # it was given the mount to clone: one it made anyway is not used
+                os.close(tmp_fd)
         # From here the process owns what was acquired for it, released after it exits.
         owned = list(reversed(cleanups))
         cleanups.clear()
@@ -440,7 +520,7 @@ class ProcessSandbox:
         process = LocalProcess(pid, uid if uid is not None else os.geteuid(), read_fd, exited,
                                cgroup, spec.memory_mb, runtime_socket,
                                channel[0] if channel is not None else None,
-                               lambda: _run_all(owned))
+                               lambda: _run_all(owned), carried)
         if cgroup is None:
             self._watch(process)
         return process

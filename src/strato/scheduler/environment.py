@@ -3,10 +3,18 @@
 Lifecycle (a transition outside this table raises IllegalTransition)::
 
     INIT ──first `next`──▶ IDLE ◀──result── BUSY
-      │  └──first `next` with an invocation waiting──▶ BUSY
+      │▲ └──first `next` with an invocation waiting──▶ BUSY
+      │└────────────restart (timeout, crash)──────────────┘
       └──────────────┬─────────────────────────┘
                      ▼
-                   DEAD   (timeout, crash, init error, reaped, retired)
+                   DEAD   (init error, failed restart, reaped, retired)
+
+An invocation that times out or whose runtime exits (a crash, an OOM kill) fails as before,
+and then, as on Lambda, the runtime is restarted in the same environment: the environment
+goes back to INIT with its id and log stream, the sandbox starts a new runtime in it that
+keeps its ``/tmp`` (``Sandbox.restart``), and the environment is offered for placement at
+once, so the next invocation waits for that INIT and reports its Init Duration. A restart
+that cannot be done destroys the environment.
 
 An environment serves one function version, one invocation at a time. Every invocation
 assigned to it ends in ``_complete``, which calls ``on_finished`` and then
@@ -58,7 +66,7 @@ class State(enum.Enum):
 _TRANSITIONS = {
     State.INIT: {State.IDLE, State.BUSY, State.DEAD},
     State.IDLE: {State.BUSY, State.DEAD},
-    State.BUSY: {State.IDLE, State.DEAD},
+    State.BUSY: {State.IDLE, State.INIT, State.DEAD},
     State.DEAD: set(),
 }
 
@@ -116,7 +124,10 @@ def _error_type(document: bytes) -> str:
 class ExecutionEnvironment:
     """See the module docstring. Built by the pool, which passes ``on_released`` (called when
     the environment became IDLE and can take an invocation), ``on_dead`` and ``on_finished``
-    (called once per assigned invocation as it ends, before the caller hears of it).
+    (called once per assigned invocation as it ends, before the caller hears of it), and
+    ``on_restart`` (called with the process that ended when the environment went back to INIT
+    to be restarted; the callee owns that process from then, starts the new one and
+    ``attach``es it). Without ``on_restart`` a timeout or crash destroys the environment.
 
     ``init_error`` is the error type that ended INIT (``Runtime.ImportModuleError``,
     ``Sandbox.Timedout``, ``Runtime.ExitError``, ``Sandbox.StartFailed``), None otherwise.
@@ -132,6 +143,7 @@ class ExecutionEnvironment:
         on_dead: Callable[[ExecutionEnvironment], None],
         *,
         on_finished: Callable[[ExecutionEnvironment], None],
+        on_restart: Callable[[ExecutionEnvironment, EnvironmentProcess | None], None] | None = None,
         initialization_type: str = "on-demand",
     ) -> None:
         self.env_id = env_id
@@ -147,6 +159,11 @@ class ExecutionEnvironment:
         self._on_released = on_released
         self._on_dead = on_dead
         self._on_finished = on_finished
+        self._on_restart = on_restart
+        #: The runtime ended while BUSY: once the invocation is answered, restart (not IDLE).
+        self._restart_pending = False
+        #: In INIT after a restart: the INIT's duration goes to the next invocation's REPORT.
+        self._restarted = False
         self._loop = asyncio.get_running_loop()
         self._spawned_at = time.monotonic()
         self._init_ms: float | None = None
@@ -178,7 +195,8 @@ class ExecutionEnvironment:
 
     def attach(self, process: EnvironmentProcess, endpoints: RuntimeEndpoints) -> None:
         """Adopt the started process and its Runtime API endpoints (closed when the
-        environment is finalised). Once per environment, right after its start."""
+        environment is finalised). Once per start: right after the first, and after each
+        restart (in INIT, with no process attached)."""
         self.process = process
         self.endpoints = endpoints
         self._log.attach(process)
@@ -233,13 +251,16 @@ class ExecutionEnvironment:
         if self.state is State.DEAD:
             return
         if self.state is State.INIT:
-            # Init Duration belongs to the invocation that waited for INIT (a cold start).
-            if self._current is not None:
+            # Init Duration belongs to the invocation that waited for INIT (a cold start),
+            # and a restart's to the next invocation, as Lambda reports it.
+            if self._current is not None or self._restarted:
                 self._init_ms = (time.monotonic() - self._spawned_at) * 1000
+            restarted, self._restarted = self._restarted, False
             self._cancel_timer()
             self._log.end_outside_period()
             self._move(State.BUSY if self._current is not None else State.IDLE)
-            if self._current is None:
+            # A restarted environment was offered for placement when its restart began.
+            if self._current is None and not restarted:
                 self.idle_since = time.monotonic()
                 self._on_released(self)
         if self._current is not None and not self._delivered:
@@ -332,6 +353,8 @@ class ExecutionEnvironment:
             if then_destroy or self.retired or self.state is State.DEAD:
                 if self.state is not State.DEAD:
                     self.destroy()
+            elif self._restart_pending:
+                self._begin_restart()
             else:
                 self._move(State.IDLE)
                 self.idle_since = time.monotonic()
@@ -357,9 +380,16 @@ class ExecutionEnvironment:
             return
         fault = faults.timed_out(invocation.request_id, self.version.timeout)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        self.destroy()
-        if self._current is not invocation:  # the process had exited already: failed as such
-            return
+        if self._restartable():
+            # The runtime is killed and restarted in this environment once the caller has
+            # its answer (``_complete`` → ``_begin_restart``).
+            self._restart_pending = True
+            assert self.process is not None
+            self.process.kill()
+        else:
+            self.destroy()
+            if self._current is not invocation:  # the process had exited: failed as such
+                return
         self._complete(fault.payload(), True, extra_line=(
             f"{stamp}.{int(time.time() * 1000) % 1000:03d}Z {invocation.request_id} "
             f"Task timed out after {self.version.timeout:.2f} seconds"))
@@ -380,7 +410,40 @@ class ExecutionEnvironment:
                           f"{limits.INIT_TIMEOUT_S:.2f} seconds")
             self._complete(fault.payload(), True)
 
+    def _restartable(self) -> bool:
+        """Whether the runtime, ending now, is to be restarted rather than the environment
+        destroyed: only from BUSY (a timeout or a crash during an invocation), with a pool
+        that restarts, and not once retired."""
+        return (self.state is State.BUSY and self._on_restart is not None
+                and not self.retired and self.process is not None)
+
+    def _begin_restart(self) -> None:
+        """BUSY → INIT with the runtime gone or killed: let go of its process (handed to
+        ``on_restart``, which starts the new one once it has exited) and its endpoints, and
+        keep the id, log stream and place in the pool."""
+        self._restart_pending = False
+        self._move(State.INIT)
+        process, self.process = self.process, None
+        if process is not None:
+            process.exited.remove_done_callback(self._on_exit)
+            self._log.drain()
+        self._log.end_outside_period()
+        self._log.detach()
+        self._parked = None
+        self._cancel_timer()
+        if self.endpoints is not None:
+            self.endpoints.close()
+            self.endpoints = None
+        self._spawned_at = time.monotonic()
+        self.idle_since = time.monotonic()
+        self._restarted = True
+        assert self._on_restart is not None
+        self._on_restart(self, process)
+
     def _on_exit(self, future: asyncio.Future[ExitStatus]) -> None:
+        # A process let go of for a restart may have exited before its callback was removed.
+        if self.process is None or future is not self.process.exited:
+            return
         self._finalise(future.result())
 
     def _finalise(self, status: ExitStatus | None) -> None:
@@ -391,7 +454,12 @@ class ExecutionEnvironment:
         if self.state is State.INIT and self.init_error is None:
             oom = self.process is not None and self.process.oom_killed()
             self.init_error = faults.RUNTIME_OUT_OF_MEMORY if oom else faults.RUNTIME_EXIT_ERROR
-        if self.state is not State.DEAD:
+        if self._restartable():
+            self._restart_pending = True
+            if invocation is None:  # it ended between the answer and the exit: restart now
+                self._begin_restart()
+                return
+        elif self.state is not State.DEAD:
             self._move(State.DEAD)
         if invocation is not None:
             process = self.process
@@ -405,6 +473,8 @@ class ExecutionEnvironment:
                 self._started_at = time.monotonic()
                 self._log.begin_undelivered(invocation.request_id, self.version.version)
             self._complete(fault.payload(), True, extra_line=f"{fault.message}\n{fault.error_type}")
+        if self.state is State.INIT and self._restarted:  # ``_complete`` began the restart
+            return
         self._log.end_outside_period()
         self._parked = None
         self._cancel_timer()

@@ -205,7 +205,7 @@ class EnvironmentPool:
         env_id = uuid.uuid4().hex
         stream = f"{datetime.now(UTC):%Y/%m/%d}/[{version.version}]{env_id}"
         env = ExecutionEnvironment(env_id, version, stream, self._sink, self._released, self._dead,
-                                   on_finished=self._finished,
+                                   on_finished=self._finished, on_restart=self._restarting,
                                    initialization_type=initialization_type)
         self._live[env_id] = env
         return env
@@ -240,8 +240,53 @@ class EnvironmentPool:
             process.kill()
         env.attach(process, endpoints)
 
-    async def _launch(self, env: ExecutionEnvironment) -> tuple[EnvironmentProcess, RuntimeEndpoints]:
-        """The started process of ``env`` and the endpoints of its Runtime API."""
+    def _restarting(self, env: ExecutionEnvironment, old: EnvironmentProcess | None) -> None:
+        """``env``'s runtime timed out or crashed and ``env`` is back in INIT: offer it for
+        placement now (the next invocation waits for its INIT, as on Lambda) and restart its
+        runtime in it once ``old`` has exited."""
+        if env.retired or self._closing or old is None:
+            env.destroy()
+            if old is not None:
+                old.exited.add_done_callback(lambda _: old.release())
+            return
+        idle_by_key = self._provisioned_idle if env.env_id in self._owners else self._idle
+        idle_by_key.setdefault(key_of(env.version), []).append(env)
+        self._ensure_reaper()
+        task = asyncio.ensure_future(self._restart(env, old))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _restart(self, env: ExecutionEnvironment, old: EnvironmentProcess) -> None:
+        """Start ``env``'s runtime again in its environment (``Sandbox.restart``) once ``old``
+        has exited, and hand the new process over; ``old`` is released in any case. A
+        failure destroys ``env`` as a failed start would."""
+        try:
+            await old.exited
+            if env.dead or self._closing:
+                return
+            process, endpoints = await self._launch(env, restart_of=old)
+        except StratoError as exc:
+            log.error("cannot restart environment %s of %s: %s", env.env_id, env.version.name,
+                      exc)
+            env.fail_start(str(exc))
+            return
+        except Exception as exc:  # reported to the invocation waiting for it, not swallowed
+            log.exception("cannot restart environment %s of %s", env.env_id, env.version.name)
+            env.fail_start(f"{type(exc).__name__}: {exc}")
+            return
+        except BaseException:
+            env.destroy()
+            raise
+        finally:
+            old.release()
+        if env.dead:  # retired or closed while restarting
+            process.kill()
+        env.attach(process, endpoints)
+
+    async def _launch(self, env: ExecutionEnvironment, restart_of: EnvironmentProcess | None = None,
+                      ) -> tuple[EnvironmentProcess, RuntimeEndpoints]:
+        """The started process of ``env`` (restarted in the environment ``restart_of`` ran
+        in, when given) and the endpoints of its Runtime API."""
         inside = self._sandbox.runtime_api
         endpoints: Any = None
         port: int | None = None
@@ -252,7 +297,10 @@ class EnvironmentPool:
             address = inside
         spec = self._spec(env, address, port)
         try:
-            process = await self._sandbox.start(spec)
+            if restart_of is not None:
+                process = await self._sandbox.restart(restart_of, spec)
+            else:
+                process = await self._sandbox.start(spec)
         except BaseException:
             if endpoints is not None:
                 endpoints.close()
@@ -442,7 +490,8 @@ class EnvironmentPool:
     def retire(self, function_name: str, version: str | None = None, *,
                deleted: bool = False) -> None:
         """Destroy the environments of a function (or one of its versions), provisioned ones
-        included: idle ones now, busy ones when their invocation ends (an update: the
+        included: idle ones now (and one restarting its runtime that no invocation waits
+        for), busy ones when their invocation ends (an update: the
         invocation in flight finishes on the code it started with, as on Lambda) or, when
         the version was ``deleted``, now too (the invocation in flight fails). Provisioned
         configurations of what was retired stay, with nothing allocated, until ``provision``
@@ -454,7 +503,8 @@ class EnvironmentPool:
                     self._detach(config, env)
                 else:
                     env.retired = True
-                    if env.state is State.IDLE:
+                    # Idle, or restarting its runtime with no invocation waiting for it.
+                    if env.state is not State.BUSY and env.current is None:
                         env.destroy()
                 if deleted and not env.dead:
                     current = env.current

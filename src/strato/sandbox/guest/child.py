@@ -2,7 +2,8 @@
 (``confine.py`` draws each one), report to the zygote over its private socket, then run.
 
 Reports, one datagram each: ``ready`` (a spare waiting for its environment), ``ok`` (with the
-Runtime API socket attached in the namespaces tier), or the failed step as ``<step>:
+Runtime API socket attached in the namespaces tier, then the fd of the detached tmpfs mount
+its /tmp is a clone of, when it made one), or the failed step as ``<step>:
 <reason>``, after which the child exits with 127. A namespaces-tier child is already pid 2 of
 a pid namespace of its own when it starts (the zygote forked it there, after the namespace's
 init: ``reaper.py``).
@@ -114,14 +115,15 @@ class Child:
         self._run(request, report, passed, fds)
 
     def _run(self, request: dict[str, Any], report: socket.socket,
-             passed: socket.socket | None, fds: list[int]) -> NoReturn:
+             passed: list[int] | None, fds: list[int]) -> NoReturn:
         """Report success, shed everything but stdio (and the runtime channel, placed at
         ``CHANNEL_FD``), then exec or run the runtime."""
         status = 127
         try:
-            if passed is not None:
-                socket.send_fds(report, [b"ok"], [passed.fileno()])
-                passed.close()
+            if passed:
+                socket.send_fds(report, [b"ok"], passed)
+                for fd in passed:
+                    os.close(fd)
             else:
                 report.send(b"ok")
             report.close()
@@ -143,26 +145,27 @@ class Child:
             os._exit(status)
 
     def _set_up(self, request: dict[str, Any], fds: list[int],
-                report: socket.socket) -> socket.socket | None:
-        """Apply the request's tier; returns the Runtime API socket to hand over, if any."""
+                report: socket.socket) -> list[int] | None:
+        """Apply the request's tier; returns the fds to hand over (``_finish_namespaces``),
+        or None."""
         tier = request.get("tier", "unconfined")
         try:
             os.umask(0o022)  # the platform's own umask is stricter; an environment's is Lambda's
             if tier != "namespaces":
                 os.setsid()
             join_cgroups(request.get("cgroups") or ())
-            runtime_socket = None
+            passed = None
             if tier == "namespaces":
                 staging = request["root"]["staging"]
                 self._unshare()
                 self._confinement().enter_root(staging)
-                runtime_socket = self._finish_namespaces(request, fds, staging)
+                passed = self._finish_namespaces(request, fds, staging)
             elif request.get("nofile"):
                 _plain_file_limit(request["nofile"])
             if tier == "fallback":
                 self._confine_fallback(request)
             _redirect_output(request, fds[0])
-            return runtime_socket
+            return passed
         except SetupError:
             raise
         except Exception as exc:
@@ -177,11 +180,14 @@ class Child:
         os.setsid()
 
     def _finish_namespaces(self, request: dict[str, Any], fds: list[int],
-                           staging: str) -> socket.socket:
+                           staging: str) -> list[int]:
         """The function-specific half of the namespaces recipe, in the
         environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
-        socket (returned), its code and /tmp, the switch of root, then the confinement."""
+        socket, its code and /tmp, the switch of root, then the confinement. Returns the fds
+        to hand over: the Runtime API socket's, then that of the /tmp mount when it made one
+        (with ``tmp``, /tmp is a clone of the mount passed after the network namespace)."""
         c = self._confinement()
+        tmp_fd = fds[1 + bool(request.get("netns"))] if request.get("tmp") else None
         if request.get("netns"):
             c.join_network(fds[1])
             os.close(fds[1])
@@ -197,16 +203,19 @@ class Child:
             raise SetupError(f"listen for the Runtime API: {exc}") from exc
         root = request["root"]
         try:
-            c.finish_root({"staging": staging, "task_root": root["task_root"],
-                           "tmp_mb": root["tmp_mb"]})
+            tmp_mount = c.finish_root({"staging": staging, "task_root": root["task_root"],
+                                       "tmp_mb": root["tmp_mb"]}, tmp_fd)
         except OSError as exc:
             raise SetupError(f"build the root: {exc}") from exc
+        if tmp_fd is not None:
+            os.close(tmp_fd)  # before user code, whatever ``_run`` keeps
         c.limit_files(request.get("nofile") or 1024)
         c.become(request["uid"], request["gid"], user_namespace=True)
         c.drop_capabilities()
         c.no_new_privs()
         c.install_seccomp()
-        return runtime_socket
+        passed = [runtime_socket.detach()]
+        return passed if tmp_mount is None else [*passed, tmp_mount]
 
     def _confine_fallback(self, request: dict[str, Any]) -> None:
         c = self._confinement()

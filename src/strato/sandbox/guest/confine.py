@@ -16,8 +16,9 @@ Default tier (``namespaces``), in this order::
         ── a spare waits here for the environment it becomes ──
         [setns into a prepared network namespace | new one, loopback up] ─ listen on
         127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code at /var/task (a
-        shown tree) ─ tmpfs /tmp sized by EphemeralStorage ─ pivot_root into the skeleton ─
-        the host's root detached                                          (finish_root)
+        shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
+        handed to the platform, or the one of the runtime this one restarts) ─ pivot_root
+        into the skeleton ─ the host's root detached                      (finish_root)
 
 A *shown tree* is a host directory mounted read-only through an overlay whose only layers
 are that directory and an empty one, both named by paths relative to the root being built
@@ -67,6 +68,12 @@ PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 _SYS_CAPSET = {"x86_64": 126, "aarch64": 91}
+# The mount API (the same numbers on both architectures).
+_SYS_OPEN_TREE, _SYS_MOVE_MOUNT, _SYS_FSOPEN, _SYS_FSCONFIG, _SYS_FSMOUNT = 428, 429, 430, 431, 432
+FSOPEN_CLOEXEC, FSMOUNT_CLOEXEC = 1, 1
+FSCONFIG_SET_STRING, FSCONFIG_CMD_CREATE = 1, 6
+MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 0x2, 0x4
+OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 1, 0x1000, 0x4, -100
 
 #: The ids the function runs as inside its user namespace (Lambda's sbx_user1051).
 INSIDE_UID, INSIDE_GID = 993, 990
@@ -282,22 +289,75 @@ class Confiner:
         self._mount_or_fail(b"proc", staging.encode() + b"/proc", b"proc",
                             MS_NOSUID | MS_NODEV | MS_NOEXEC, b"hidepid=2", "mount /proc")
 
-    def finish_root(self, plan: dict[str, Any]) -> None:
+    def finish_root(self, plan: dict[str, Any], tmp_fd: int | None = None) -> int | None:
         """The function's part, then the switch: its code ``plan["task_root"]`` at /var/task
-        (a shown tree), a tmpfs /tmp of ``plan["tmp_mb"]``, pivot_root into the (read-only)
-        skeleton and the host's root detached. After ``enter_root``."""
+        (a shown tree), /tmp, pivot_root into the (read-only) skeleton and the host's root
+        detached. After ``enter_root``.
+
+        /tmp is a clone of a *detached* tmpfs mount: ``tmp_fd``'s (the /tmp of the runtime
+        this one restarts, kept by the platform), else a new one of ``plan["tmp_mb"]``, whose
+        fd is returned for the platform to keep (the caller closes it once handed over); None
+        when ``tmp_fd`` was given. Detached, the mount outlives this mount namespace: a clone
+        of an attached mount of a dead namespace cannot be made (EINVAL)."""
         root = plan["staging"].encode()
         self.show_tree(plan["task_root"].encode(), root, b"var/task",
                        "mount the function's code at /var/task")
-        self._mount_or_fail(b"tmpfs", root + b"/tmp", b"tmpfs",
-                            MS_NOSUID | MS_NODEV, b"size=%dm,mode=1777" % plan["tmp_mb"],
-                            "mount tmpfs on /tmp")
-        os.chdir(root)
-        if self._syscall(_SYS_PIVOT_ROOT[self._arch], b".", b".") != 0:
-            self._fail("pivot_root")
-        if self._umount2(b".", MNT_DETACH) != 0:
-            self._fail("detach the host's root")
-        os.chdir("/")
+        created = None
+        if tmp_fd is None:
+            created = tmp_fd = self._new_tmpfs(plan["tmp_mb"])
+        try:
+            self._attach_clone(tmp_fd, root + b"/tmp")
+        except BaseException:
+            if created is not None:
+                os.close(created)
+            raise
+        try:
+            os.chdir(root)
+            if self._syscall(_SYS_PIVOT_ROOT[self._arch], b".", b".") != 0:
+                self._fail("pivot_root")
+            if self._umount2(b".", MNT_DETACH) != 0:
+                self._fail("detach the host's root")
+            os.chdir("/")
+        except BaseException:
+            if created is not None:
+                os.close(created)
+            raise
+        return created
+
+    def _new_tmpfs(self, size_mb: int) -> int:
+        """A detached tmpfs of ``size_mb`` (mode 1777, nosuid, nodev): its mount's fd."""
+        fs = self._syscall(_SYS_FSOPEN, b"tmpfs", ctypes.c_uint(FSOPEN_CLOEXEC))
+        if fs < 0:
+            self._fail("make a tmpfs for /tmp (fsopen)")
+        try:
+            for key, value in ((b"size", b"%dm" % size_mb), (b"mode", b"1777")):
+                if self._syscall(_SYS_FSCONFIG, ctypes.c_int(fs),
+                                 ctypes.c_uint(FSCONFIG_SET_STRING), key, value,
+                                 ctypes.c_int(0)) != 0:
+                    self._fail(f"set {key.decode()} of the tmpfs for /tmp")
+            if self._syscall(_SYS_FSCONFIG, ctypes.c_int(fs), ctypes.c_uint(FSCONFIG_CMD_CREATE),
+                             None, None, ctypes.c_int(0)) != 0:
+                self._fail("create the tmpfs for /tmp")
+            mount = self._syscall(_SYS_FSMOUNT, ctypes.c_int(fs), ctypes.c_uint(FSMOUNT_CLOEXEC),
+                                  ctypes.c_uint(MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV))
+            if mount < 0:
+                self._fail("mount the tmpfs for /tmp (fsmount)")
+            return int(mount)
+        finally:
+            os.close(fs)
+
+    def _attach_clone(self, mount_fd: int, target: bytes) -> None:
+        """Attach a clone of the detached mount ``mount_fd`` at ``target``."""
+        clone = self._syscall(_SYS_OPEN_TREE, ctypes.c_int(mount_fd), b"",
+                              ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC | AT_EMPTY_PATH))
+        if clone < 0:
+            self._fail("clone the tmpfs for /tmp (open_tree)")
+        try:
+            if self._syscall(_SYS_MOVE_MOUNT, ctypes.c_int(clone), b"", ctypes.c_int(AT_FDCWD),
+                             target, ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
+                self._fail("attach the tmpfs at /tmp (move_mount)")
+        finally:
+            os.close(clone)
 
     @staticmethod
     def limit_files(nofile: int) -> None:

@@ -11,18 +11,21 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
 - platform -> zygote: ``{"op": "spawn", "id": <env id>, "mode": "python" | "exec",
   "argv": [...] (exec: argv[0] absolute), "env": {...} (the whole environment), "cwd": <dir>,
   "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
-  "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>,
+  "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>, "tmp": <bool>,
   "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
   "spare": <spare id> (namespaces tier, optional: become that spare),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
   "channel": <bool>} with the write end of the environment's log pipe attached, then, when
-  ``netns``, an fd of the network namespace to join, then, when ``channel`` (python mode
+  ``netns``, an fd of the network namespace to join, then, when ``tmp`` (namespaces tier), the
+  fd of a detached tmpfs mount whose clone is to be its /tmp (that of the runtime it
+  restarts), then, when ``channel`` (python mode
   only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
   the runtime finds at fd 3. With ``spare``, the spare's cgroups are the environment's
   (``cgroups`` is ignored) and ``root`` needs only ``task_root`` and ``tmp_mb``.
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
-  environment's listening Runtime API socket attached) or ``{"op": "spawn_failed", "id",
+  environment's listening Runtime API socket attached, then, without ``tmp``, the fd of the
+  detached tmpfs mount its /tmp is a clone of) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
 - platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
@@ -123,10 +126,13 @@ def _valid_spawn(request: Message, fds: Sequence[int]) -> str | None:
         return f"unknown tier {tier!r}"
     if tier != "unconfined" and confine is None:
         return f"tier {tier} needs ctypes: {_CONFINE_MISSING}"
-    wanted = 1 + bool(request.get("netns")) + bool(request.get("channel"))
+    if request.get("tmp") and tier != "namespaces":
+        return "a /tmp mount is for the namespaces tier only"
+    wanted = (1 + bool(request.get("netns")) + bool(request.get("tmp"))
+              + bool(request.get("channel")))
     if len(fds) != wanted:
-        return (f"expected {wanted} fds (log pipe[, network namespace][, runtime channel]), "
-                f"got {len(fds)}")
+        return (f"expected {wanted} fds (log pipe[, network namespace][, /tmp mount]"
+                f"[, runtime channel]), got {len(fds)}")
     if request.get("mode") not in ("python", "exec"):
         return f"unknown mode {request.get('mode')!r}"
     if request.get("channel") and request["mode"] != "python":
