@@ -156,6 +156,26 @@ def test_a_spare_that_dies_unused_is_reported_lost(tmp_path: Path) -> None:
     run(scenario)
 
 
+def test_a_zygote_with_spares_stops_by_itself(tmp_path: Path) -> None:
+    """At EOF the zygote kills its spares and their pid namespaces' inits and exits on its
+    own: it must not wait for an init before the spare in its namespace is reaped (a dying
+    init waits for that), which left it to be killed after ``close``'s timeout."""
+    _namespaces_or_skip()
+    system, _, _ = _plans(tmp_path)
+
+    async def main() -> None:
+        zygote = await Zygote.start(sys.executable)
+        try:
+            for _ in range(3):
+                await zygote.prepare({"id": f"spare-{uuid.uuid4().hex}", "tier": "namespaces",
+                                      "cgroups": [], "root": system})
+        finally:
+            await zygote.close(timeout=30)
+        assert zygote._process.returncode == 0  # exited, not killed by ``close``
+
+    asyncio.run(main())
+
+
 def _pid_in_own_namespace(pid: int) -> int:
     """The last NSpid of ``pid``: its number in the innermost pid namespace it is in."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -414,11 +414,16 @@ class Zygote:
                     kill(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        for pid in pids:
+        # Reap in whatever order they die: a dying pid-namespace init waits until every
+        # process of its namespace is reaped, and the environment in it (pid 2) is this
+        # zygote's child, so waiting for an init before its environment would never end.
+        while True:
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(-1, 0)
             except ChildProcessError:
-                pass
+                break
+            except InterruptedError:
+                continue
         self._children.clear()
 
     # --- requests ---------------------------------------------------------------------------
