@@ -12,8 +12,9 @@ children: the environment's exit status is the zygote's to read, as it always wa
 translation. The init ignores SIGCHLD, so the kernel reaps each of its children as it exits
 (and each zombie re-parented to it), and sleeps as ``/bin/sleep infinity``; it holds no fd
 and runs nothing else. When the environment exits, the zygote kills the init, and the kernel
-kills what is left in the namespace with it; when the init dies (killed with the environment's cgroup, or with the
-zygote: its parent-death signal), the kernel kills the environment.
+kills what is left in the namespace with it; when the init dies (killed with the
+environment's cgroup, or with the zygote: its parent-death signal), the kernel kills the
+environment.
 
 It stays root in the zygote's mount and network namespaces, which its ``/proc`` entries would
 show: the environment's ``/proc`` hides it (``hidepid=2``, ``confine.Confiner.enter_root``);
