@@ -19,7 +19,6 @@ returns (each while holding that slot's lock, so that no server takes it meanwhi
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import re
@@ -27,6 +26,7 @@ import subprocess
 from ipaddress import IPv4Network
 
 from strato.errors import SandboxError
+from strato.sandbox.host_locks import try_lock
 from strato.sandbox.netlink import Rtnl
 from strato.sandbox.network import UNREACHABLE_METRIC, EgressConfig, nft_program, run_nft
 from strato.sandbox.network_rules import delete_script
@@ -89,12 +89,8 @@ def claim(prefix: str, pool: str, lock_dir: str = LOCK_DIR) -> EgressSlot:
     free: list[tuple[int, int]] = []
     try:
         for index in range(slots_of(pool)):
-            fd = os.open(os.path.join(lock_dir, f"{index}.lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
+            fd = try_lock(os.path.join(lock_dir, f"{index}.lock"))
+            if fd is None:
                 continue
             if held is None:
                 config = slot_config(index, prefix, pool)

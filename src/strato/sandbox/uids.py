@@ -12,11 +12,11 @@ servers' environments ever share a uid.
 
 from __future__ import annotations
 
-import fcntl
 import os
 from collections import deque
 
 from strato.errors import SandboxError
+from strato.sandbox.host_locks import try_lock
 
 FIRST_UID = 1_500_000
 POOL_SIZE = 100_000
@@ -41,14 +41,9 @@ class UidPool:
         the host holds. Raises SandboxError when every block is held."""
         os.makedirs(lock_dir, mode=0o700, exist_ok=True)
         for index in range(size // block):
-            fd = os.open(os.path.join(lock_dir, f"{index}.lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                continue
-            return cls(first + index * block, block, lock_fd=fd)
+            fd = try_lock(os.path.join(lock_dir, f"{index}.lock"))
+            if fd is not None:
+                return cls(first + index * block, block, lock_fd=fd)
         raise SandboxError(f"every block of environment uids is held by another strato "
                            f"(locks in {lock_dir})")
 
