@@ -44,6 +44,7 @@ from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.launch import Launchers
 from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
@@ -156,6 +157,8 @@ class Application:
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network,
         )
+        self._launchers = Launchers.builtin(self._interpreters,
+                                            shown=self._sandbox.shows_views)
         code = CodeDownload(CodeUrlSigner(load_key(data / "code-url.key")), self._codestore)
         self._log_writer = BatchingLogWriter(self._log_store,
                                              quota=settings.log_quota_mb * 1024 * 1024)
@@ -177,6 +180,7 @@ class Application:
             burst=settings.burst_concurrency,
             burst_window_s=settings.burst_window_s,
             default_egress=settings.egress,
+            launchers=self._launchers,
         )
         names: list[str] = []
         while batch := self._function_store.list_latest(after=names[-1] if names else None,
@@ -215,7 +219,7 @@ class Application:
         functions = FunctionService(
             self._function_store,
             self._codestore,
-            self._interpreters,
+            self._launchers,
             on_change=notify,
             defer=self._defer,
             on_delete=qualifier_deleted,

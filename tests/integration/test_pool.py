@@ -74,6 +74,7 @@ class CountingSandbox:
         self.inner = inner
         self.description = inner.description
         self.runtime_api = inner.runtime_api
+        self.shows_views = inner.shows_views
         self.started: list[EnvironmentSpec] = []
         self.processes: list[EnvironmentProcess] = []
 
@@ -112,6 +113,7 @@ class FailingSandbox(CountingSandbox):
     def __init__(self) -> None:
         self.description = "failing"
         self.runtime_api = "127.0.0.1:9001"
+        self.shows_views = True
         self.started = []
         self.processes = []
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from strato.codestore.memory import MemoryCodeStore
 from strato.domain.arns import Scope
-from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.launch import Launchers
 from strato.services.aliases import AliasService
 from strato.services.concurrency import ConcurrencyService, ProvisionedState
 from strato.services.functions import ConfigurationChanges, FunctionService
@@ -40,7 +40,7 @@ class ControlPlane:
         self.deferred: list[Callable[[], None]] = []
         self.pool_states: dict[tuple[str, str], ProvisionedState] = {}
         self.function_service = FunctionService(
-            self.functions, self.code, InterpreterRegistry(), self._on_change,
+            self.functions, self.code, Launchers.builtin(), self._on_change,
             self.deferred.append, on_delete=lambda n, v: self.deleted.append((n, v)),
             aliases=self.aliases)
         self.alias_service = AliasService(self.functions, self.aliases, self._on_change)

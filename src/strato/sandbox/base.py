@@ -38,6 +38,11 @@ class EnvironmentSpec:
     #: The host port the platform serves this environment's Runtime API on, when the sandbox
     #: does not provide an endpoint inside the environment (``Sandbox.runtime_api`` is None).
     runtime_api_port: int | None = None
+    #: Host directories the environment sees at Lambda's paths, ``(host dir, path inside)``:
+    #: a language's prefix at /var/lang, its runtime at /var/runtime, layers at /opt. Shown
+    #: read-only where the sandbox builds a root (``Sandbox.shows_views``); elsewhere the
+    #: environment reads them at their host paths, which ``argv`` and ``env`` then name.
+    views: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,11 @@ class Sandbox(Protocol):
         of the old one's memory, the same uid and the same ``/tmp``, its files kept. Takes
         over what carries across (the caller still releases ``process``, which then frees
         only the rest). Raises SandboxError; ``process`` then still holds everything."""
+
+    #: Whether ``EnvironmentSpec.views`` appear at their paths inside (a root of the
+    #: environment's own); when False, an environment reads those directories at their host
+    #: paths.
+    shows_views: bool
 
     def task_root(self, code_dir: str) -> str:
         """Where an environment sees the code stored at ``code_dir`` (``/var/task`` when the

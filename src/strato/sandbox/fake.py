@@ -265,6 +265,7 @@ class FakeSandbox:
 
     description = "fake (asyncio tasks, no processes)"
     runtime_api: str | None = RUNTIME_API
+    shows_views = True
 
     def __init__(self, program: Program | None = None, *,
                  program_for: Callable[[EnvironmentSpec], Program] | None = None) -> None:

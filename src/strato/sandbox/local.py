@@ -286,6 +286,7 @@ class ProcessSandbox:
         self._watched: dict[int, LocalProcess] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.runtime_api = RUNTIME_API_INSIDE if tier is Tier.NAMESPACES else None
+        self.shows_views = tier is Tier.NAMESPACES
         parts = [f"{tier.value} tier (zygote fork)"]
         parts.append("cgroup v1 memory/pids" if self._cgroups else "memory by RSS sampling")
         if self._cgroups is not None and self._cgroups.cpu is not None and limit_cpu:
@@ -464,6 +465,7 @@ class ProcessSandbox:
                 else:
                     request["root"] = root_plan(self._staging, spec.cwd, spec.tmp_mb,
                                                 self._binds, self._symlinks)
+                request["root"]["views"] = [list(view) for view in spec.views]
                 if spec.egress == EGRESS_INTERNET and self._network is not None:
                     network = self._network
                     namespace = await network.acquire()
@@ -484,7 +486,8 @@ class ProcessSandbox:
                 request["restrict_sockets"] = spec.egress != EGRESS_INTERNET
                 if self._landlock:
                     request["landlock"] = {
-                        "read": readable_paths(self._binds) + [spec.cwd],
+                        "read": readable_paths(self._binds) + [spec.cwd]
+                        + [source for source, _ in spec.views],
                         "write": [tmp_dir, *_DEVICE_FILES],
                         "tcp_ports": None if spec.egress == EGRESS_INTERNET
                         else [spec.runtime_api_port] if spec.runtime_api_port else [],

@@ -33,10 +33,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from strato.domain.models import FunctionVersion
-from strato.domain.runtimes import SUPPORTED as RUNTIMES
-from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.errors import SandboxError, StratoError
 from strato.sandbox.base import EGRESS_INTERNET, EGRESS_NONE, EnvironmentProcess, EnvironmentSpec, Sandbox
+from strato.sandbox.launch import Launchers
 from strato.scheduler.concurrency import (
     ACCOUNT_LIMIT_EXCEEDED,
     ConcurrencyLimits,
@@ -134,8 +133,10 @@ class EnvironmentPool:
         burst: int = 1000,
         burst_window_s: float = 10.0,
         default_egress: str = EGRESS_INTERNET,
+        launchers: Launchers | None = None,
     ) -> None:
         self._sandbox = sandbox
+        self._launchers = launchers or Launchers.builtin(shown=sandbox.shows_views)
         self._runtime_api = runtime_api
         self._sink = sink
         self._build_environment = build_environment
@@ -314,14 +315,14 @@ class EnvironmentPool:
 
     def _spec(self, env: ExecutionEnvironment, address: str, port: int | None) -> EnvironmentSpec:
         version = env.version
-        family = RUNTIMES[version.runtime]
         code_dir = self._code_dir(version)
         task_root = self._sandbox.task_root(code_dir)
-        argv = None if family is RuntimeFamily.PYTHON else (f"{task_root}/bootstrap",)
+        launch = self._launchers.launch(version.runtime, task_root)
         return EnvironmentSpec(
             env_id=env.env_id,
-            python_version=python_version(version.runtime),
-            argv=argv,
+            python_version=launch.python_version,
+            argv=launch.argv,
+            views=launch.views,
             env=self._build_environment(version, address, env.log_stream, task_root,
                                         env.initialization_type),
             cwd=code_dir,

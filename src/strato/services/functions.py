@@ -40,7 +40,6 @@ from strato.domain.models import (
     VpcConfig,
     utcnow,
 )
-from strato.domain.runtimes import python_version
 from strato.errors import (
     AlreadyExistsError,
     InterpreterNotFoundError,
@@ -48,7 +47,7 @@ from strato.errors import (
     RevisionMismatchError,
     StratoError,
 )
-from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.launch import Launchers
 from strato.services.tags import check_tags
 from strato.store.base import AliasStore, FunctionStore
 
@@ -91,7 +90,7 @@ class FunctionService:
         self,
         store: FunctionStore,
         codestore: CodeStore,
-        interpreters: InterpreterRegistry,
+        launchers: Launchers,
         on_change: OnChange,
         defer: Defer,
         on_delete: Callable[[str, str | None], None] | None = None,
@@ -100,7 +99,7 @@ class FunctionService:
         self._store = store
         self._aliases = aliases
         self._code = codestore
-        self._interpreters = interpreters
+        self._launchers = launchers
         self._on_change = on_change
         self._defer = defer
         #: Called with (name, None) when a function was deleted and (name, version) when one
@@ -111,12 +110,10 @@ class FunctionService:
     def _check(self, changes: ConfigurationChanges) -> None:
         if changes.runtime is not None:
             validation.check_runtime(changes.runtime)
-            version = python_version(changes.runtime)
-            if version is not None:
-                try:
-                    self._interpreters.require(version)
-                except InterpreterNotFoundError as exc:
-                    raise InvalidParameterValueException(str(exc)) from exc
+            try:
+                self._launchers.require(changes.runtime)
+            except InterpreterNotFoundError as exc:
+                raise InvalidParameterValueException(str(exc)) from exc
         validation.check_sizes(
             memory=changes.memory_size, timeout=changes.timeout, ephemeral=changes.ephemeral_storage
         )

@@ -204,7 +204,8 @@ class Child:
         root = request["root"]
         try:
             tmp_mount = c.finish_root({"staging": staging, "task_root": root["task_root"],
-                                       "tmp_mb": root["tmp_mb"]}, tmp_fd)
+                                       "tmp_mb": root["tmp_mb"],
+                                       "views": root.get("views", ())}, tmp_fd)
         except OSError as exc:
             raise SetupError(f"build the root: {exc}") from exc
         if tmp_fd is not None:

@@ -291,8 +291,10 @@ class Confiner:
 
     def finish_root(self, plan: dict[str, Any], tmp_fd: int | None = None) -> int | None:
         """The function's part, then the switch: its code ``plan["task_root"]`` at /var/task
-        (a shown tree), /tmp, pivot_root into the (read-only) skeleton and the host's root
-        detached. After ``enter_root``.
+        (a shown tree), its ``plan["views"]`` ([[host dir, path inside], ...], shown trees
+        over mount points the skeleton has: a language's prefix over /var/lang, its runtime
+        over /var/runtime, layers at /opt), /tmp, pivot_root into the (read-only) skeleton
+        and the host's root detached. After ``enter_root``.
 
         /tmp is a clone of a *detached* tmpfs mount: ``tmp_fd``'s (the /tmp of the runtime
         this one restarts, kept by the platform), else a new one of ``plan["tmp_mb"]``, whose
@@ -302,6 +304,9 @@ class Confiner:
         root = plan["staging"].encode()
         self.show_tree(plan["task_root"].encode(), root, b"var/task",
                        "mount the function's code at /var/task")
+        for source, inside in plan.get("views", ()):
+            self.show_tree(source.encode(), root, inside.lstrip("/").encode(),
+                           f"show {source} at {inside}")
         created = None
         if tmp_fd is None:
             created = tmp_fd = self._new_tmpfs(plan["tmp_mb"])

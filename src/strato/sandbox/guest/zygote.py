@@ -12,7 +12,8 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "argv": [...] (exec: argv[0] absolute), "env": {...} (the whole environment), "cwd": <dir>,
   "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
   "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>, "tmp": <bool>,
-  "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks"} (namespaces tier),
+  "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks", "views"} (namespaces
+  tier; ``views``: [[host dir, path inside], ...] shown over the skeleton's mount points),
   "spare": <spare id> (namespaces tier, optional: become that spare),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
@@ -22,7 +23,7 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   restarts), then, when ``channel`` (python mode
   only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
   the runtime finds at fd 3. With ``spare``, the spare's cgroups are the environment's
-  (``cgroups`` is ignored) and ``root`` needs only ``task_root`` and ``tmp_mb``.
+  (``cgroups`` is ignored) and ``root`` needs only ``task_root``, ``tmp_mb`` and ``views``.
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached, then, without ``tmp``, the fd of the
   detached tmpfs mount its /tmp is a clone of) or ``{"op": "spawn_failed", "id",
