@@ -111,7 +111,7 @@ def test_bad_logging_config_changes_nothing(lambda_client: Any, create_function:
     before = lambda_client.get_function_configuration(FunctionName=function_name)
     for config in ({"LogFormat": "Text", "ApplicationLogLevel": "DEBUG"},
                    {"SystemLogLevel": "WARN"}):
-        code, status, message = error_of(lambda: lambda_client.update_function_configuration(
+        code, status, message = error_of(lambda config=config: lambda_client.update_function_configuration(
             FunctionName=function_name, LoggingConfig=config))
         assert (code, status, message) == ("InvalidParameterValueException", 400, TEXT_LEVEL_MESSAGE)
     code, status, message = error_of(lambda: lambda_client.update_function_configuration(
