@@ -155,7 +155,10 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _print_logs(args: argparse.Namespace) -> int:
     logs = _client("logs", args.endpoint_url)
-    group = f"/aws/lambda/{args.function}"
+    # The function's LoggingConfig names its log group (``/aws/lambda/<name>`` unless set).
+    configuration = _client("lambda", args.endpoint_url).get_function_configuration(
+        FunctionName=args.function)
+    group = configuration["LoggingConfig"]["LogGroup"]
     start = int((time.time() - args.since * 60) * 1000) if args.since else None
     token: str | None = None
     while True:

@@ -3,9 +3,12 @@
 What a function reads from ``os.environ`` on Lambda
 (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html): the reserved
 variables (handler, region, function name, version, memory, log group and stream,
-initialization type, Runtime API address), the locale and time zone, the paths the sandbox
-lays out, and then the function's own variables, which come last and so win (the API refuses
-reserved keys before they are stored, see ``domain.validation.check_environment``).
+initialization type, Runtime API address; with the JSON log format also
+``AWS_LAMBDA_LOG_FORMAT`` and ``AWS_LAMBDA_LOG_LEVEL``, the application log level, which
+runtimes read to format and filter their logs: see docs/logging.md), the locale and time
+zone, the paths the sandbox lays out, and then the function's own variables, which come last
+and so win (the API refuses reserved keys before they are stored, see
+``domain.validation.check_environment``).
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ class LambdaVariables:
             "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type,
             "AWS_LAMBDA_RUNTIME_API": address,
         }
+        if version.logging_config.is_json:
+            variables["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+            variables["AWS_LAMBDA_LOG_LEVEL"] = version.logging_config.application_log_level or "INFO"
         if (runtime_env := execution_env(version.runtime)) is not None:
             variables["AWS_EXECUTION_ENV"] = runtime_env
         variables.update(version.environment)
