@@ -107,8 +107,8 @@ class Zygote:
         keeps ``fds`` open until the future is done. The future's result is the pid, a future
         of its exit status, the fds of the Runtime API socket and of strato's API socket it
         listens on inside its sandbox (namespaces tier; the caller owns them) or None, and
-        the fd of the detached tmpfs mount its /tmp is a clone of (namespaces tier, when the request passed none;
-        the caller owns it) or None; its exception SandboxError.
+        the fd of the detached tmpfs mount its /tmp is a clone of (namespaces tier, when the
+        request passed none; the caller owns it) or None; its exception SandboxError.
         Cancelling the future before the request went out drops the request; after, the
         environment is killed when the answer comes (``_abandoned``)."""
         return self._ask("spawn", request, fds)
