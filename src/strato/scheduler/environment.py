@@ -183,6 +183,13 @@ class ExecutionEnvironment:
         return self._current
 
     @property
+    def spawned_at(self) -> float:
+        """When its current process was asked for (``time.monotonic``): at creation, then at
+        each restart of its runtime. What the process was given (role credentials) dates
+        from then."""
+        return self._spawned_at
+
+    @property
     def dead(self) -> bool:
         """True once the environment is DEAD (it never leaves that state)."""
         return self.state is State.DEAD

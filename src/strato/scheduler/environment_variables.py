@@ -6,13 +6,15 @@ variables (handler, region, function name, version, memory, log group and stream
 initialization type, Runtime API address; with the JSON log format also
 ``AWS_LAMBDA_LOG_FORMAT`` and ``AWS_LAMBDA_LOG_LEVEL``, the application log level, which
 runtimes read to format and filter their logs: see docs/logging.md), the locale and time
-zone, the paths the sandbox lays out, and then the function's own variables, which come last
-and so win (the API refuses reserved keys before they are stored, see
-``domain.validation.check_environment``).
+zone, the paths the sandbox lays out, the execution role's credentials and the endpoint of
+strato's API (``ExecutionRoleAccess``, when the platform gives them), and then the
+function's own variables, which come last and so win (the API refuses reserved keys before
+they are stored, see ``domain.validation.check_environment``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 from strato.domain.models import FunctionVersion
@@ -26,14 +28,27 @@ class PathLayout(Protocol):
         """``PATH``, ``LAMBDA_RUNTIME_DIR`` (and what else the sandbox's layout needs)."""
 
 
+class ExecutionRoleAccess(Protocol):
+    """What an environment needs to call AWS APIs as its function's role
+    (``strato.services.execution_roles``)."""
+
+    def variables(self, version: FunctionVersion) -> Mapping[str, str]:
+        """``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY`` and ``AWS_SESSION_TOKEN`` of a new
+        session of ``version``'s role, and ``AWS_ENDPOINT_URL``: issued once per call, so call
+        it once per environment started."""
+
+
 class LambdaVariables:
     """An ``EnvironmentBuilder`` of the pool (``scheduler.pool``): called once per
     environment it starts, on the loop's thread; pure apart from asking ``layout`` for its
-    paths, so it may be called any number of times."""
+    paths and ``role_access`` for a new role session, so it may be called any number of
+    times."""
 
-    def __init__(self, layout: PathLayout, region: str) -> None:
+    def __init__(self, layout: PathLayout, region: str,
+                 role_access: ExecutionRoleAccess | None = None) -> None:
         self._layout = layout
         self._region = region
+        self._role_access = role_access
 
     def __call__(self, version: FunctionVersion, address: str, stream: str, task_root: str,
                  initialization_type: str) -> dict[str, str]:
@@ -62,5 +77,7 @@ class LambdaVariables:
             variables["AWS_LAMBDA_LOG_LEVEL"] = version.logging_config.application_log_level or "INFO"
         if (runtime_env := execution_env(version.runtime)) is not None:
             variables["AWS_EXECUTION_ENV"] = runtime_env
+        if self._role_access is not None:
+            variables.update(self._role_access.variables(version))
         variables.update(version.environment)
         return variables
