@@ -45,6 +45,7 @@ from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.local import ProcessSandbox
+from strato.sandbox.runtime_deps import find_runtime_deps
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
 from strato.scheduler.environment_variables import LambdaVariables
@@ -155,6 +156,7 @@ class Application:
             self._interpreters, tier=tier, work_dir=str(data / "sandbox"),
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network,
+            runtime_deps=find_runtime_deps(settings.runtime_deps),
         )
         code = CodeDownload(CodeUrlSigner(load_key(data / "code-url.key")), self._codestore)
         self._log_writer = BatchingLogWriter(self._log_store,

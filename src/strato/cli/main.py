@@ -36,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         time_scale=args.time_scale, http_header_timeout_s=args.http_header_timeout,
         http_request_timeout_s=args.http_request_timeout,
         http_idle_timeout_s=args.http_idle_timeout, max_connections=args.max_connections,
-        log_quota_mb=args.log_quota_mb,
+        log_quota_mb=args.log_quota_mb, runtime_deps=args.runtime_deps,
     )
 
 
@@ -228,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-quota-mb", type=int, default=None,
                        help="megabytes of logs each function keeps; its oldest log events are "
                             "deleted beyond it (default 64, at least 4; STRATO_LOG_QUOTA_MB)")
+    serve.add_argument("--runtime-deps", type=Path, default=None,
+                       help="the AWS SDKs every environment gets, as `make` installs them "
+                            "(default <prefix>/strato-runtime-deps; STRATO_RUNTIME_DEPS)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)
