@@ -9,7 +9,13 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test client host lint bench soak crash-soak clean
+.PHONY: run test client host runtime-deps test-tools lint bench soak crash-soak clean
+
+# What environments get besides their runtime, as Lambda includes its SDKs: strato finds them
+# here (STRATO_RUNTIME_DEPS, default <venv>/strato-runtime-deps). The AWS SDK for Python is
+# pinned: one pure-Python copy for every python3.X runtime, with bytecode for each of them.
+RUNTIME_DEPS := $(VENV)/strato-runtime-deps
+BOTO3_VERSION := 1.44.18
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +39,31 @@ host:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
 		echo "nftables could not be installed: functions get no internet egress"
 
-run: $(BIN)/strato host
+runtime-deps: $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION)
+$(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION): $(BIN)/strato
+	rm -rf $(RUNTIME_DEPS)/python $(RUNTIME_DEPS)/.boto3-*
+	$(BIN)/pip install --quiet --no-compile --target $(RUNTIME_DEPS)/python \
+		boto3==$(BOTO3_VERSION) botocore==$(BOTO3_VERSION)
+	rm -rf $(RUNTIME_DEPS)/python/bin
+	@$(BIN)/python -c 'import subprocess, sys; from strato.sandbox.interpreters import InterpreterRegistry; \
+		found = InterpreterRegistry(); \
+		[subprocess.run([python, "-m", "compileall", "-q", sys.argv[1]], check=False) \
+		 for version in ("3.10", "3.11", "3.12", "3.13") if (python := found.find(version))]' \
+		$(RUNTIME_DEPS)/python
+	chmod -R a+rX $(RUNTIME_DEPS)
+	touch $@
+
+# What the tests need beyond Python: Go, to build a custom runtime's bootstrap from source.
+test-tools:
+	@command -v go >/dev/null || apt-get install -y -q golang-go >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q golang-go >/dev/null 2>&1) || \
+		echo "golang-go could not be installed: the Go custom runtime test is skipped"
+
+run: $(BIN)/strato host runtime-deps
 	@echo "strato commands: $(BIN)/strato (. $(BIN)/activate puts it on PATH); other terminals: STRATO_ENDPOINT=http://$(HOST):$(PORT)"
 	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: $(VENV)/.dev host
+test: $(VENV)/.dev host runtime-deps test-tools
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file mypy-guest.ini

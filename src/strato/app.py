@@ -50,6 +50,7 @@ from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.launch import Launchers
 from strato.sandbox.local import ProcessSandbox
+from strato.sandbox.runtime_deps import find_runtime_deps
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
 from strato.scheduler.environment_variables import LambdaVariables
@@ -173,6 +174,7 @@ class Application:
             self._interpreters, tier=tier, work_dir=str(data / "sandbox"),
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network, platform_api_port=self.port,
+            runtime_deps=find_runtime_deps(settings.runtime_deps),
         )
         self._launchers = Launchers.builtin(self._interpreters,
                                             shown=self._sandbox.shows_views)

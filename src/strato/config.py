@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,11 @@ class Settings:
     #: Seconds an execution environment's role credentials last (``--role-session-seconds``,
     #: ``STRATO_ROLE_SESSION_SECONDS``); environments are retired before theirs expire.
     role_session_s: float = 6 * 3600.0
+    #: What strato gives every environment of a runtime besides the runtime itself, as
+    #: Lambda does (``--runtime-deps``, ``STRATO_RUNTIME_DEPS``): the AWS SDK for Python in
+    #: ``<dir>/python`` and for Node.js in ``<dir>/nodejs/node_modules``, installed by
+    #: ``make`` (``runtime-deps``); ``sandbox/runtime_deps.py`` says how environments see it.
+    runtime_deps: Path = field(default_factory=lambda: Path(sys.prefix) / "strato-runtime-deps")
 
     def __post_init__(self) -> None:
         """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range,
@@ -158,6 +164,8 @@ class Settings:
             values["trust_unknown_roles"] = True
         if env.get("STRATO_ROLE_SESSION_SECONDS"):
             values["role_session_s"] = float(env["STRATO_ROLE_SESSION_SECONDS"])
+        if env.get("STRATO_RUNTIME_DEPS"):
+            values["runtime_deps"] = Path(env["STRATO_RUNTIME_DEPS"])
         if "STRATO_TIME_SCALE" in env:
             values["time_scale"] = float(env["STRATO_TIME_SCALE"])
         for variable, name, kind in (

@@ -131,7 +131,8 @@ def test_the_fallback_tier_gets_no_host_path(tmp_path_factory: pytest.TempPathFa
         report, _ = _view(server)
     environ = report["environ"]
     assert environ["PATH"] == "/usr/local/bin:/usr/bin/:/bin"
-    assert "LD_LIBRARY_PATH" not in environ
+    task = environ["LAMBDA_TASK_ROOT"]
+    assert environ["LD_LIBRARY_PATH"] == f"/lib64:/usr/lib64:{task}:{task}/lib"
     assert report["runtime_dir_exists"]
 
 

@@ -96,8 +96,8 @@ class CountingSandbox:
         root: str = self.inner.task_root(code_dir)
         return root
 
-    def path_variables(self) -> dict[str, str]:
-        variables: dict[str, str] = self.inner.path_variables()
+    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+        variables: dict[str, str] = self.inner.path_variables(runtime, task_root)
         return variables
 
     async def prepare(self, python_version: str | None) -> None:
@@ -124,7 +124,7 @@ class FailingSandbox(CountingSandbox):
     def task_root(self, code_dir: str) -> str:
         return code_dir
 
-    def path_variables(self) -> dict[str, str]:
+    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
         return {"PATH": "/usr/bin:/bin"}
 
     async def close(self) -> None:

@@ -72,8 +72,8 @@ def test_a_code_url_is_valid_until_it_expires_and_only_under_its_key() -> None:
 
 
 class _Layout:
-    def path_variables(self) -> dict[str, str]:
-        return {"PATH": "/p", "LAMBDA_RUNTIME_DIR": "/r"}
+    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+        return {"PATH": "/p", "LAMBDA_RUNTIME_DIR": "/r", "SEEN": f"{runtime} {task_root}"}
 
 
 def test_lambda_variables_name_the_environment_and_end_with_the_functions_own() -> None:
@@ -81,6 +81,7 @@ def test_lambda_variables_name_the_environment_and_end_with_the_functions_own() 
     variables = LambdaVariables(_Layout(), "eu-west-1")(
         version, "127.0.0.1:9001", "stream-1", "/var/task", "provisioned-concurrency")
     assert variables["PATH"] == "/p" and variables["LAMBDA_RUNTIME_DIR"] == "/r"
+    assert variables["SEEN"] == f"{version.runtime} /var/task"
     assert variables["AWS_REGION"] == variables["AWS_DEFAULT_REGION"] == "eu-west-1"
     assert variables["AWS_LAMBDA_RUNTIME_API"] == "127.0.0.1:9001"
     assert variables["AWS_LAMBDA_LOG_STREAM_NAME"] == "stream-1"

@@ -36,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         time_scale=args.time_scale, http_header_timeout_s=args.http_header_timeout,
         http_request_timeout_s=args.http_request_timeout,
         http_idle_timeout_s=args.http_idle_timeout, max_connections=args.max_connections,
-        log_quota_mb=args.log_quota_mb,
+        log_quota_mb=args.log_quota_mb, runtime_deps=args.runtime_deps,
         trust_unknown_roles=args.trust_unknown_roles or None,
         role_session_s=args.role_session_seconds,
     )
@@ -241,6 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lifetime of the role credentials each execution environment gets; "
                             "an environment is retired before they expire "
                             "(default 21600; STRATO_ROLE_SESSION_SECONDS)")
+    serve.add_argument("--runtime-deps", type=Path, default=None,
+                       help="the AWS SDKs every environment gets, as `make` installs them "
+                            "(default <prefix>/strato-runtime-deps; STRATO_RUNTIME_DEPS)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)

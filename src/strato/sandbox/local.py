@@ -46,16 +46,17 @@ from strato.errors import SandboxError
 from strato.sandbox.base import EGRESS_INTERNET, EnvironmentProcess, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.lambda_paths import EnvironmentLayout
 from strato.sandbox.rootfs import (
-    HOST_SYSTEM_PATH,
-    LAMBDA_LD_LIBRARY_PATH,
-    LAMBDA_PATH,
+    LAMBDA_LANG_DIR,
+    LAMBDA_OPT_DIR,
     LAMBDA_RUNTIME_DIR,
     readable_paths,
     root_plan,
     system_binds,
     system_root_plan,
 )
+from strato.sandbox.runtime_deps import RuntimeDeps
 from strato.sandbox.spares import SparePool
 from strato.sandbox.tiers import Tier
 from strato.sandbox.tmp_leftovers import remove_dead_servers_tmp
@@ -260,10 +261,12 @@ class ProcessSandbox:
         network: NetworkPool | None = None,
         landlock: bool = True,
         platform_api_port: int | None = None,
+        runtime_deps: RuntimeDeps | None = None,
     ) -> None:
         """``platform_api_port``: the host port of strato's API, which environments of the
         fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``)."""
         self._interpreters = interpreters
+        self._runtime_deps = runtime_deps or RuntimeDeps()
         self._tier = tier
         self._zygotes = ZygotePool()
         self._admit = asyncio.Semaphore(MAX_STARTING)
@@ -341,15 +344,26 @@ class ProcessSandbox:
         """The path of the function's code as the environment sees it."""
         return TASK_ROOT if self._tier is Tier.NAMESPACES else code_dir
 
-    def path_variables(self) -> dict[str, str]:
-        """``PATH``, ``LAMBDA_RUNTIME_DIR`` and (namespaces tier) ``LD_LIBRARY_PATH`` as an
-        environment sees them: Lambda's values in the namespaces tier, whose root lays things
-        out as Lambda does; without a root of its own, the host's system directories and the
-        runtime's host path."""
+    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+        """The search paths of an environment of ``runtime`` whose code is at ``task_root``
+        (``lambda_paths.py``): Lambda's values in the namespaces tier, whose root lays things
+        out as Lambda does (the SDKs merged into /var/runtime); without a root of its own, the
+        host's system directories, the runtime's and the SDKs' host paths, nothing of the
+        environment strato was started with."""
         if self._tier is Tier.NAMESPACES:
-            return {"PATH": LAMBDA_PATH, "LD_LIBRARY_PATH": LAMBDA_LD_LIBRARY_PATH,
-                    "LAMBDA_RUNTIME_DIR": LAMBDA_RUNTIME_DIR}
-        return {"PATH": HOST_SYSTEM_PATH, "LAMBDA_RUNTIME_DIR": str(GUEST_DIR)}
+            layout = EnvironmentLayout(LAMBDA_RUNTIME_DIR, lang_dir=LAMBDA_LANG_DIR,
+                                opt_dir=LAMBDA_OPT_DIR)
+        else:
+            deps = self._runtime_deps
+            layout = EnvironmentLayout(str(GUEST_DIR), python_sdk=deps.python,
+                                node_modules=deps.nodejs)
+        return layout.variables(runtime, task_root)
+
+    def _system_root_plan(self) -> dict[str, Any]:
+        """The function-independent part of every namespaces-tier root (a spare's, or a
+        whole one with the function's part added)."""
+        return system_root_plan(self._staging, self._binds, self._symlinks,
+                                runtime_trees=self._runtime_deps.trees)
 
     async def prepare(self, python_version: str | None) -> None:
         await self._zygote(python_version)
@@ -365,7 +379,7 @@ class ProcessSandbox:
                 await pool.close()
             pool = self._spares[interpreter] = SparePool(
                 zygote, size=SPARES,
-                root=system_root_plan(self._staging, self._binds, self._symlinks),
+                root=self._system_root_plan(),
                 cgroups=self._cgroups, max_pids=MAX_PIDS, limit_cpu=self._limit_cpu,
                 admit=self._admit, discard=self._discard_cgroup)
             pool.refill()
@@ -473,7 +487,8 @@ class ProcessSandbox:
                     request["root"] = {"task_root": spec.cwd, "tmp_mb": spec.tmp_mb}
                 else:
                     request["root"] = root_plan(self._staging, spec.cwd, spec.tmp_mb,
-                                                self._binds, self._symlinks)
+                                                self._binds, self._symlinks,
+                                                runtime_trees=self._runtime_deps.trees)
                 request["root"]["views"] = [list(view) for view in spec.views]
                 if spec.egress == EGRESS_INTERNET and self._network is not None:
                     network = self._network
@@ -495,7 +510,8 @@ class ProcessSandbox:
                 request["restrict_sockets"] = spec.egress != EGRESS_INTERNET
                 if self._landlock:
                     request["landlock"] = {
-                        "read": readable_paths(self._binds) + [spec.cwd]
+                        "read": readable_paths(self._binds) + [spec.cwd,
+                                                               *self._runtime_deps.trees]
                         + [source for source, _ in spec.views],
                         "write": [tmp_dir, *_DEVICE_FILES],
                         "tcp_ports": None if spec.egress == EGRESS_INTERNET

@@ -3,9 +3,10 @@
 Only what runtimes need is bound in, read-only: the system's program and library
 directories, a handful of files from ``/etc`` (TLS roots, resolver and loader
 configuration, time zone), and any directory the operator lists; each zygote adds its
-interpreter's prefix at ``/var/lang`` and strato's guest runtime at ``/var/runtime``, as
-Lambda lays them out (``guest/zygote.py``). Never the host's root as a whole: the data dir,
-the store, ``/root``, ``/home`` and other functions' code stay out of sight. The function's
+interpreter's prefix at ``/var/lang`` and strato's guest runtime at ``/var/runtime`` (with
+the AWS SDKs merged in, ``runtime_deps.py``), as Lambda lays them out
+(``guest/zygote.py``). Never the host's root as a whole: the data dir, the store, ``/root``,
+``/home`` and other functions' code stay out of sight. The function's
 code is at ``/var/task``; ``/tmp`` is a private tmpfs; ``/opt`` (layers) is empty.
 """
 
@@ -15,15 +16,11 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-#: Lambda's search paths, as a namespaces-tier environment gets them
-#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
-LAMBDA_PATH = "/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin"
-LAMBDA_LD_LIBRARY_PATH = ("/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:"
-                          "/var/task:/var/task/lib:/opt/lib")
+#: Where a namespaces-tier environment finds the runtime (with the SDKs merged in), the
+#: interpreter and the layers, as on Lambda (``lambda_paths.py`` makes the search paths).
 LAMBDA_RUNTIME_DIR = "/var/runtime"
-#: PATH without a root of the environment's own (fallback and unconfined tiers): the host's
-#: system directories only, never the PATH strato itself was started with.
-HOST_SYSTEM_PATH = "/usr/local/bin:/usr/bin/:/bin"
+LAMBDA_LANG_DIR = "/var/lang"
+LAMBDA_OPT_DIR = "/opt"
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_ENTRIES = (
@@ -63,16 +60,20 @@ def system_binds(extra: Iterable[str] = ()) -> tuple[list[list[str]], list[list[
 
 
 def root_plan(staging: str, task_root: str, tmp_mb: int, binds: list[list[str]],
-              symlinks: list[list[str]]) -> dict[str, Any]:
+              symlinks: list[list[str]], *, runtime_trees: list[str] | None = None,
+              ) -> dict[str, Any]:
     """The ``root`` member of a namespaces-tier spawn request (see ``guest/confine.py``)."""
-    return {**system_root_plan(staging, binds, symlinks), "task_root": task_root,
-            "tmp_mb": tmp_mb}
+    return {**system_root_plan(staging, binds, symlinks, runtime_trees=runtime_trees),
+            "task_root": task_root, "tmp_mb": tmp_mb}
 
 
-def system_root_plan(staging: str, binds: list[list[str]],
-                     symlinks: list[list[str]]) -> dict[str, Any]:
-    """The function-independent part of a root plan: the ``root`` of a prepare request."""
-    return {"staging": staging, "binds": binds, "symlinks": symlinks}
+def system_root_plan(staging: str, binds: list[list[str]], symlinks: list[list[str]], *,
+                     runtime_trees: list[str] | None = None) -> dict[str, Any]:
+    """The function-independent part of a root plan: the ``root`` of a prepare request.
+    ``runtime_trees``: host directories whose contents the zygote merges into
+    ``/var/runtime`` below its guest runtime (``runtime_deps.py``)."""
+    return {"staging": staging, "binds": binds, "symlinks": symlinks,
+            "runtime_trees": list(runtime_trees or ())}
 
 
 def readable_paths(binds: list[list[str]]) -> list[str]:

@@ -24,8 +24,10 @@ from strato.domain.runtimes import execution_env
 class PathLayout(Protocol):
     """The part of a sandbox that knows where an environment finds its binaries."""
 
-    def path_variables(self) -> dict[str, str]:
-        """``PATH``, ``LAMBDA_RUNTIME_DIR`` (and what else the sandbox's layout needs)."""
+    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+        """``PATH``, ``LD_LIBRARY_PATH``, ``LAMBDA_RUNTIME_DIR`` and the search path of
+        ``runtime``'s language (``PYTHONPATH``, ``NODE_PATH``) as an environment of
+        ``runtime`` with its code at ``task_root`` finds them in the sandbox's layout."""
 
 
 class ExecutionRoleAccess(Protocol):
@@ -57,7 +59,7 @@ class LambdaVariables:
         ``initialization_type`` is ``on-demand`` or ``provisioned-concurrency``."""
         region = self._region
         variables = {
-            **self._layout.path_variables(),
+            **self._layout.path_variables(version.runtime, task_root),
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LAMBDA_TASK_ROOT": task_root,

@@ -7,7 +7,8 @@ Default tier (``namespaces``), in this order::
 
     once, in the zygote's own mount namespace (a slave of the host's):   (build_skeleton)
         the skeleton: tmpfs root ─ read-only binds (system dirs) ─ the interpreter at
-        /var/lang and the runtime at /var/runtime (shown trees) ─ /dev nodes ─ /etc files ─
+        /var/lang and the runtime at /var/runtime, the AWS SDKs merged in (shown trees) ─
+        /dev nodes ─ /etc files ─
         root read-only
     forked by the zygote as pid 2 of a new pid namespace (the zygote unshares one for it and
     forks its init, ``reaper.py``, first):
@@ -251,7 +252,7 @@ class Confiner:
             elif kind == _OP_SYMLINK:
                 os.symlink(op[1], op[2])
             elif kind == _OP_SHOW:
-                self.show_tree(op[1], op[2], op[3], op[4])
+                self.show_tree(op[1], op[2], op[3], op[4], under=op[5])
             elif not os.path.lexists(op[1]):  # _OP_WRITE, unless a bind provides it
                 fd = os.open(op[1], os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
                 try:
@@ -259,19 +260,35 @@ class Confiner:
                 finally:
                     os.close(fd)
 
-    def show_tree(self, source: bytes, root: bytes, inside: bytes, step: str) -> None:
+    def show_tree(self, source: bytes, root: bytes, inside: bytes, step: str, *,
+                  under: Iterable[bytes] = ()) -> None:
         """Mount the host directory ``source`` read-only at ``root + inside`` as a shown tree
         (see the module docstring); all arguments bytes, ``inside`` relative to ``root``,
         whose ``tmp`` (an empty mount point) and ``var/empty`` (an empty directory) exist.
-        Leaves the working directory at ``root``."""
+        The host directories ``under`` are merged in below ``source`` (a name in several
+        comes from the first), each bound on a directory of a scratch tmpfs on ``tmp`` while
+        the overlay is made (``lowerdir=tmp/0:tmp/1:…``); without overlayfs they are left
+        out. Leaves the working directory at ``root``."""
         scratch = root + b"/" + _SCRATCH_DIR
         target = root + b"/" + inside
-        self._mount_or_fail(source, scratch, None, MS_BIND, None, step)
+        layers = [source, *under]
+        if len(layers) == 1:
+            self._mount_or_fail(source, scratch, None, MS_BIND, None, step)
+            lower = _SCRATCH_DIR
+        else:
+            self._mount_or_fail(b"tmpfs", scratch, b"tmpfs", MS_NOSUID | MS_NODEV,
+                                b"size=16k,mode=0700", step + " (scratch)")
+            names = []
+            for index, layer in enumerate(layers):
+                names.append(_SCRATCH_DIR + b"/" + str(index).encode())
+                os.mkdir(root + b"/" + names[-1], 0o700)
+                self._mount_or_fail(layer, root + b"/" + names[-1], None, MS_BIND, None, step)
+            lower = b":".join(names)
         os.chdir(root)
         shown = self._mount(b"overlay", target, b"overlay", MS_RDONLY | MS_NOSUID | MS_NODEV,
-                            b"lowerdir=" + _SCRATCH_DIR + b":" + _EMPTY_DIR)
+                            b"lowerdir=" + lower + b":" + _EMPTY_DIR)
         code = ctypes.get_errno()
-        self._umount2(scratch, MNT_DETACH)
+        self._umount2(scratch, MNT_DETACH)  # the scratch tmpfs with the binds on it
         if shown == 0:
             return
         if code not in (_ENODEV, _EINVAL):  # no overlayfs, or one refusing this lower layer
@@ -438,7 +455,8 @@ def compile_root(plan: dict[str, Any]) -> tuple[Op, ...]:
 
     ``plan``: ``staging`` (where the root is built), ``binds`` [[host path, path inside,
     "dir"|"file"|"tree"]] (bound read-only; a "tree" is a shown tree), ``symlinks`` [[path
-    inside, target]]."""
+    inside, target]], ``runtime_trees`` [host path] (merged below the tree shown at
+    ``RUNTIME_DIR``: the AWS SDKs)."""
     root = plan["staging"]
     ops: list[Op] = [(_OP_MOUNT, b"tmpfs", root.encode(), b"tmpfs", MS_NOSUID | MS_NODEV,
             b"size=1m,mode=0755", "mount the root tmpfs")]
@@ -466,8 +484,10 @@ def compile_root(plan: dict[str, Any]) -> tuple[Op, ...]:
         target = (root + inside).encode()
         if kind == "tree":
             make_dirs(inside)
+            under = tuple(p.encode() for p in plan.get("runtime_trees") or ()
+                          ) if inside == RUNTIME_DIR else ()
             ops.append((_OP_SHOW, source.encode(), root.encode(), inside.lstrip("/").encode(),
-                        f"show {source} at {inside}"))
+                        f"show {source} at {inside}", under))
             made -= {p for p in made if p == inside or p.startswith(inside + "/")}
             continue
         if kind == "dir":

@@ -12,8 +12,9 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "argv": [...] (exec: argv[0] absolute), "env": {...} (the whole environment), "cwd": <dir>,
   "tier": "namespaces" | "fallback" | "unconfined", "cgroups": [<cgroup.procs path>, ...],
   "nofile": <int> | null, "uid"/"gid": <int> | null, "netns": <bool>, "tmp": <bool>,
-  "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks", "views"} (namespaces
-  tier; ``views``: [[host dir, path inside], ...] shown over the skeleton's mount points),
+  "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks", "runtime_trees", "views"}
+  (namespaces tier; ``runtime_trees``: host directories merged into /var/runtime;
+  ``views``: [[host dir, path inside], ...] shown over the skeleton's mount points),
   "spare": <spare id> (namespaces tier, optional: become that spare),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
@@ -30,11 +31,11 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
 - platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
-  "cgroups": [...], "root": {"staging", "binds", "symlinks"}}``: fork a spare, a process
-  that takes the first half of the namespaces recipe ahead of demand (joins its cgroups, is
-  pid 2 of a new pid namespace whose init reaps orphans (``reaper.py``), in new mount, ipc
-  and uts namespaces, has the function-independent part of its root built) and waits to
-  become an environment. Answered ``{"op": "prepared", "id", "pid"}`` or
+  "cgroups": [...], "root": {"staging", "binds", "symlinks", "runtime_trees"}}``: fork a
+  spare, a process that takes the first half of the namespaces recipe ahead of demand (joins
+  its cgroups, is pid 2 of a new pid namespace whose init reaps orphans (``reaper.py``), in
+  new mount, ipc and uts namespaces, has the function-independent part of its root built)
+  and waits to become an environment. Answered ``{"op": "prepared", "id", "pid"}`` or
   ``{"op": "prepare_failed", "id", "error"}``; a spare that dies unused is reported as
   ``{"op": "spare_lost", "id"}``, one that is used reports as the environment it became.
 
@@ -563,7 +564,8 @@ class Zygote:
                      and not _below(link[0], [other[0] for other in self._interpreter_links
                                               if other is not link])]
         plan = {"staging": staging, "symlinks": symlinks,
-                "binds": binds + self._interpreter_binds}
+                "binds": binds + self._interpreter_binds,
+                "runtime_trees": list(root.get("runtime_trees") or [])}
         try:
             self._confiner.build_skeleton(confine.compile_root(plan))
         except BaseException:

@@ -35,6 +35,9 @@ from .faults import (
 )
 from .handler import load_handler
 
+#: Where a Python layer's packages are (https://docs.aws.amazon.com/lambda/latest/dg/packaging-layers.html).
+_OPT_PYTHON = "/opt/python"
+
 TYPE_CHECKING = False  # not typing's: the annotations need no import at run time
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, MutableMapping
@@ -126,9 +129,12 @@ def _install_exit_builtins() -> None:
 
 
 def _extend_sys_path(environ: Mapping[str, str]) -> None:
-    # The task root first, as AWS has it; PYTHONPATH next (layers' /opt/python and the like),
-    # since the interpreter was started with -E and did not read it.
-    entries = [environ.get("LAMBDA_TASK_ROOT")]
+    # Lambda's order (https://docs.aws.amazon.com/lambda/latest/dg/python-package.html): the
+    # function's code, then the layers' directories, then PYTHONPATH (the interpreter was
+    # started with -E and did not read it): $LAMBDA_RUNTIME_DIR, where the runtime's boto3
+    # is, so that a copy the function or a layer brings is the one imported.
+    layers = f"{_OPT_PYTHON}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages"
+    entries = [environ.get("LAMBDA_TASK_ROOT"), layers, _OPT_PYTHON]
     entries += (environ.get("PYTHONPATH") or "").split(os.pathsep)
     position = 0
     for entry in entries:
