@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from strato.domain.models import (
     CodeRef,
+    FunctionLayer,
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
@@ -95,6 +96,11 @@ def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObje
             "ipv6_allowed_for_dual_stack": record.vpc_config.ipv6_allowed_for_dual_stack,
         },
         "dead_letter_target": record.dead_letter_target,
+        "layers": [
+            {"arn": layer.arn, "sha256_hex": layer.code.sha256_hex, "size": layer.code.size,
+             "unzipped_size": layer.unzipped_size}
+            for layer in record.layers
+        ],
     }
 
 
@@ -138,6 +144,8 @@ def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
             vpc_config=_vpc_config(obj.get("vpc_config")),
             # Records written before DeadLetterConfig existed have none.
             dead_letter_target=_opt_str(obj, "dead_letter_target"),
+            # Records written before Layers existed have none.
+            layers=_layers(obj.get("layers", [])),
         )
     except ValueError as e:  # an unknown enum value or a malformed datetime
         raise StoreError(f"corrupt function record: {e}") from e
@@ -191,6 +199,17 @@ def _str_list(value: JsonValue, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise StoreError(f"corrupt function record: {what} is not a list of strings")
     return [item for item in value if isinstance(item, str)]
+
+
+def _layers(value: JsonValue) -> tuple[FunctionLayer, ...]:
+    if not isinstance(value, list):
+        raise StoreError("corrupt function record: layers is not a list")
+    layers = []
+    for item in value:
+        obj = _object(item, "layer")
+        code = CodeRef(sha256_hex=_str(obj, "sha256_hex"), size=_int(obj, "size"))
+        layers.append(FunctionLayer(_str(obj, "arn"), code, _int(obj, "unzipped_size")))
+    return tuple(layers)
 
 
 def _datetime(text: str) -> datetime:
