@@ -14,6 +14,7 @@ from typing import Protocol
 
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import execution_env
+from strato.scheduler.layer_paths import LayerPlacement, layer_variables
 
 
 class PathLayout(Protocol):
@@ -28,9 +29,11 @@ class LambdaVariables:
     environment it starts, on the loop's thread; pure apart from asking ``layout`` for its
     paths, so it may be called any number of times."""
 
-    def __init__(self, layout: PathLayout, region: str) -> None:
+    def __init__(self, layout: PathLayout, region: str,
+                 layers: LayerPlacement | None = None) -> None:
         self._layout = layout
         self._region = region
+        self._layers = layers
 
     def __call__(self, version: FunctionVersion, address: str, stream: str, task_root: str,
                  initialization_type: str) -> dict[str, str]:
@@ -56,5 +59,8 @@ class LambdaVariables:
         }
         if (runtime_env := execution_env(version.runtime)) is not None:
             variables["AWS_EXECUTION_ENV"] = runtime_env
+        opt = self._layers.seen_at(version) if self._layers is not None else None
+        if opt is not None:  # the version's layers' directories in the search paths
+            variables.update(layer_variables(variables, opt, version.runtime))
         variables.update(version.environment)
         return variables

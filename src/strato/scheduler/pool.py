@@ -46,6 +46,7 @@ from strato.scheduler.concurrency import (
 )
 from strato.scheduler.environment import ExecutionEnvironment, RuntimeEndpoints, State
 from strato.scheduler.invocation import Invocation, function_deleted
+from strato.scheduler.layer_paths import LayerPlacement
 from strato.scheduler.log_capture import LogSink
 from strato.scheduler.placement import Source, expired, pick_warm, place
 
@@ -134,6 +135,7 @@ class EnvironmentPool:
         burst_window_s: float = 10.0,
         default_egress: str = EGRESS_INTERNET,
         launchers: Launchers | None = None,
+        layers: LayerPlacement | None = None,
     ) -> None:
         self._sandbox = sandbox
         self._launchers = launchers or Launchers.builtin(shown=sandbox.shows_views)
@@ -141,6 +143,7 @@ class EnvironmentPool:
         self._sink = sink
         self._build_environment = build_environment
         self._code_dir = code_dir
+        self._layers = layers
         self._keep_alive_s = keep_alive_s
         self._limits = ConcurrencyLimits(account_concurrency, burst=burst,
                                          burst_window_s=burst_window_s)
@@ -322,7 +325,7 @@ class EnvironmentPool:
             env_id=env.env_id,
             python_version=launch.python_version,
             argv=launch.argv,
-            views=launch.views,
+            views=launch.views + (self._layers.views(version) if self._layers else ()),
             env=self._build_environment(version, address, env.log_stream, task_root,
                                         env.initialization_type),
             cwd=code_dir,

@@ -475,6 +475,10 @@ class FunctionService:
             return
         self._on_change(name)
 
+    def collect_code(self) -> None:
+        """Remove packages no version (nor layer version) uses any more."""
+        self._collect_code()
+
     def _collect_code(self) -> None:
         """Remove packages no version uses any more."""
         try:

@@ -50,7 +50,7 @@ class MemoryLayerStore:
     def list_layers(self, account: str) -> list[LayerId]:
         with self._lock:
             return sorted((layer for layer, versions in self._versions.items()
-                           if layer.account == account and versions), key=lambda l: l.name)
+                           if layer.account == account and versions), key=lambda found: found.name)
 
     def code_references(self) -> set[str]:
         with self._lock:
