@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from strato.api.code_download import CodeDownload
 from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
+from strato.api.iam_api import IamApi
 from strato.api.lambda_api import LambdaOperations
 from strato.api.layer_operations import LayerOperations
 from strato.api.ledger_api import LedgerApi
 from strato.api.logs_api import LogsApi
 from strato.api.mapping_operations import MappingOperations
+from strato.api.platform_endpoint import PlatformEndpoint
 from strato.api.server import ApiServer
 from strato.api.sqs_api import SqsApi
 from strato.async_invoke.destinations import DestinationSender
 from strato.async_invoke.sqlite_events import SqliteEventStore
 from strato.async_invoke.worker import AsyncWorker
 from strato.async_invoke.writer import EventWriter
+from strato.auth.role_sessions import RoleSessions
 from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.codestore.signed_urls import CodeUrlSigner, load_key
@@ -40,7 +44,7 @@ from strato.event_sources.loop_side import LoopSide
 from strato.event_sources.manager import PollerManager
 from strato.event_sources.sqs_poller import SqsPoller
 from strato.http.request import Request
-from strato.http.server import serve
+from strato.http.server import serve_socket
 from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
@@ -61,12 +65,14 @@ from strato.services.concurrency import ConcurrencyService, ProvisionedState
 from strato.services.event_invoke_configs import EventInvokeConfigCache, EventInvokeConfigService
 from strato.services.event_ledger import EventLedgerService
 from strato.services.event_source_mappings import EventSourceMappingService
+from strato.services.execution_roles import ExecutionRoles, endpoint_url
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.layers import LayerService
 from strato.services.logs import LogService
 from strato.services.permissions import PermissionService
 from strato.services.registry import FunctionRegistry, load_entry
+from strato.services.roles import RoleDirectory, RoleService
 from strato.services.sqs_queues import QueueService
 from strato.services.tags import TagService
 from strato.sqs.builtin import BuiltinQueueClient
@@ -80,6 +86,7 @@ from strato.store.sqlite_layers import SqliteLayerStore
 from strato.store.sqlite_mappings import SqliteEventSourceMappingStore
 from strato.store.sqlite_policies import SqlitePolicyStore
 from strato.store.sqlite_queues import SqliteQueueStore
+from strato.store.sqlite_roles import SqliteRoleStore
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,16 @@ class Application:
         self._policy_store = SqlitePolicyStore(data / "state.db")
         self._alias_store = SqliteAliasStore(data / "state.db")
         self._provisioned_store = SqliteProvisionedStore(data / "state.db")
+        # The API's socket first: environments are told its port (``AWS_ENDPOINT_URL``).
+        listening = socket.create_server((settings.host, settings.port), backlog=1024)
+        self.port = listening.getsockname()[1]
+        #: IAM roles (their own file, ``iam.db``) and the credentials of their sessions.
+        self._role_store = SqliteRoleStore(data / "iam.db")
+        role_directory = RoleDirectory(settings.account_id)
+        role_directory.load(self._role_store)
+        role_sessions = RoleSessions(settings.account_id, role_directory,
+                                     lifetime_s=settings.role_session_s,
+                                     trust_unknown_roles=settings.trust_unknown_roles)
         policy_cache = ResourcePolicyCache(self._policy_store.list_policies())
         #: Decides whether a principal may act (the API server calls it); reads no database.
         self.authorizer = Authorizer(settings.account_id, policy_cache)
@@ -159,10 +176,13 @@ class Application:
         self._sandbox = ProcessSandbox(
             self._interpreters, tier=tier, work_dir=str(data / "sandbox"),
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
-            extra_binds=settings.sandbox_binds, network=network,
+            extra_binds=settings.sandbox_binds, network=network, platform_api_port=self.port,
         )
         self._launchers = Launchers.builtin(self._interpreters,
                                             shown=self._sandbox.shows_views)
+        platform_endpoint = PlatformEndpoint(settings.http_limits)
+        execution_roles = ExecutionRoles(
+            role_sessions, endpoint_url(self._sandbox.platform_api, settings.host, self.port))
         code = CodeDownload(CodeUrlSigner(load_key(data / "code-url.key")), self._codestore)
         layer_placement = LayerPlacement(self._codestore.merged, shown=self._sandbox.shows_views)
         self._layer_store = SqliteLayerStore(data / "layers.db")
@@ -177,9 +197,10 @@ class Application:
         self.builtin_queues = BuiltinQueueClient(self.queue_service, sender_id=settings.account_id)
         self._pool = EnvironmentPool(
             self._sandbox,
-            RuntimeApiServer(limits=settings.http_limits),
+            RuntimeApiServer(limits=settings.http_limits, platform_api=platform_endpoint),
             self._log_writer,
-            LambdaVariables(self._sandbox, settings.default_region, layers=layer_placement),
+            LambdaVariables(self._sandbox, settings.default_region, execution_roles,
+                            layers=layer_placement),
             lambda version: str(self._codestore.unpacked(version.code)),
             keep_alive_s=settings.keep_alive_s,
             account_concurrency=settings.account_concurrency,
@@ -187,6 +208,7 @@ class Application:
             burst_window_s=settings.burst_window_s,
             default_egress=settings.egress,
             launchers=self._launchers,
+            max_environment_age_s=settings.role_session_s,
             layers=layer_placement,
         )
         names: list[str] = []
@@ -257,7 +279,8 @@ class Application:
         logs_api = LogsApi(LogService(self._log_store), self._queries)
         verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
         if settings.auth != "none":
-            verifier = sigv4_verifier(data, settings.account_id, settings.admin_credentials)
+            verifier = sigv4_verifier(data, settings.account_id, settings.admin_credentials,
+                                      sessions=role_sessions)
         api = ApiServer(
             operations,
             invocations,
@@ -269,12 +292,15 @@ class Application:
             authorizer=self.authorizer,
             logs_api=logs_api.handle,
             sqs_api=SqsApi(self.queue_service, authorizer=self.authorizer),
+            iam_api=IamApi(RoleService(self._role_store, role_directory), role_directory,
+                           self._control, account_id=settings.account_id,
+                           authorizer=self.authorizer),
             events=acceptor,
             signed_internal={"events": ledger.handle},
         )
-        self._server = await serve(api.handle, api.body_limit, settings.host, settings.port,
-                                   limits=settings.http_limits)
-        self.port = self._server.sockets[0].getsockname()[1]
+        platform_endpoint.bind(api.handle, api.body_limit)
+        self._server = await serve_socket(api.handle, api.body_limit, listening,
+                                          limits=settings.http_limits)
         log.info("sandbox: %s", self._sandbox.description)
 
     async def _start_async(self, invocations: InvocationService) -> tuple[EventAcceptor, LedgerApi]:
@@ -359,4 +385,5 @@ class Application:
         if self._external_queues is not None:
             self._external_queues.close()
         self._provisioned_store.close()
+        self._role_store.close()
 

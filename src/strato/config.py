@@ -15,6 +15,8 @@ from strato.http.limits import HttpLimits
 DEFAULT_ACCOUNT = "000000000000"
 DEFAULT_REGION = "us-east-1"
 MIN_LOG_QUOTA_MB = 4
+#: The shortest role session lifetime: an environment needs some seconds to start and run.
+MIN_ROLE_SESSION_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,22 @@ class Settings:
     #: Megabytes of log messages each function's log group may hold (``--log-quota-mb``,
     #: ``STRATO_LOG_QUOTA_MB``); its oldest events are deleted beyond it.
     log_quota_mb: int = 64
+    #: Sessions of execution roles that were not created through IAM (a function may name
+    #: any role ARN) may do anything (``--trust-unknown-roles``,
+    #: ``STRATO_TRUST_UNKNOWN_ROLES=1``); by default they may do nothing.
+    trust_unknown_roles: bool = False
+    #: Seconds an execution environment's role credentials last (``--role-session-seconds``,
+    #: ``STRATO_ROLE_SESSION_SECONDS``); environments are retired before theirs expire.
+    role_session_s: float = 6 * 3600.0
 
     def __post_init__(self) -> None:
         """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range,
-        and for a log quota under ``MIN_LOG_QUOTA_MB``."""
+        for a log quota under ``MIN_LOG_QUOTA_MB`` and a role session under
+        ``MIN_ROLE_SESSION_S``."""
         _ = self.http_limits
+        if self.role_session_s < MIN_ROLE_SESSION_S:
+            raise ValueError(f"role credentials must last at least {MIN_ROLE_SESSION_S} s, "
+                             f"not {self.role_session_s}")
         if self.log_quota_mb < MIN_LOG_QUOTA_MB:
             raise ValueError(f"the log quota must be at least {MIN_LOG_QUOTA_MB} MB (an "
                              f"invocation's log alone can take 1 MB), not {self.log_quota_mb}")
@@ -141,6 +154,10 @@ class Settings:
             values["auth"] = env["STRATO_AUTH"]
         if env.get("STRATO_ADMIN_CREDENTIALS"):
             values["admin_credentials"] = env["STRATO_ADMIN_CREDENTIALS"]
+        if env.get("STRATO_TRUST_UNKNOWN_ROLES") == "1":
+            values["trust_unknown_roles"] = True
+        if env.get("STRATO_ROLE_SESSION_SECONDS"):
+            values["role_session_s"] = float(env["STRATO_ROLE_SESSION_SECONDS"])
         if "STRATO_TIME_SCALE" in env:
             values["time_scale"] = float(env["STRATO_TIME_SCALE"])
         for variable, name, kind in (

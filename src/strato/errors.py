@@ -7,6 +7,7 @@ Hierarchy::
     ├── StoreError                  a repository could not do what was asked
     │   ├── AlreadyExistsError      the record to create is there already
     │   ├── NotFoundError           the record to change is not there
+    │   ├── InUseError              the record to delete still has records that depend on it
     │   ├── RevisionMismatchError   compare-and-swap lost: another writer changed the record
     │   └── SealedSecretError       a sealed secret does not open: tampered with, sealed under
     │                               another master key, or bound to another record
@@ -35,6 +36,10 @@ class AlreadyExistsError(StoreError):
 
 
 class NotFoundError(StoreError):
+    pass
+
+
+class InUseError(StoreError):
     pass
 
 

@@ -81,7 +81,7 @@ def _traversable_by_others(path: Path) -> bool:
 
 def open_up(path: Path, base: Path) -> None:
     """Let other users traverse ``path`` and its ancestors up to ``base`` (pytest's
-    ``pytest-of-<user>``, which it makes 0700)."""
+    session directories' parent, ``tests/conftest.py``)."""
     for directory in [path, *path.parents]:
         if not directory.stat().st_mode & 0o001:
             directory.chmod(0o711)

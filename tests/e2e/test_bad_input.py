@@ -82,7 +82,8 @@ def test_bad_create_is_refused_and_writes_nothing(
     assert error["ResponseMetadata"]["HTTPStatusCode"] == status
     if message is not None:
         assert error["Error"]["Message"] == message
-    assert _files(strato.data_dir / "code") == before
+    # Nothing added (other tests' deleted functions may still be leaving, in the background).
+    assert _files(strato.data_dir / "code") <= before
     with pytest.raises(lambda_client.exceptions.ResourceNotFoundException):
         lambda_client.get_function(FunctionName=function_name)
 
@@ -107,7 +108,8 @@ def test_unzipped_over_250_mb_is_refused(strato: StratoServer, lambda_client: An
         _create(lambda_client, function_name, buffer.getvalue())
     assert refused.value.response["Error"]["Code"] == "InvalidParameterValueException"
     assert refused.value.response["Error"]["Message"] == "Unzipped size must be smaller than 262144000 bytes"
-    assert _files(strato.data_dir / "code") == before
+    # Nothing added (other tests' deleted functions may still be leaving, in the background).
+    assert _files(strato.data_dir / "code") <= before
 
 
 def test_zipped_over_50_mb_is_refused(lambda_client: Any, function_name: str) -> None:

@@ -66,6 +66,26 @@ def test_strato_logs_prints_the_function_log(
     assert len(streams) == 1 and "[$LATEST]" in streams[0]["logStreamName"]
 
 
+def test_strato_logs_reads_the_functions_log_group(
+    strato: StratoServer, lambda_client: Any, create_function: CreateFunction, function_name: str
+) -> None:
+    """A function given its own LogGroup: ``strato logs`` reads that group."""
+    group = f"custom/{function_name}"
+    create_function({"app.py": "def handler(event, context):\n    print('in-my-group')\n"},
+                    LoggingConfig={"LogGroup": group})
+    request_id = lambda_client.invoke(FunctionName=function_name)["ResponseMetadata"]["RequestId"]
+    logs = client_for(strato.endpoint, "logs")
+    wait_until(lambda: any(e["message"].startswith(f"REPORT RequestId: {request_id}")
+                           for e in logs.filter_log_events(logGroupName=group)["events"]),
+               "the REPORT line", timeout=10)
+    printed = subprocess.run(
+        [sys.executable, "-m", "strato.cli.main", "logs", function_name, "--endpoint-url", strato.endpoint],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"},
+    ).stdout.splitlines()
+    assert "in-my-group" in printed
+
+
 def test_state_survives_a_restart(tmp_path: Path) -> None:
     server = start_server(tmp_path / "data")
     try:

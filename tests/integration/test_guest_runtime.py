@@ -421,6 +421,30 @@ def test_log_level_from_environment(python: str, app_root: Path) -> None:
     assert "debug line" not in stdout
 
 
+def test_json_log_format(python: str, app_root: Path) -> None:
+    """With AWS_LAMBDA_LOG_FORMAT=JSON, records are Lambda's JSON records at the level of
+    AWS_LAMBDA_LOG_LEVEL, print stays plain text and an error is one JSON record."""
+    env = {"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO"}
+    with run_runtime(python, app_root, "app.handler", env=env) as run:
+        request_id = run.api.add_event({"kind": "log"})
+        logged = run.api.next_post().stdout.decode()
+        failed_id = run.api.add_event({"kind": "fail"})
+        failed = run.api.next_post().stdout.decode()
+    *records, printed = logged.split("\n")
+    assert printed == "printed without a newline"
+    parsed = [json.loads(line) for line in records]
+    assert [(r["level"], r["logger"], r["message"]) for r in parsed] == [
+        ("WARNING", "root", "careful now"), ("INFO", "app", "info line")]
+    for record in parsed:
+        assert set(record) == {"timestamp", "level", "message", "logger", "requestId"}
+        assert record["requestId"] == request_id
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["timestamp"])
+    # The unfinished printed line went out with the next invocation's output.
+    error = json.loads(failed[failed.rindex('{"timestamp"'):])
+    assert error["level"] == "ERROR" and error["errorType"] == "Exception"
+    assert error["requestId"] == failed_id and error["stackTrace"]
+
+
 def test_nested_handler_path(python: str, tmp_path: Path) -> None:
     write_files(tmp_path, {
         "pkg/sub/mod.py": "def handler(event, context):\n    return ['nested', event]\n"})

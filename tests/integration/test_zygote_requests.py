@@ -47,7 +47,7 @@ async def spawn_and_wait(zygote: Zygote, request: dict[str, Any]) -> ExitStatus:
     read_fd, write_fd = os.pipe()
     try:
         try:
-            _, exited, _, _ = await zygote.spawn(request, [write_fd])
+            _, exited, _, _, _ = await zygote.spawn(request, [write_fd])
         finally:
             os.close(write_fd)
         return await exited
@@ -121,11 +121,14 @@ def test_a_spare_becomes_the_environment_it_is_given(tmp_path: Path) -> None:
             root={"task_root": task, "tmp_mb": 8})
         read_fd, write_fd = os.pipe()
         try:
-            env_pid, exited, runtime_fd, tmp_fd = await zygote.spawn(request, [write_fd])
+            env_pid, exited, runtime_fd, platform_fd, tmp_fd = await zygote.spawn(
+                request, [write_fd])
         finally:
             os.close(write_fd)
         assert env_pid == pid and runtime_fd is not None and tmp_fd is not None
+        assert platform_fd is not None  # strato's API, inside its network
         os.close(runtime_fd)
+        os.close(platform_fd)
         os.close(tmp_fd)
         assert await exited == ExitStatus(3, None)
         with os.fdopen(read_fd, "rb") as log:
@@ -208,10 +211,10 @@ def test_spares_take_ahead_the_page_faults_environments_take(tmp_path: Path) -> 
                                "LAMBDA_TASK_ROOT": "/var/task"}}
             read_fd, write_fd = os.pipe()
             try:
-                _, _, runtime_fd, tmp_fd = await zygote.spawn(request, [write_fd])
+                _, _, runtime_fd, platform_fd, tmp_fd = await zygote.spawn(request, [write_fd])
             finally:
                 os.close(write_fd)
-            held += [read_fd, runtime_fd, tmp_fd]  # the runtime waits on its first next meanwhile
+            held += [read_fd, runtime_fd, platform_fd, tmp_fd]  # the runtime waits on its first next meanwhile
             # The zygote looks at it 20 ms after it starts and reports nothing: time passing is
             # what lets it learn.
             await asyncio.sleep(0.2)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from strato.domain.logging_config import LogFormat, LoggingConfig
 from strato.domain.models import (
     LATEST,
     Alias,
@@ -108,6 +109,7 @@ class FunctionStoreContract:
             last_update_status=LastUpdateStatus.SUCCESSFUL,
             last_update_status_reason="done",
             last_update_status_reason_code="Ok",
+            logging_config=LoggingConfig(LogFormat.JSON, "WARN", "DEBUG", "custom/group"),
         )
         function_store.create_function(record)
         assert function_store.get_version("everything", LATEST) == record

@@ -21,6 +21,7 @@ from strato.api.render import (
 from strato.domain import limits
 from strato.domain.arns import FunctionRef, Scope, resolve_function_name
 from strato.domain.errors import InvalidParameterValueException, ValidationException
+from strato.domain.logging_config import LogFormat, LoggingConfigChanges
 from strato.domain.models import FunctionVersion, VpcConfig, format_last_modified
 from strato.domain.permissions import PermissionGrant, policy_qualifier
 from strato.domain.principals import Principal, anonymous_admin
@@ -118,6 +119,7 @@ class LambdaOperations:
         ephemeral = params.get("EphemeralStorage")
         vpc = params.get("VpcConfig")
         dead_letter = params.get("DeadLetterConfig")
+        logging = params.get("LoggingConfig")
         return ConfigurationChanges(
             runtime=params.get("Runtime"),
             handler=params.get("Handler"),
@@ -134,6 +136,12 @@ class LambdaOperations:
             ),
             # DeadLetterConfig={} or an empty TargetArn removes the dead-letter queue.
             dead_letter_target=None if dead_letter is None else dead_letter.get("TargetArn") or "",
+            logging_config=None if logging is None else LoggingConfigChanges(
+                log_format=LogFormat(logging["LogFormat"]) if "LogFormat" in logging else None,
+                application_log_level=logging.get("ApplicationLogLevel"),
+                system_log_level=logging.get("SystemLogLevel"),
+                log_group=logging.get("LogGroup"),
+            ),
         )
 
     def _with_layers(self, changes: ConfigurationChanges, params: Params,

@@ -21,7 +21,8 @@ from strato.domain.errors import UnsupportedOperationException
 from strato.http.request import Request
 
 #: Signing names of the services strato serves, and what a reader knows them as.
-OFFERED = {"lambda": "Lambda", "logs": "CloudWatch Logs", "sqs": "SQS"}
+OFFERED = {"lambda": "Lambda", "logs": "CloudWatch Logs", "sqs": "SQS", "iam": "IAM (roles)",
+           "sts": "STS (GetCallerIdentity)"}
 #: ``X-Amz-Target`` prefixes of the JSON-protocol services strato serves.
 OFFERED_TARGET_PREFIXES = ("Logs_20140328.", "AmazonSQS.")
 

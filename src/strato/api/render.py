@@ -53,7 +53,7 @@ def function_configuration(
         "RuntimeVersionConfig": {
             "RuntimeVersionArn": f"arn:aws:lambda:{scope.region}::runtime:{record.runtime}"
         },
-        "LoggingConfig": {"LogFormat": "Text", "LogGroup": record.log_group},
+        "LoggingConfig": logging_configuration(record),
     }
     if record.environment or record.environment_configured:
         config["Environment"] = {"Variables": dict(record.environment)}
@@ -81,6 +81,19 @@ def function_configuration(
         "LastUpdateStatusReasonCode": record.last_update_status_reason_code,
     }
     config.update({k: v for k, v in optional.items() if v is not None})
+    return config
+
+
+def logging_configuration(record: FunctionVersion) -> dict[str, Any]:
+    """``LoggingConfig`` as AWS answers it: the levels only with the JSON format, the log
+    group always (the default one when none was given)."""
+    logging = record.logging_config
+    config: dict[str, Any] = {"LogFormat": logging.log_format.value}
+    if logging.application_log_level is not None:
+        config["ApplicationLogLevel"] = logging.application_log_level
+    if logging.system_log_level is not None:
+        config["SystemLogLevel"] = logging.system_log_level
+    config["LogGroup"] = record.log_group
     return config
 
 

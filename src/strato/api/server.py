@@ -1,4 +1,5 @@
-"""The API endpoint: one HTTP handler in front of the Lambda API, CloudWatch Logs' subset, and
+"""The API endpoint: one HTTP handler in front of the Lambda API, CloudWatch Logs' subset, SQS,
+IAM's role subset and STS's GetCallerIdentity (``iam_api``), and
 strato's own routes (``/_strato/…``: health, code downloads).
 
 Every request outside ``/_strato/`` is authenticated first (SigV4, ``strato.auth``: the
@@ -33,6 +34,7 @@ from botocore.model import OperationModel
 
 from strato.api import json_protocol, offered, rest_json
 from strato.api.event_accept import EventAcceptor
+from strato.api.iam_api import IamApi
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.layer_operations import layer_resource
 from strato.api.routing import Router
@@ -105,6 +107,7 @@ class ApiServer:
         events: EventAcceptor | None = None,
         signed_internal: dict[str, SignedRoute] | None = None,
         sqs_api: SqsApi | None = None,
+        iam_api: IamApi | None = None,
     ) -> None:
         """``verifier`` authenticates requests; None turns authentication off, and every
         request then acts as ``anonymous_admin(account)`` (``strato serve --auth none``).
@@ -123,6 +126,7 @@ class ApiServer:
         self._events = events
         self._logs_api = logs_api
         self._sqs_api = sqs_api
+        self._iam_api = iam_api
         self._verifier = verifier
         self._authorizer = authorizer
         self._anonymous = anonymous_admin(account)
@@ -169,6 +173,9 @@ class ApiServer:
             path = request.path
             if path.startswith("/_strato/"):
                 self._handle_internal(request, responder)
+                return
+            if self._iam_api is not None and (service := self._iam_api.service_of(request)):
+                self._iam(self._iam_api, service, request, responder, request_id)
                 return
             not_offered = offered.refusal(path, request.headers)
             if not_offered is not None:
@@ -267,6 +274,19 @@ class ApiServer:
             api.send_error(responder, error, request_id)
             return
         api.handle(request, responder, self._scope(request), principal, request_id)
+
+    def _iam(self, api: IamApi, service: str, request: Request, responder: Responder,
+             request_id: str) -> None:
+        """IAM and STS (query protocol): authenticated for ``service``, answered in the query
+        protocol's XML error form; the API authorises each operation."""
+        try:
+            if request.too_large:
+                raise RequestEntityTooLargeException("Request is too large")
+            principal = self._authenticate(request, service)
+        except LambdaApiError as error:
+            api.send_error(responder, error, request_id)
+            return
+        api.handle(service, request, responder, principal, request_id)
 
     def _handle_internal(self, request: Request, responder: Responder) -> None:
         name = request.path.split("/")[2]

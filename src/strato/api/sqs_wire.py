@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from xml.sax.saxutils import escape
 
+from strato.api import query_codes
 from strato.domain.errors import LambdaApiError
 from strato.domain.sqs.errors import InvalidParameterValue, SqsError
 from strato.domain.sqs.queues import MessageAttribute
@@ -24,19 +25,6 @@ from strato.domain.sqs.queues import MessageAttribute
 CONTENT_TYPE = "application/x-amz-json-1.0"
 #: The ``X-Amz-Target`` prefix of SQS's operations.
 TARGET_PREFIX = "AmazonSQS."
-
-#: Query codes of the endpoint's own errors (shared with the other APIs).
-_QUERY_CODES = {
-    "AccessDeniedException": "AccessDenied",
-    "MissingAuthenticationTokenException": "MissingAuthenticationToken",
-    "UnrecognizedClientException": "InvalidClientTokenId",
-    "InvalidSignatureException": "SignatureDoesNotMatch",
-    "IncompleteSignatureException": "IncompleteSignature",
-    "RequestEntityTooLargeException": "RequestEntityTooLarge",
-    "SerializationException": "SerializationException",
-    "UnsupportedOperationException": "InvalidAction",
-    "ServiceException": "InternalError",
-}
 
 
 def error_response(error: LambdaApiError, request_id: str) -> tuple[int, list[tuple[str, str]], bytes]:
@@ -46,7 +34,7 @@ def error_response(error: LambdaApiError, request_id: str) -> tuple[int, list[tu
         query_code, fault = error.query_code, "Sender" if error.sender_fault else "Receiver"
     else:
         type_name = f"com.amazon.coral.service#{error.code}"
-        query_code = _QUERY_CODES.get(error.code, error.code.removesuffix("Exception"))
+        query_code = query_codes.query_code(error.code)
         fault = "Receiver" if error.status >= 500 else "Sender"
     body = json.dumps({"__type": type_name, "message": error.message}).encode()
     headers = [

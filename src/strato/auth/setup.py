@@ -8,7 +8,7 @@ from typing import TextIO
 
 from strato.auth.credential_file import credentials_path
 from strato.auth.credentials import Credential, parse_key_pair
-from strato.auth.sigv4 import SigV4Verifier
+from strato.auth.sigv4 import SessionLookup, SigV4Verifier
 from strato.auth.store import CredentialStore, ensure_admin
 
 
@@ -25,18 +25,20 @@ def announce_admin(credential: Credential, out: TextIO) -> None:
 
 
 def sigv4_verifier(
-    data_dir: Path, account_id: str, admin_key_pair: str | None, announce: TextIO | None = None
+    data_dir: Path, account_id: str, admin_key_pair: str | None, announce: TextIO | None = None,
+    sessions: SessionLookup | None = None,
 ) -> SigV4Verifier:
     """A verifier over ``data_dir``'s credentials, after making sure an administrator exists.
 
     ``admin_key_pair`` is ``STRATO_ADMIN_CREDENTIALS`` (``ACCESS_KEY_ID:SECRET``): that pair
     is stored as an administrator's. Without it, a data dir with no credential gets a random
     administrator key pair, written to ``announce`` (stderr by default). Raises
-    CredentialError for a malformed ``admin_key_pair`` or credentials file.
+    CredentialError for a malformed ``admin_key_pair`` or credentials file. ``sessions``
+    resolves temporary credentials (role sessions).
     """
     seed = parse_key_pair(admin_key_pair) if admin_key_pair else None
     path = credentials_path(data_dir)
     created = ensure_admin(path, account_id, seed)
     if created is not None:
         announce_admin(created, announce or sys.stderr)
-    return SigV4Verifier(CredentialStore(path))
+    return SigV4Verifier(CredentialStore(path), sessions=sessions)

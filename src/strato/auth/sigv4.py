@@ -12,13 +12,16 @@ principal of its access key, or raises the error AWS gives, in the order AWS che
    ``host`` not among the signed headers: InvalidSignatureException;
 4. a request date more than 5 minutes from now: InvalidSignatureException (``Signature
    expired`` / ``Signature not yet current``);
-5. an unknown access key id: UnrecognizedClientException;
+5. an unknown access key id: UnrecognizedClientException; temporary credentials (a key of a
+   role session, ``role_sessions``, with its ``X-Amz-Security-Token``) past their expiry:
+   ExpiredTokenException;
 6. a signature that differs from strato's: InvalidSignatureException.
 
 The body hash is always computed by strato from the body it received (after the HTTP edge
 enforced the size limit); an ``X-Amz-Content-Sha256`` header is never trusted, so a header
-that lies about the body makes the signature mismatch. ``X-Amz-Security-Token`` is accepted
-and otherwise ignored (signed like any other header when the client signs it). Any region is
+that lies about the body makes the signature mismatch. ``X-Amz-Security-Token`` identifies
+the session of temporary credentials (signed like any other header when the client signs
+it); with a long-term key it is ignored. Any region is
 accepted. Messages are AWS's, from
 https://docs.aws.amazon.com/IAM/latest/UserGuide/signature-v4-troubleshooting.html and from
 responses recorded from AWS services.
@@ -77,6 +80,14 @@ HOST_NOT_SIGNED = "'Host' or ':authority' must be a 'SignedHeader' in the AWS Au
 
 class CredentialLookup(Protocol):
     def lookup(self, access_key_id: str) -> Credential | None: ...
+
+
+class SessionLookup(Protocol):
+    """Temporary credentials (``role_sessions.RoleSessions``)."""
+
+    def resolve(self, access_key_id: str, token: str) -> Credential | None:
+        """The credential of a session key and its token, or None; raises
+        ExpiredTokenException once they expired."""
 
 
 class Authorization(NamedTuple):
@@ -228,9 +239,11 @@ class SigV4Verifier:
     """Verifies signed requests against ``credentials``. Use from one thread (the loop's)."""
 
     def __init__(
-        self, credentials: CredentialLookup, *, clock: Callable[[], float] = time.time
+        self, credentials: CredentialLookup, *, clock: Callable[[], float] = time.time,
+        sessions: SessionLookup | None = None,
     ) -> None:
         self._credentials = credentials
+        self._sessions = sessions
         self._clock = clock
         #: HMAC-SHA256 keyed with each signing key in use, copied for every request.
         self._macs: dict[tuple[str, str, str, str], hmac.HMAC] = {}
@@ -267,6 +280,10 @@ class SigV4Verifier:
         check_scope(auth, timestamp, service)
         check_skew(timestamp, signed_at, self._clock())
         credential = self._credentials.lookup(auth.access_key_id)
+        if credential is None and self._sessions is not None:
+            token = headers.get("x-amz-security-token")
+            if token is not None:
+                credential = self._sessions.resolve(auth.access_key_id, token)
         if credential is None:
             raise UnrecognizedClientException(INVALID_TOKEN)
         canonical_request = "\n".join((

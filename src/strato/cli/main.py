@@ -37,6 +37,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         http_request_timeout_s=args.http_request_timeout,
         http_idle_timeout_s=args.http_idle_timeout, max_connections=args.max_connections,
         log_quota_mb=args.log_quota_mb,
+        trust_unknown_roles=args.trust_unknown_roles or None,
+        role_session_s=args.role_session_seconds,
     )
 
 
@@ -155,7 +157,10 @@ def _logs(args: argparse.Namespace) -> int:
 
 def _print_logs(args: argparse.Namespace) -> int:
     logs = _client("logs", args.endpoint_url)
-    group = f"/aws/lambda/{args.function}"
+    # The function's LoggingConfig names its log group (``/aws/lambda/<name>`` unless set).
+    configuration = _client("lambda", args.endpoint_url).get_function_configuration(
+        FunctionName=args.function)
+    group = configuration["LoggingConfig"]["LogGroup"]
     start = int((time.time() - args.since * 60) * 1000) if args.since else None
     token: str | None = None
     while True:
@@ -228,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-quota-mb", type=int, default=None,
                        help="megabytes of logs each function keeps; its oldest log events are "
                             "deleted beyond it (default 64, at least 4; STRATO_LOG_QUOTA_MB)")
+    serve.add_argument("--trust-unknown-roles", action="store_true", default=None,
+                       help="functions whose execution role was not created through IAM may do "
+                            "anything (default: nothing; development only; "
+                            "STRATO_TRUST_UNKNOWN_ROLES=1)")
+    serve.add_argument("--role-session-seconds", type=float, default=None,
+                       help="lifetime of the role credentials each execution environment gets; "
+                            "an environment is retired before they expire "
+                            "(default 21600; STRATO_ROLE_SESSION_SECONDS)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)

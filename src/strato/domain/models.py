@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from types import MappingProxyType
 
+from strato.domain.logging_config import LoggingConfig
+
 LATEST = "$LATEST"
 
 
@@ -112,6 +114,8 @@ class FunctionVersion:
     #: ``DeadLetterConfig.TargetArn``: the queue that receives events whose asynchronous
     #: invocation failed (None: none). Part of the version's configuration, as on Lambda.
     dead_letter_target: str | None = None
+    #: ``LoggingConfig``: log format, levels and log group (``domain.logging_config``).
+    logging_config: LoggingConfig = LoggingConfig()
     #: ``Layers``: the layer versions whose files are merged under /opt, in order.
     layers: tuple[FunctionLayer, ...] = ()
 
@@ -125,7 +129,9 @@ class FunctionVersion:
 
     @property
     def log_group(self) -> str:
-        return f"/aws/lambda/{self.name}"
+        """Where the version's logs go: its LoggingConfig's group, by default
+        ``/aws/lambda/<name>``."""
+        return self.logging_config.log_group or f"/aws/lambda/{self.name}"
 
     @property
     def is_ready(self) -> bool:

@@ -4,7 +4,9 @@ The environment pool calls ``RuntimeApiServer`` (through the scheduler's ``Runti
 Protocol) around a sandbox start: ``serve_on_host`` before it, when the sandbox gives an
 environment no endpoint of its own (the runtime then reaches a host port), and ``serve``
 after it, for what the started process brought: its listening socket inside its own network
-(namespaces tier) and its runtime channel (built-in runtime).
+(namespaces tier) and its runtime channel (built-in runtime). The same call serves strato's
+own API on the listening socket an environment brings for it (``platform_socket``, namespaces
+tier), through ``platform_api``: the environment's ``AWS_ENDPOINT_URL``.
 
 Every HTTP endpoint has the Runtime API's own limits (``http_limits``), among them a cap on
 its open connections past which it stops accepting (``strato.http.listener``). An endpoint in
@@ -22,6 +24,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from typing import Protocol
 
 from strato.domain.limits import INIT_TIMEOUT_S
 from strato.http.limits import HttpLimits
@@ -36,6 +39,13 @@ from strato.sandbox.sock_diag import SockDiag
 from strato.scheduler.environment import ExecutionEnvironment
 
 log = logging.getLogger(__name__)
+
+
+class PlatformApi(Protocol):
+    """Serves strato's own API on a listening socket (``api.platform_endpoint``)."""
+
+    def serve(self, sock: socket.socket) -> Listener:
+        """A started listener serving ``sock`` (which it then owns)."""
 
 
 class Endpoints:
@@ -65,8 +75,11 @@ class RuntimeApiServer:
     are the Runtime API's own). Their connections share one deadline sweep, so that many
     small servers cost one timer."""
 
-    def __init__(self, host: str = "127.0.0.1", *, limits: HttpLimits = DEFAULT_LIMITS) -> None:
+    def __init__(self, host: str = "127.0.0.1", *, limits: HttpLimits = DEFAULT_LIMITS,
+                 platform_api: PlatformApi | None = None) -> None:
+        """Without ``platform_api``, a platform socket an environment brings is closed."""
         self._host = host
+        self._platform_api = platform_api
         self._limits = runtime_api_limits(limits)
         self._sweep = DeadlineSweep()
         #: Opened with the first host port, closed by ``close``.
@@ -100,7 +113,14 @@ class RuntimeApiServer:
         endpoints = endpoints or Endpoints()
         listening, process.runtime_socket = process.runtime_socket, None
         channel, process.runtime_channel = process.runtime_channel, None
+        platform, process.platform_socket = process.platform_socket, None
         try:
+            if platform is not None:
+                if self._platform_api is not None:
+                    endpoints.servers.append(self._platform_api.serve(platform))
+                else:
+                    platform.close()
+                platform = None
             if listening is not None:
                 endpoints.servers.append(self._start(env, listening, None))
                 listening = None
@@ -115,7 +135,7 @@ class RuntimeApiServer:
                 channel = None
                 endpoints.channel = protocol
         except BaseException:
-            for sock in (listening, channel):
+            for sock in (listening, channel, platform):
                 if sock is not None:
                     with contextlib.suppress(OSError):
                         sock.close()

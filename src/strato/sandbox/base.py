@@ -76,6 +76,10 @@ class EnvironmentProcess(Protocol):
     #: The platform's end of the built-in runtime's channel (owned by the caller), or None
     #: when the environment runs a custom runtime (it has only the HTTP Runtime API).
     runtime_channel: socket.socket | None
+    #: The listening socket inside the environment's own network through which it reaches
+    #: strato's API (``Sandbox.platform_api``), for the platform to serve (owned by the
+    #: caller), or None when the environment reaches strato's listen address itself.
+    platform_socket: socket.socket | None
 
     def kill(self) -> None:
         """SIGKILL the whole process tree. Idempotent; ``exited`` resolves afterwards."""
@@ -96,6 +100,9 @@ class Sandbox(Protocol):
     #: ``AWS_LAMBDA_RUNTIME_API`` as environments see it when the sandbox gives each one an
     #: endpoint of its own (``127.0.0.1:9001``); None when the platform picks a host port.
     runtime_api: str | None
+    #: ``host:port`` where environments reach strato's API when the sandbox gives each one an
+    #: endpoint of its own (``127.0.0.1:9002``); None when they reach strato's listen address.
+    platform_api: str | None
 
     async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:
         """Start the environment. Raises SandboxError with the step that failed."""

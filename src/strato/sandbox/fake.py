@@ -174,6 +174,7 @@ class FakeProcess:
         self.log_fd, self._log_write = os.pipe()
         os.set_blocking(self.log_fd, False)
         self.runtime_socket: socket.socket | None = None
+        self.platform_socket: socket.socket | None = None
         self.runtime_channel: socket.socket | None
         self.runtime_channel, self._runtime_end = socket.socketpair()
         self._program = program
@@ -266,6 +267,7 @@ class FakeSandbox:
     description = "fake (asyncio tasks, no processes)"
     runtime_api: str | None = RUNTIME_API
     shows_views = True
+    platform_api: str | None = None
 
     def __init__(self, program: Program | None = None, *,
                  program_for: Callable[[EnvironmentSpec], Program] | None = None) -> None:

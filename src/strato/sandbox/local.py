@@ -68,6 +68,8 @@ NOFILE_LIMIT = 1024
 #: Where the function's code is mounted (read-only) in the namespaces tier.
 TASK_ROOT = "/var/task"
 RUNTIME_API_INSIDE = "127.0.0.1:9001"
+#: Where an environment of the namespaces tier reaches strato's API (guest/confine.py).
+PLATFORM_API_INSIDE = "127.0.0.1:9002"
 MAX_PIDS = 1024
 #: Starts (and preparations of spares) in progress at once.
 MAX_STARTING = 16
@@ -127,6 +129,7 @@ class LocalProcess:
         runtime_channel: socket.socket | None,
         on_release: Callable[[], None],
         carried: _Carried,
+        platform_socket: socket.socket | None = None,
     ) -> None:
         self.carried: _Carried | None = carried
         self.pid = pid
@@ -135,6 +138,7 @@ class LocalProcess:
         self.exited = exited
         self.runtime_socket = runtime_socket
         self.runtime_channel = runtime_channel
+        self.platform_socket = platform_socket
         self._cgroup = cgroup
         self._memory_mb = memory_mb
         self._on_release: Callable[[], None] | None = on_release
@@ -255,7 +259,10 @@ class ProcessSandbox:
         extra_binds: Sequence[str] = (),
         network: NetworkPool | None = None,
         landlock: bool = True,
+        platform_api_port: int | None = None,
     ) -> None:
+        """``platform_api_port``: the host port of strato's API, which environments of the
+        fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``)."""
         self._interpreters = interpreters
         self._tier = tier
         self._zygotes = ZygotePool()
@@ -287,6 +294,8 @@ class ProcessSandbox:
         self._watcher: asyncio.Task[None] | None = None
         self.runtime_api = RUNTIME_API_INSIDE if tier is Tier.NAMESPACES else None
         self.shows_views = tier is Tier.NAMESPACES
+        self.platform_api = PLATFORM_API_INSIDE if tier is Tier.NAMESPACES else None
+        self._platform_api_port = platform_api_port
         parts = [f"{tier.value} tier (zygote fork)"]
         parts.append("cgroup v1 memory/pids" if self._cgroups else "memory by RSS sampling")
         if self._cgroups is not None and self._cgroups.cpu is not None and limit_cpu:
@@ -490,7 +499,7 @@ class ProcessSandbox:
                         + [source for source, _ in spec.views],
                         "write": [tmp_dir, *_DEVICE_FILES],
                         "tcp_ports": None if spec.egress == EGRESS_INTERNET
-                        else [spec.runtime_api_port] if spec.runtime_api_port else [],
+                        else [p for p in (spec.runtime_api_port, self._platform_api_port) if p],
                     }
             request["env"] = env
             if channel is not None:
@@ -499,7 +508,7 @@ class ProcessSandbox:
             answer = zygote.spawn(request, fds)
             if spare is not None and cgroup is not None:
                 self._name_cgroup(cgroup, name)  # while the spare takes the request
-            pid, exited, runtime_fd, tmp_fd = await answer
+            pid, exited, runtime_fd, platform_fd, tmp_fd = await answer
         except BaseException:
             os.close(read_fd)
             if channel is not None:
@@ -510,6 +519,7 @@ class ProcessSandbox:
             if channel is not None:
                 channel[1].close()
         runtime_socket = socket.socket(fileno=runtime_fd) if runtime_fd is not None else None
+        platform_socket = socket.socket(fileno=platform_fd) if platform_fd is not None else None
         if tmp_fd is not None:
             if carried.tmp_mount is None:
                 carried.tmp_mount = tmp_fd
@@ -523,7 +533,7 @@ class ProcessSandbox:
         process = LocalProcess(pid, uid if uid is not None else os.geteuid(), read_fd, exited,
                                cgroup, spec.memory_mb, runtime_socket,
                                channel[0] if channel is not None else None,
-                               lambda: _run_all(owned), carried)
+                               lambda: _run_all(owned), carried, platform_socket)
         if cgroup is None:
             self._watch(process)
         return process

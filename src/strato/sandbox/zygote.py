@@ -36,8 +36,8 @@ _MAX_DATAGRAM = 1 << 20
 
 
 #: A zygote's answer: the pid, the future of its exit status, the fds it passed (or None):
-#: the Runtime API socket's and the /tmp mount's.
-_Answer = tuple[int, "asyncio.Future[ExitStatus]", "int | None", "int | None"]
+#: the Runtime API socket's, the platform API socket's and the /tmp mount's.
+_Answer = tuple[int, "asyncio.Future[ExitStatus]", "int | None", "int | None", "int | None"]
 
 
 class _Outgoing:
@@ -105,10 +105,10 @@ class Zygote:
         """Fork an environment from ``request`` with ``fds`` attached (the log pipe first).
         The request goes out now if the socket takes it, else waits its turn; the caller
         keeps ``fds`` open until the future is done. The future's result is the pid, a future
-        of its exit status, the fd of the Runtime API socket it listens on inside its
-        sandbox (namespaces tier; the caller owns it) or None, and the fd of the detached
-        tmpfs mount its /tmp is a clone of (namespaces tier, when the request passed none;
-        the caller owns it) or None; its exception SandboxError.
+        of its exit status, the fds of the Runtime API socket and of strato's API socket it
+        listens on inside its sandbox (namespaces tier; the caller owns them) or None, and
+        the fd of the detached tmpfs mount its /tmp is a clone of (namespaces tier, when the
+        request passed none; the caller owns it) or None; its exception SandboxError.
         Cancelling the future before the request went out drops the request; after, the
         environment is killed when the answer comes (``_abandoned``)."""
         return self._ask("spawn", request, fds)
@@ -116,7 +116,7 @@ class Zygote:
     async def prepare(self, request: dict[str, Any]) -> int:
         """Fork a spare from ``request`` (``guest/zygote.py``); returns its pid. Raises
         SandboxError."""
-        pid, _, _, _ = await self._ask("prepare", request, [])
+        pid, _, _, _, _ = await self._ask("prepare", request, [])
         return pid
 
     def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> asyncio.Future[_Answer]:
@@ -193,12 +193,13 @@ class Zygote:
             # Its exit may be read before the waiter resumes: the future goes with the answer.
             exited = self._exits.setdefault(pid, self._loop.create_future())
             runtime_fd = unused.pop(0) if unused else None
+            platform_fd = unused.pop(0) if unused else None
             tmp_fd = unused.pop(0) if unused else None
             waiter = self._waiters.pop(message["id"], None)
             if waiter is not None and not waiter.done():
-                waiter.set_result((pid, exited, runtime_fd, tmp_fd))
+                waiter.set_result((pid, exited, runtime_fd, platform_fd, tmp_fd))
             else:
-                self._abandoned(pid, runtime_fd, tmp_fd)
+                self._abandoned(pid, runtime_fd, platform_fd, tmp_fd)
         elif op in ("spawn_failed", "prepare_failed"):
             waiter = self._waiters.pop(message["id"], None)
             if waiter and not waiter.done():

@@ -172,7 +172,8 @@ class ExecutionEnvironment:
         self._delivered = False
         self._started_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._log = LogCapture(self._loop, sink, version.log_group, log_stream)
+        self._log = LogCapture(self._loop, sink, version.log_group, log_stream,
+                               version.logging_config)
         self._death_fault: Fault | None = None
 
     # lifecycle -------------------------------------------------------------------------
@@ -180,6 +181,13 @@ class ExecutionEnvironment:
     def current(self) -> Invocation | None:
         """The invocation assigned and not yet finished, if any."""
         return self._current
+
+    @property
+    def spawned_at(self) -> float:
+        """When its current process was asked for (``time.monotonic``): at creation, then at
+        each restart of its runtime. What the process was given (role credentials) dates
+        from then."""
+        return self._spawned_at
 
     @property
     def dead(self) -> bool:
@@ -323,7 +331,7 @@ class ExecutionEnvironment:
 
     # completion ------------------------------------------------------------------------
     def _complete(self, payload: bytes, error: bool, *, then_destroy: bool = False,
-                  extra_line: str | None = None) -> None:
+                  extra_line: str | None = None, timed_out: bool = False) -> None:
         """End the invocation in flight: return its lease, answer its caller, close its log
         (END and REPORT), then settle the environment (IDLE, or destroyed). The caller hears
         before the log is written unless it asked for the log's tail."""
@@ -334,9 +342,11 @@ class ExecutionEnvironment:
         self._cancel_timer()
         duration_ms = (time.monotonic() - self._started_at) * 1000
         function_error = "Unhandled" if error else None
+        # The platform.report record's status (JSON log format).
+        status = "timeout" if timed_out else "error" if error else "success"
         try:
             if invocation.want_tail:
-                lines = self._close_log(invocation.request_id, duration_ms, extra_line)
+                lines = self._close_log(invocation.request_id, duration_ms, extra_line, status)
                 text = "".join(line + "\n" for _, line in lines).encode()
                 tail = base64.b64encode(text[-limits.LOG_TAIL_BYTES:]).decode()
                 invocation.finish(InvocationResult(payload, self.version.version, function_error,
@@ -346,7 +356,7 @@ class ExecutionEnvironment:
                     invocation.finish(InvocationResult(payload, self.version.version,
                                                        function_error))
                 finally:
-                    self._close_log(invocation.request_id, duration_ms, extra_line)
+                    self._close_log(invocation.request_id, duration_ms, extra_line, status)
         finally:
             self._current = None
             self._delivered = False
@@ -360,13 +370,13 @@ class ExecutionEnvironment:
                 self.idle_since = time.monotonic()
                 self._on_released(self)
 
-    def _close_log(self, request_id: str, duration_ms: float,
-                   extra_line: str | None) -> list[tuple[int, str]]:
+    def _close_log(self, request_id: str, duration_ms: float, extra_line: str | None,
+                   status: str) -> list[tuple[int, str]]:
         """Close the log of the invocation in flight (its Init Duration, if it waited for
         INIT, goes to its REPORT); the lines emitted."""
         init_ms, self._init_ms = self._init_ms, None
         return self._log.close_invocation(request_id, duration_ms, self.version.memory_size,
-                                          init_ms, extra_line)
+                                          init_ms, extra_line, status)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -390,7 +400,7 @@ class ExecutionEnvironment:
             self.destroy()
             if self._current is not invocation:  # the process had exited: failed as such
                 return
-        self._complete(fault.payload(), True, extra_line=(
+        self._complete(fault.payload(), True, timed_out=True, extra_line=(
             f"{stamp}.{int(time.time() * 1000) % 1000:03d}Z {invocation.request_id} "
             f"Task timed out after {self.version.timeout:.2f} seconds"))
 

@@ -12,21 +12,23 @@ callback, and a drain reads at most ``_DRAIN_LIMIT`` bytes.
 ``LogCapture`` is driven by its environment (``scheduler.environment``), which tells it when
 an invocation begins and closes, when a period outside an invocation ends, and whether the
 environment is past INIT and alive (``pausable``). Everything runs on the event loop's thread.
-The log lines of an invocation are those of Lambda
-(https://docs.aws.amazon.com/lambda/latest/dg/python-logging.html): ``START RequestId: …
-Version: …``, ``END RequestId: …``, and ``REPORT RequestId: …`` with Duration, Billed
-Duration, Memory Size, Max Memory Used and, on a cold start, Init Duration.
+The platform's lines of an invocation are those of Lambda in the function's log format
+(``scheduler.platform_lines``: START, END and REPORT, or the platform.start and
+platform.report JSON records); with the JSON format, application lines below the function's
+ApplicationLogLevel are dropped as they are read (``scheduler.level_filter``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from typing import Protocol
 
+from strato.domain.logging_config import LoggingConfig
 from strato.sandbox.base import EnvironmentProcess
+from strato.scheduler import platform_lines
+from strato.scheduler.level_filter import level_filter
 from strato.scheduler.output_budget import (
     BETWEEN_INVOCATIONS_BYTES,
     INIT_BYTES,
@@ -61,11 +63,13 @@ class LogCapture:
     ``detach`` when the process is gone."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sink: LogSink, group: str,
-                 stream: str) -> None:
+                 stream: str, logging: LoggingConfig | None = None) -> None:
         self._loop = loop
         self._sink = sink
         self._group = group
         self._stream = stream
+        self._logging = logging or LoggingConfig()
+        self._filter = level_filter(self._logging)
         self._process: EnvironmentProcess | None = None
         #: True while the environment is IDLE or BUSY (set by it at each transition): only
         #: then does a spent allowance stop the reading; INIT goes on dropping (it ends
@@ -102,22 +106,28 @@ class LogCapture:
         if self._paused or self._outside.spent:
             self.end_outside_period()
         self._in_invocation = True
-        self._lines.append((stamp_ms, f"START RequestId: {request_id} Version: {version}"))
+        self._start(stamp_ms, request_id, version)
 
     def begin_undelivered(self, request_id: str, version: str) -> None:
         """An invocation that ends before its runtime got it (INIT failed, timed out or
         crashed) still gets its START line, stamped now; the period outside invocations is
         left as it is."""
         self._in_invocation = True
-        self._lines.append((int(time.time() * 1000),
-                            f"START RequestId: {request_id} Version: {version}"))
+        self._start(int(time.time() * 1000), request_id, version)
+
+    def _start(self, stamp_ms: int, request_id: str, version: str) -> None:
+        line = platform_lines.start_line(self._logging, stamp_ms, request_id, version)
+        if line is not None:
+            self._lines.append((stamp_ms, line))
 
     def close_invocation(self, request_id: str, duration_ms: float, memory_mb: int,
-                         init_ms: float | None, extra_line: str | None) -> list[Line]:
+                         init_ms: float | None, extra_line: str | None,
+                         status: str = "success") -> list[Line]:
         """The invocation's output (what is still in the pipe included), ``extra_line`` (a
-        fault's), a line for what its budget dropped, END and REPORT (with ``init_ms`` as
-        Init Duration when not None, and the process's peak memory): emitted to the sink,
-        and returned. Once per begun invocation."""
+        fault's), a line for what its budget dropped, then the closing lines (END and
+        REPORT, or platform.report with ``status``), with ``init_ms`` as Init Duration when
+        not None and the process's peak memory: emitted to the sink, and returned. Once per
+        begun invocation."""
         self.drain()
         self._in_invocation = False
         output, dropped = self._output.take()
@@ -129,14 +139,9 @@ class LogCapture:
         if dropped:
             lines.append((now_ms, invocation_dropped_line(dropped)))
         used = self._process.peak_memory_mb() if self._process else 0
-        report = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
-                  f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\t"
-                  f"Memory Size: {memory_mb} MB\t"
-                  f"Max Memory Used: {min(used, memory_mb) if used else 1} MB\t")
-        if init_ms is not None:
-            report += f"Init Duration: {init_ms:.2f} ms\t"
-        lines.append((now_ms, f"END RequestId: {request_id}"))
-        lines.append((now_ms, report))
+        lines.extend((now_ms, line) for line in platform_lines.closing_lines(
+            self._logging, now_ms, request_id, duration_ms=duration_ms, memory_mb=memory_mb,
+            used_mb=used, init_ms=init_ms, status=status))
         self._lines = []
         self._sink.emit(self._group, self._stream, lines)
         return lines
@@ -211,14 +216,18 @@ class LogCapture:
         self._partial = rest
 
     def _keep_line(self, raw: bytes, size: int) -> None:
-        """One line of output (at most MAX_LINE_BYTES of it) that took ``size`` bytes."""
+        """One line of output (at most MAX_LINE_BYTES of it) that took ``size`` bytes. A line
+        the level filter drops is not kept; outside an invocation it still spends the
+        allowance, so that a process writing filtered lines between invocations pauses too."""
         if self._in_invocation:
-            self._output.add(int(time.time() * 1000), raw, size)
+            if self._filter is None or self._filter.keeps(raw):
+                self._output.add(int(time.time() * 1000), raw, size)
             return
         if not self._outside.take(size):
             return
-        self._sink.emit(self._group, self._stream,
-                        [(int(time.time() * 1000), raw.decode("utf-8", "replace"))])
+        if self._filter is None or self._filter.keeps(raw):
+            self._sink.emit(self._group, self._stream,
+                            [(int(time.time() * 1000), raw.decode("utf-8", "replace"))])
         if self._outside.exhausted and not self._paused and self.pausable:
             self._pause()
 

@@ -54,3 +54,17 @@ def pick_warm(idle: Sequence[T]) -> int:
 def expired(idle: Sequence[T], now: float, keep_alive_s: float) -> list[T]:
     """Idle environments whose keep-alive has run out."""
     return [env for env in idle if now - env.idle_since >= keep_alive_s]
+
+
+#: Seconds kept between the end of an invocation's timeout and the expiry of what its
+#: environment was given when it started (role credentials): clocks and scheduling slack.
+WORN_OUT_MARGIN_S = 1.0
+
+
+def worn_out(spawned_at: float, now: float, timeout_s: float, max_age_s: float | None) -> bool:
+    """Whether an environment started at ``spawned_at`` may not take an invocation of up to
+    ``timeout_s`` seconds at ``now``: it could still be running when the environment reaches
+    ``max_age_s`` (None: environments never wear out)."""
+    if max_age_s is None:
+        return False
+    return now + timeout_s + WORN_OUT_MARGIN_S >= spawned_at + max_age_s

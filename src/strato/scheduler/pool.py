@@ -48,7 +48,7 @@ from strato.scheduler.environment import ExecutionEnvironment, RuntimeEndpoints,
 from strato.scheduler.invocation import Invocation, function_deleted
 from strato.scheduler.layer_paths import LayerPlacement
 from strato.scheduler.log_capture import LogSink
-from strato.scheduler.placement import Source, expired, pick_warm, place
+from strato.scheduler.placement import Source, expired, pick_warm, place, worn_out
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +135,15 @@ class EnvironmentPool:
         burst_window_s: float = 10.0,
         default_egress: str = EGRESS_INTERNET,
         launchers: Launchers | None = None,
+        max_environment_age_s: float | None = None,
         layers: LayerPlacement | None = None,
     ) -> None:
+        """``max_environment_age_s``: an environment older than that (since its process
+        started) takes no invocation that could outlast it, and is destroyed instead (what
+        it was given at start, such as role credentials, lasts that long)."""
         self._sandbox = sandbox
         self._launchers = launchers or Launchers.builtin(shown=sandbox.shows_views)
+        self._max_age_s = max_environment_age_s
         self._runtime_api = runtime_api
         self._sink = sink
         self._build_environment = build_environment
@@ -188,13 +193,17 @@ class EnvironmentPool:
         else an on-demand idle one, else a new one (cold start) when a scaling token allows
         it. Caller holds a lease."""
         key = (version.name, version.version, version.revision_id)
-        provisioned = self._provisioned_idle.get(key, _NOTHING_IDLE)
-        on_demand = self._idle.get(key, _NOTHING_IDLE)
-        source = place(provisioned, on_demand)
-        if source is Source.PROVISIONED:
-            return provisioned.pop(pick_warm(provisioned))
-        if source is Source.ON_DEMAND:
-            return on_demand.pop(pick_warm(on_demand))
+        while True:
+            provisioned = self._provisioned_idle.get(key, _NOTHING_IDLE)
+            on_demand = self._idle.get(key, _NOTHING_IDLE)
+            source = place(provisioned, on_demand)
+            if source is Source.COLD_START:
+                break
+            idle = provisioned if source is Source.PROVISIONED else on_demand
+            env = idle.pop(pick_warm(idle))
+            if not worn_out(env.spawned_at, time.monotonic(), version.timeout, self._max_age_s):
+                return env
+            env.destroy()
         if not self._limits.take_scaling_token(version.name):
             # AWS documents a 429 when burst scaling runs out but not its Reason; this is the
             # Reason it gives for concurrency exhausted outside a reservation.

@@ -32,6 +32,7 @@ from strato.domain.errors import (
     ResourceNotFoundException,
 )
 from strato.domain.layers import check_combined_size
+from strato.domain.logging_config import LoggingConfig, LoggingConfigChanges, configure
 from strato.domain.models import (
     LATEST,
     Alias,
@@ -80,6 +81,8 @@ class ConfigurationChanges:
     vpc_config: VpcConfig | None = None
     #: ``DeadLetterConfig.TargetArn``; ``""`` removes the dead-letter queue.
     dead_letter_target: str | None = None
+    #: The members of ``LoggingConfig`` given (merged into the current configuration).
+    logging_config: LoggingConfigChanges | None = None
     #: ``Layers``, resolved (``LayerService.resolve``); ``()`` removes every layer.
     layers: tuple[FunctionLayer, ...] | None = None
 
@@ -145,6 +148,7 @@ class FunctionService:
                 "Runtime and Handler are mandatory parameters for functions created with deployment packages."
             )
         self._check(changes)
+        logging_config = configure(LoggingConfig(), changes.logging_config or LoggingConfigChanges())
         if zip_file is None:
             raise InvalidParameterValueException(
                 "strato accepts deployment packages as Code.ZipFile only."
@@ -169,6 +173,7 @@ class FunctionService:
             environment_configured=changes.environment is not None,
             vpc_config=changes.vpc_config or VpcConfig(),
             dead_letter_target=changes.dead_letter_target or None,
+            logging_config=logging_config,
             layers=changes.layers or (),
         )
         try:
@@ -272,6 +277,8 @@ class FunctionService:
             fields["environment_configured"] = True
         if "dead_letter_target" in fields:
             fields["dead_letter_target"] = fields["dead_letter_target"] or None
+        if changes.logging_config is not None:
+            fields["logging_config"] = configure(current.logging_config, changes.logging_config)
         return self._write_update(current, fields)
 
     def delete(self, ref: FunctionRef, scope: Scope) -> None:

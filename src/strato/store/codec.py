@@ -20,6 +20,7 @@ import binascii
 import json
 from datetime import UTC, datetime
 
+from strato.domain.logging_config import LogFormat, LoggingConfig
 from strato.domain.models import (
     CodeRef,
     FunctionLayer,
@@ -96,6 +97,12 @@ def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObje
             "ipv6_allowed_for_dual_stack": record.vpc_config.ipv6_allowed_for_dual_stack,
         },
         "dead_letter_target": record.dead_letter_target,
+        "logging_config": {
+            "log_format": record.logging_config.log_format.value,
+            "application_log_level": record.logging_config.application_log_level,
+            "system_log_level": record.logging_config.system_log_level,
+            "log_group": record.logging_config.log_group,
+        },
         "layers": [
             {"arn": layer.arn, "sha256_hex": layer.code.sha256_hex, "size": layer.code.size,
              "unzipped_size": layer.unzipped_size}
@@ -144,6 +151,7 @@ def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
             vpc_config=_vpc_config(obj.get("vpc_config")),
             # Records written before DeadLetterConfig existed have none.
             dead_letter_target=_opt_str(obj, "dead_letter_target"),
+            logging_config=_logging_config(obj.get("logging_config")),
             # Records written before Layers existed have none.
             layers=_layers(obj.get("layers", [])),
         )
@@ -228,4 +236,17 @@ def _vpc_config(data: JsonValue) -> VpcConfig:
         subnet_ids=tuple(_str_list(obj.get("subnet_ids"), "subnet_ids")),
         security_group_ids=tuple(_str_list(obj.get("security_group_ids"), "security_group_ids")),
         ipv6_allowed_for_dual_stack=obj.get("ipv6_allowed_for_dual_stack") is True,
+    )
+
+
+def _logging_config(data: JsonValue) -> LoggingConfig:
+    """A stored LoggingConfig; records written before it existed have the default one."""
+    if data is None:
+        return LoggingConfig()
+    obj = _object(data, "logging_config")
+    return LoggingConfig(
+        log_format=LogFormat(_str(obj, "log_format")),
+        application_log_level=_opt_str(obj, "application_log_level"),
+        system_log_level=_opt_str(obj, "system_log_level"),
+        log_group=_opt_str(obj, "log_group"),
     )

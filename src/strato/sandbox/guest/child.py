@@ -183,8 +183,9 @@ class Child:
                            staging: str) -> list[int]:
         """The function-specific half of the namespaces recipe, in the
         environment's pid namespace after ``Confiner.enter_root``: its network, the Runtime API
-        socket, its code and /tmp, the switch of root, then the confinement. Returns the fds
-        to hand over: the Runtime API socket's, then that of the /tmp mount when it made one
+        and platform API sockets, its code and /tmp, the switch of root, then the confinement.
+        Returns the fds to hand over: the Runtime API socket's, the platform API socket's,
+        then that of the /tmp mount when it made one
         (with ``tmp``, /tmp is a clone of the mount passed after the network namespace)."""
         c = self._confinement()
         tmp_fd = fds[1 + bool(request.get("netns"))] if request.get("tmp") else None
@@ -201,6 +202,10 @@ class Child:
             runtime_socket = c.runtime_api_socket()
         except OSError as exc:
             raise SetupError(f"listen for the Runtime API: {exc}") from exc
+        try:
+            platform_socket = c.runtime_api_socket(confine.PLATFORM_API_PORT)
+        except OSError as exc:
+            raise SetupError(f"listen for strato's API: {exc}") from exc
         root = request["root"]
         try:
             tmp_mount = c.finish_root({"staging": staging, "task_root": root["task_root"],
@@ -215,7 +220,7 @@ class Child:
         c.drop_capabilities()
         c.no_new_privs()
         c.install_seccomp()
-        passed = [runtime_socket.detach()]
+        passed = [runtime_socket.detach(), platform_socket.detach()]
         return passed if tmp_mount is None else [*passed, tmp_mount]
 
     def _confine_fallback(self, request: dict[str, Any]) -> None:

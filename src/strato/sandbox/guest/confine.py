@@ -15,7 +15,8 @@ Default tier (``namespaces``), in this order::
         included ─ host name (name_host) ─ make / private ─ proc           (enter_root)
         ── a spare waits here for the environment it becomes ──
         [setns into a prepared network namespace | new one, loopback up] ─ listen on
-        127.0.0.1:9001 (the Runtime API, handed to the platform) ─ code at /var/task (a
+        127.0.0.1:9001 (the Runtime API) and 127.0.0.1:9002 (strato's own API, for the
+        function's AWS SDK calls), both handed to the platform ─ code at /var/task (a
         shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
         handed to the platform, or the one of the runtime this one restarts) ─ pivot_root
         into the skeleton ─ the host's root detached                      (finish_root)
@@ -78,6 +79,8 @@ OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 1, 0x1000, 0
 #: The ids the function runs as inside its user namespace (Lambda's sbx_user1051).
 INSIDE_UID, INSIDE_GID = 993, 990
 RUNTIME_API_PORT = 9001
+#: Where an environment of the namespaces tier reaches strato's API (``AWS_ENDPOINT_URL``).
+PLATFORM_API_PORT = 9002
 
 _ETC_PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
                "sbx_user1051:x:993:990::/home/sbx_user1051:/sbin/nologin\n")
@@ -188,11 +191,12 @@ class Confiner:
             self._fail("set the domain name")
 
     @staticmethod
-    def runtime_api_socket() -> socket.socket:
-        """A listening socket for the Runtime API inside the environment's network."""
+    def runtime_api_socket(port: int = RUNTIME_API_PORT) -> socket.socket:
+        """A listening socket on loopback ``port`` inside the environment's network: the
+        Runtime API's by default, strato's own API's with ``PLATFORM_API_PORT``."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", RUNTIME_API_PORT))
+        sock.bind(("127.0.0.1", port))
         sock.listen(128)
         return sock
 

@@ -137,9 +137,10 @@ def _extend_sys_path(environ: Mapping[str, str]) -> None:
             position += 1
 
 
-def _post_error(client: ChannelClient | RuntimeClient, request_id: str | None,
-                error: dict[str, Any]) -> None:
-    sys.stdout.write(log_text(error))
+def _post_error(client: ChannelClient | RuntimeClient, logs: log_format.RequestLogHandler,
+                request_id: str | None, error: dict[str, Any]) -> None:
+    # The error's log entry is in the function's log format (one JSON record with JSON).
+    sys.stdout.write(log_format.json_error_entry(error) if logs.json_format else log_text(error))
     flush_output()
     body = json.dumps(error, ensure_ascii=_ENSURE_ASCII).encode("utf-8")
     if request_id is None:
@@ -148,8 +149,8 @@ def _post_error(client: ChannelClient | RuntimeClient, request_id: str | None,
         client.post_error(request_id, error["errorType"], body)
 
 
-def _invoke(client: ChannelClient | RuntimeClient, handler: Handler,
-            settings: FunctionSettings, invocation: Invocation) -> None:
+def _invoke(client: ChannelClient | RuntimeClient, logs: log_format.RequestLogHandler,
+            handler: Handler, settings: FunctionSettings, invocation: Invocation) -> None:
     """Run one invocation and post its outcome. Only ``Exception``s are reported: a
     ``SystemExit`` from user code ends the environment, as on AWS."""
     request_id = invocation.request_id
@@ -165,7 +166,7 @@ def _invoke(client: ChannelClient | RuntimeClient, handler: Handler,
         flush_output()
         client.post_response(request_id, body)
         return
-    _post_error(client, request_id, error)
+    _post_error(client, logs, request_id, error)
 
 
 def main(channel_fd: int | None = None) -> int:
@@ -185,14 +186,15 @@ def main(channel_fd: int | None = None) -> int:
     _extend_sys_path(environ)
     try:
         client = ChannelClient(channel_fd) if channel_fd is not None else RuntimeClient(address or "")
-        logs = log_format.install(environ.get("AWS_LAMBDA_LOG_LEVEL"))
+        logs = log_format.install(environ.get("AWS_LAMBDA_LOG_FORMAT"),
+                                  environ.get("AWS_LAMBDA_LOG_LEVEL"))
         try:
             handler = load_handler(environ.get("_HANDLER", ""))
         except Fault as fault:
-            _post_error(client, None, fault.to_error())
+            _post_error(client, logs, None, fault.to_error())
             return 1
         except Exception as exc:
-            _post_error(client, None, exception_error(exc))
+            _post_error(client, logs, None, exception_error(exc))
             return 1
         settings = FunctionSettings(environ)
         while True:
@@ -202,7 +204,7 @@ def main(channel_fd: int | None = None) -> int:
                 environ["_X_AMZN_TRACE_ID"] = invocation.trace_id
             elif "_X_AMZN_TRACE_ID" in environ:
                 del environ["_X_AMZN_TRACE_ID"]
-            _invoke(client, handler, settings, invocation)
+            _invoke(client, logs, handler, settings, invocation)
     except RuntimeApiError as exc:
         flush_output()
         sys.stderr.write(f"strato runtime: {exc}\n")
