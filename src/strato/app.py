@@ -19,6 +19,7 @@ from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
 from strato.api.iam_api import IamApi
 from strato.api.lambda_api import LambdaOperations
+from strato.api.layer_operations import LayerOperations
 from strato.api.ledger_api import LedgerApi
 from strato.api.logs_api import LogsApi
 from strato.api.mapping_operations import MappingOperations
@@ -54,6 +55,7 @@ from strato.sandbox.runtime_deps import find_runtime_deps
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
 from strato.scheduler.environment_variables import LambdaVariables
+from strato.scheduler.layer_paths import LayerPlacement
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.aliases import AliasService
 from strato.services.applier import EntryApplier
@@ -67,6 +69,7 @@ from strato.services.event_source_mappings import EventSourceMappingService
 from strato.services.execution_roles import ExecutionRoles, endpoint_url
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
+from strato.services.layers import LayerService
 from strato.services.logs import LogService
 from strato.services.permissions import PermissionService
 from strato.services.registry import FunctionRegistry, load_entry
@@ -80,6 +83,7 @@ from strato.store.secretbox import MASTER_KEY_FILE, SecretBox, master_key
 from strato.store.sqlite import SqliteFunctionStore, SqliteLogStore
 from strato.store.sqlite_aliases import SqliteAliasStore, SqliteProvisionedStore
 from strato.store.sqlite_event_invoke_configs import SqliteEventInvokeConfigStore
+from strato.store.sqlite_layers import SqliteLayerStore
 from strato.store.sqlite_mappings import SqliteEventSourceMappingStore
 from strato.store.sqlite_policies import SqlitePolicyStore
 from strato.store.sqlite_queues import SqliteQueueStore
@@ -182,6 +186,8 @@ class Application:
         execution_roles = ExecutionRoles(
             role_sessions, endpoint_url(self._sandbox.platform_api, settings.host, self.port))
         code = CodeDownload(CodeUrlSigner(load_key(data / "code-url.key")), self._codestore)
+        layer_placement = LayerPlacement(self._codestore.merged, shown=self._sandbox.shows_views)
+        self._layer_store = SqliteLayerStore(data / "layers.db")
         self._log_writer = BatchingLogWriter(self._log_store,
                                              quota=settings.log_quota_mb * 1024 * 1024)
         self._control = ThreadPoolExecutor(1, thread_name_prefix="strato-control")
@@ -195,7 +201,8 @@ class Application:
             self._sandbox,
             RuntimeApiServer(limits=settings.http_limits, platform_api=platform_endpoint),
             self._log_writer,
-            LambdaVariables(self._sandbox, settings.default_region, execution_roles),
+            LambdaVariables(self._sandbox, settings.default_region, execution_roles,
+                            layers=layer_placement),
             lambda version: str(self._codestore.unpacked(version.code)),
             keep_alive_s=settings.keep_alive_s,
             account_concurrency=settings.account_concurrency,
@@ -204,6 +211,7 @@ class Application:
             default_egress=settings.egress,
             launchers=self._launchers,
             max_environment_age_s=settings.role_session_s,
+            layers=layer_placement,
         )
         names: list[str] = []
         while batch := self._function_store.list_latest(after=names[-1] if names else None,
@@ -247,7 +255,10 @@ class Application:
             defer=self._defer,
             on_delete=qualifier_deleted,
             aliases=self._alias_store,
+            other_code=self._layer_store.code_references,
         )
+        layers = LayerService(self._layer_store, self._codestore, self._defer,
+                              functions.collect_code)
         aliases = AliasService(self._function_store, self._alias_store, notify,
                                on_delete=qualifier_deleted)
         # Finish whatever a previous run left Pending or InProgress.
@@ -260,7 +271,9 @@ class Application:
         operations = LambdaOperations(
             functions, code.url, settings.account_concurrency, permissions=permissions,
             aliases=aliases, concurrency=concurrency, tags=TagService(self._function_store),
+            layers=layers,
         )
+        operations.table.update(LayerOperations(layers, code.package_url).table)
         invocations = InvocationService(self._registry, self._pool)
         self._start_event_sources(loop, functions, invocations, operations)
         operations.table.update(EventInvokeConfigOperations(event_configs).table)
@@ -364,6 +377,7 @@ class Application:
         self._queries.shutdown(wait=True)
         self._log_writer.close()
         self._function_store.close()
+        self._layer_store.close()
         self._log_store.close()
         self._policy_store.close()
         self._alias_store.close()

@@ -1,6 +1,7 @@
 """AWS's recorded responses for versions, aliases, concurrency and tags
 (``aws_versions_expectations.json``), event source mappings (``aws_esm_expectations.json``),
-function logs (``aws_logs_expectations.json``) and LoggingConfig (``aws_logcfg_expectations.json``),
+function logs (``aws_logs_expectations.json``), LoggingConfig (``aws_logcfg_expectations.json``)
+and layers (``aws_layers_expectations.json``),
 the checks that hold strato's answers against them, and
 a handler that reports what ran.
 
@@ -28,7 +29,8 @@ from tests.e2e.test_permissions_api import raw_bodies
 RECORDINGS: dict[str, Any] = {
     key: value
     for file in ("aws_versions_expectations.json", "aws_esm_expectations.json",
-                 "aws_logs_expectations.json", "aws_logcfg_expectations.json")
+                 "aws_logs_expectations.json", "aws_logcfg_expectations.json",
+                 "aws_layers_expectations.json")
     for key, value in json.loads((Path(__file__).parent / file).read_text())["expectations"].items()
 }
 REGION = "us-east-1"

@@ -27,6 +27,10 @@ class CodeDownload:
         """``Code.Location`` of ``record`` for a client that reached strato at ``base_url``."""
         return self._signer.url(record.code.sha256_hex, base_url)
 
+    def package_url(self, ref: CodeRef, base_url: str) -> str:
+        """The URL of any stored package (a layer version's ``Content.Location``)."""
+        return self._signer.url(ref.sha256_hex, base_url)
+
     def handle(self, request: Request) -> Response:
         """Serve one request for a package (runs on the loop's thread; reads the file)."""
         sha = request.path.rsplit("/", 1)[-1].removesuffix(".zip")

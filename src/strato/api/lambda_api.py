@@ -8,7 +8,7 @@ serialised by it. Only translation between the wire's members and the services l
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from strato.api.render import (
@@ -24,10 +24,12 @@ from strato.domain.errors import InvalidParameterValueException, ValidationExcep
 from strato.domain.logging_config import LogFormat, LoggingConfigChanges
 from strato.domain.models import FunctionVersion, VpcConfig, format_last_modified
 from strato.domain.permissions import PermissionGrant, policy_qualifier
+from strato.domain.principals import Principal, anonymous_admin
 from strato.domain.validation import require_unqualified
 from strato.services.aliases import AliasService
 from strato.services.concurrency import ConcurrencyService, ProvisionedView
 from strato.services.functions import ConfigurationChanges, FunctionService
+from strato.services.layers import Caller, LayerService
 from strato.services.permissions import PermissionService
 from strato.services.tags import TagService
 
@@ -41,6 +43,13 @@ class CallContext:
     scope: Scope
     #: ``http://host:port`` as the caller reached strato (for URLs strato hands out).
     base_url: str
+    #: Who is calling (None: the platform account's administrator, as without auth).
+    principal: Principal | None = None
+
+    def caller(self) -> Caller:
+        """The caller as the layer service knows it."""
+        principal = self.principal or anonymous_admin(self.scope.account)
+        return Caller(principal, self.scope.region)
 
 
 Operation = Callable[[Params, CallContext], dict[str, Any]]
@@ -59,12 +68,14 @@ class LambdaOperations:
         aliases: AliasService,
         concurrency: ConcurrencyService,
         tags: TagService,
+        layers: LayerService | None = None,
     ) -> None:
         self._functions = functions
         self._permissions = permissions
         self._aliases = aliases
         self._concurrency = concurrency
         self._tags = tags
+        self._layers = layers
         self._code_url = code_url
         self._account_concurrency = account_concurrency
         self.table: dict[str, Operation] = {
@@ -133,6 +144,16 @@ class LambdaOperations:
             ),
         )
 
+    def _with_layers(self, changes: ConfigurationChanges, params: Params,
+                     ctx: CallContext) -> ConfigurationChanges:
+        """``changes`` with the request's ``Layers`` resolved (AWS's errors if they cannot be)."""
+        arns = params.get("Layers")
+        if arns is None:
+            return changes
+        if self._layers is None:
+            raise InvalidParameterValueException("strato was started without layers.")
+        return replace(changes, layers=self._layers.resolve(arns, ctx.caller()))
+
     def create_function(self, params: Params, ctx: CallContext) -> dict[str, Any]:
         ref = resolve_function_name(params["FunctionName"], ctx.scope)
         if ref.qualifier is not None:
@@ -145,7 +166,8 @@ class LambdaOperations:
         code = params.get("Code") or {}
         # With Publish, AWS answers with version 1's configuration under the function's ARN.
         record = self._functions.create(
-            ref.name, self._changes(params), code.get("ZipFile"), ctx.scope,
+            ref.name, self._with_layers(self._changes(params), params, ctx), code.get("ZipFile"),
+            ctx.scope,
             tags=params.get("Tags"), publish=bool(params.get("Publish")),
         )
         return function_configuration(record, ctx.scope)
@@ -195,7 +217,8 @@ class LambdaOperations:
 
     def update_function_configuration(self, params: Params, ctx: CallContext) -> dict[str, Any]:
         record = self._functions.update_configuration(
-            self._ref(params, ctx), self._changes(params), params.get("RevisionId"), ctx.scope
+            self._ref(params, ctx), self._with_layers(self._changes(params), params, ctx),
+            params.get("RevisionId"), ctx.scope,
         )
         return function_configuration(record, ctx.scope)
 

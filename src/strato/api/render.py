@@ -66,6 +66,9 @@ def function_configuration(
         }
     if record.dead_letter_target:
         config["DeadLetterConfig"] = {"TargetArn": record.dead_letter_target}
+    if record.layers:
+        config["Layers"] = [{"Arn": layer.arn, "CodeSize": layer.code.size}
+                            for layer in record.layers]
     if listing:
         for member in ("State", "RuntimeVersionConfig"):
             del config[member]

@@ -36,6 +36,7 @@ from strato.api import json_protocol, offered, rest_json
 from strato.api.event_accept import EventAcceptor
 from strato.api.iam_api import IamApi
 from strato.api.lambda_api import CallContext, LambdaOperations
+from strato.api.layer_operations import layer_resource
 from strato.api.routing import Router
 from strato.api.service_models import service_model
 from strato.api.sqs_api import SqsApi
@@ -78,6 +79,12 @@ Authorize = Callable[[Principal, str, str], None]
 
 #: IAM action names that differ from the operation's (``lambda:<Operation>`` otherwise).
 _ACTIONS = {"Invoke": "lambda:InvokeFunction"}
+#: Operations on layers, whose resource is a layer (version) ARN (``layer_resource``).
+_LAYER_OPERATIONS = frozenset({
+    "PublishLayerVersion", "GetLayerVersion", "GetLayerVersionByArn", "ListLayerVersions",
+    "DeleteLayerVersion", "AddLayerVersionPermission", "GetLayerVersionPolicy",
+    "RemoveLayerVersionPermission",
+})
 #: What account-level listings answer a principal of another account than the one strato
 #: hosts: on AWS they list the caller's own account, of which strato has nothing
 #: (``authorization.CALLER_ACCOUNT_ACTIONS`` lets its identity policy decide).
@@ -383,8 +390,10 @@ class ApiServer:
         scope = self._scope(request)
         if self._authorizer is not None:
             name = route.operation.name
+            resource = (layer_resource(params, scope.region, principal.account_id)
+                        if name in _LAYER_OPERATIONS else None)
             self._authorizer(principal, _ACTIONS.get(name, f"lambda:{name}"),
-                             _function_arn(params, scope))
+                             resource or _function_arn(params, scope))
         listing = _OTHER_ACCOUNT_LISTINGS.get(route.operation.name)
         if listing is not None and principal.account_id != scope.account:
             empty = rest_json.serialize_response(route.operation, listing)
@@ -392,7 +401,7 @@ class ApiServer:
                            empty.body)
             return
         host = request.headers.get("host", "127.0.0.1")
-        context = CallContext(scope, f"http://{host}")
+        context = CallContext(scope, f"http://{host}", principal)
         op_model = route.operation
         future = asyncio.get_running_loop().run_in_executor(
             self._control, operation, params, context

@@ -10,6 +10,7 @@ Contracts:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -32,5 +33,17 @@ class CodeStore(Protocol):
         """The directory holding the package's files, unpacking it on first use (idempotent,
         safe under concurrent callers)."""
 
+    def unzipped_size(self, ref: CodeRef) -> int:
+        """The package's size once unpacked (the sizes its entries declare, which
+        ``put_zip`` proved true). Raises CodeStoreError if the blob is missing."""
+
+    def merged(self, refs: Sequence[CodeRef]) -> Path:
+        """One directory holding the files of every package in ``refs``, unpacked one over
+        the other in order (a later package's entry replaces an earlier one's at the same
+        path): a function version's layers as /opt shows them. Made once per sequence
+        (atomically, like ``unpacked``) and never changed afterwards. Raises
+        CodeStoreError like ``unpacked``."""
+
     def collect_garbage(self, keep: set[str]) -> int:
-        """Delete blobs and trees whose sha256 hex is not in ``keep``; returns how many."""
+        """Delete blobs and trees whose sha256 hex is not in ``keep``, and merged trees
+        made of any such package; returns how many packages lost a blob or a tree."""

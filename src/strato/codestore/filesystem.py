@@ -5,7 +5,10 @@ was)::
 
     blobs/<sha256hex>.zip    the package's bytes, as uploaded (0444)
     trees/<sha256hex>/       its files, unpacked: 0555 directories and executables, 0444 others
-    blobs/.tmp-*, trees/.tmp-*   work in progress; removed by GC once an hour old
+    merged/<key>/            several packages merged in order (a version's layers, ``merge``);
+                             ``key`` is the sha256 hex of their sha256 hexes, one per line
+    merged/<key>.layers      those sha256 hexes (what GC reads)
+    blobs/.tmp-*, trees/.tmp-*, merged/.tmp-*   work in progress; removed by GC once an hour old
 
 A blob is written to a temporary file in ``blobs/``, fsynced and renamed into place. A tree is
 extracted into ``trees/.tmp-<random>/`` and renamed into place; if another process renamed
@@ -23,8 +26,10 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
+from strato.codestore.merge import merge_trees
 from strato.codestore.zipcheck import (
     EntryKind,
     UnzippedBudget,
@@ -51,6 +56,7 @@ class FilesystemCodeStore:
         self.root = root
         self._blobs = root / "blobs"
         self._trees = root / "trees"
+        self._merged = root / "merged"
         self._locks_guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
 
@@ -108,6 +114,40 @@ class FilesystemCodeStore:
                 _fsync_directory(self._trees)
             return tree
 
+    def unzipped_size(self, ref: CodeRef) -> int:
+        try:
+            return read_manifest(self.zip_path(ref).read_bytes()).declared_size
+        except LambdaApiError as e:
+            raise CodeStoreError(f"package {ref.sha256_hex}: {e.message}") from e
+
+    def merged(self, refs: Sequence[CodeRef]) -> Path:
+        """``merged/<key>``, built from the packages' trees on first use (see the module
+        docstring); safe under concurrent callers like ``unpacked``."""
+        shas = [_checked_sha(ref) for ref in refs]
+        key = hashlib.sha256("\n".join(shas).encode()).hexdigest()
+        tree = self._merged / key
+        if tree.is_dir():
+            return tree
+        sources = [self.unpacked(ref) for ref in refs]
+        with self._lock_for(key):
+            if tree.is_dir():
+                return tree
+            self._merged.mkdir(parents=True, exist_ok=True)
+            _write_atomically(self._merged / f"{key}.layers", "\n".join(shas).encode())
+            scratch = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX, dir=self._merged))
+            try:
+                merge_trees(sources, scratch)
+                os.rename(scratch, tree)
+            except BaseException as e:
+                _remove_tree(scratch)
+                if isinstance(e, OSError) and tree.is_dir():
+                    return tree  # another process renamed its copy first
+                if isinstance(e, OSError):
+                    raise CodeStoreError(f"could not move {scratch} to {tree}: {e}") from e
+                raise
+            _fsync_directory(self._merged)
+            return tree
+
     def collect_garbage(self, keep: set[str]) -> int:
         """Remove blobs and trees not in ``keep`` and work in progress older than an hour;
         returns how many packages (distinct hashes) lost a blob or a tree."""
@@ -126,7 +166,31 @@ class FilesystemCodeStore:
                 with self._lock_for(sha):
                     _remove_tree(path)
                 removed.add(sha)
+        self._collect_merged(keep)
         return len(removed)
+
+    def _collect_merged(self, keep: set[str]) -> None:
+        """Remove merged trees made of a package not in ``keep`` (and stale work)."""
+        if not self._merged.is_dir():
+            return
+        for path in self._merged.iterdir():
+            if path.name.startswith(_TMP_PREFIX):
+                if time.time() - path.lstat().st_mtime > _STALE_TMP_SECONDS:
+                    _remove_tree(path)
+                continue
+            if not _SHA256_HEX.fullmatch(path.name):
+                continue
+            listing = self._merged / f"{path.name}.layers"
+            try:
+                parts = set(listing.read_text().split())
+            except OSError:
+                parts = set()
+            if parts and parts <= keep:
+                continue
+            with self._lock_for(path.name):
+                _remove_tree(path)
+                with contextlib.suppress(FileNotFoundError):
+                    listing.unlink()
 
     def _lock_for(self, sha256_hex: str) -> threading.Lock:
         with self._locks_guard:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 from strato.codestore.zipcheck import EntryKind, iter_content, read_manifest, validate_zip
@@ -73,6 +74,28 @@ class MemoryCodeStore:
         """The unpacked files of a package by path (empty before ``unpacked``)."""
         with self._lock:
             return dict(self._trees.get(ref.sha256_hex, {}))
+
+    def unzipped_size(self, ref: CodeRef) -> int:
+        try:
+            return read_manifest(self.zip_bytes(ref)).declared_size
+        except LambdaApiError as exc:
+            raise CodeStoreError(f"package {ref.sha256_hex}: {exc.message}") from exc
+
+    def merged(self, refs: Sequence[CodeRef]) -> Path:
+        """A name for the packages merged in order (no directory); their files, later ones
+        winning, are in ``merged_files``."""
+        for ref in refs:
+            self.unpacked(ref)
+        key = hashlib.sha256("\n".join(ref.sha256_hex for ref in refs).encode()).hexdigest()
+        return ROOT / "merged" / key
+
+    def merged_files(self, refs: Sequence[CodeRef]) -> dict[str, bytes]:
+        """The files of ``refs`` merged as ``merged`` does (only files: a later package's
+        file replaces an earlier one's at the same path)."""
+        files: dict[str, bytes] = {}
+        for ref in refs:
+            files.update(self.files(ref))
+        return files
 
     def collect_garbage(self, keep: set[str]) -> int:
         with self._lock:

@@ -53,6 +53,17 @@ class CodeRef:
         return base64.b64encode(binascii.unhexlify(self.sha256_hex)).decode()
 
 
+@dataclass(frozen=True)
+class FunctionLayer:
+    """A layer version as a function version holds it (``domain.layers``): its ARN as AWS
+    shows it under ``Layers``, and its package, which the function keeps even once the layer
+    version is deleted."""
+
+    arn: str
+    code: CodeRef
+    unzipped_size: int
+
+
 def _frozen_map(values: Mapping[str, str] | None = None) -> Mapping[str, str]:
     return MappingProxyType(dict(values or {}))
 
@@ -105,6 +116,8 @@ class FunctionVersion:
     dead_letter_target: str | None = None
     #: ``LoggingConfig``: log format, levels and log group (``domain.logging_config``).
     logging_config: LoggingConfig = LoggingConfig()
+    #: ``Layers``: the layer versions whose files are merged under /opt, in order.
+    layers: tuple[FunctionLayer, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.environment, MappingProxyType):

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 def start_tier(requested: str, data: Path) -> tiers.Tier:
     """The tier for ``requested`` (``auto``, a tier name, or ``unconfined``) on this host.
     Raises ``tiers.SandboxUnavailable`` when an explicit tier is impossible. In the fallback
-    tier, creates ``data/code/trees`` (mode 0711 on the way) and warns about what other users
+    tier, creates ``data/code/trees`` and ``merged`` (mode 0711 on the way) and warns about what other users
     cannot traverse. Once per server start, before the sandbox is built."""
     capabilities = tiers.probe()
     tier = tiers.choose(capabilities, requested)
@@ -43,7 +43,7 @@ def start_tier(requested: str, data: Path) -> tiers.Tier:
 def _open_code_paths(data: Path) -> None:
     # Without a mount namespace, an environment reaches its code by its host path: the
     # directories on the way must be traversable (not listable) by its uid.
-    for path in (data, data / "code", data / "code" / "trees"):
+    for path in (data, data / "code", data / "code" / "trees", data / "code" / "merged"):
         path.mkdir(exist_ok=True)
         path.chmod(0o711)
     blocked = [p for p in data.resolve().parents if not p.stat().st_mode & 0o001]

@@ -19,6 +19,7 @@ from typing import Protocol
 
 from strato.domain.models import FunctionVersion
 from strato.domain.runtimes import execution_env
+from strato.scheduler.layer_paths import LayerPlacement, layer_variables
 
 
 class PathLayout(Protocol):
@@ -47,10 +48,12 @@ class LambdaVariables:
     times."""
 
     def __init__(self, layout: PathLayout, region: str,
-                 role_access: ExecutionRoleAccess | None = None) -> None:
+                 role_access: ExecutionRoleAccess | None = None,
+                 layers: LayerPlacement | None = None) -> None:
         self._layout = layout
         self._region = region
         self._role_access = role_access
+        self._layers = layers
 
     def __call__(self, version: FunctionVersion, address: str, stream: str, task_root: str,
                  initialization_type: str) -> dict[str, str]:
@@ -79,6 +82,9 @@ class LambdaVariables:
             variables["AWS_LAMBDA_LOG_LEVEL"] = version.logging_config.application_log_level or "INFO"
         if (runtime_env := execution_env(version.runtime)) is not None:
             variables["AWS_EXECUTION_ENV"] = runtime_env
+        opt = self._layers.seen_at(version) if self._layers is not None else None
+        if opt is not None:  # the version's layers' directories in the search paths
+            variables.update(layer_variables(variables, opt, version.runtime))
         if self._role_access is not None:
             variables.update(self._role_access.variables(version))
         variables.update(version.environment)

@@ -46,6 +46,7 @@ from strato.scheduler.concurrency import (
 )
 from strato.scheduler.environment import ExecutionEnvironment, RuntimeEndpoints, State
 from strato.scheduler.invocation import Invocation, function_deleted
+from strato.scheduler.layer_paths import LayerPlacement
 from strato.scheduler.log_capture import LogSink
 from strato.scheduler.placement import Source, expired, pick_warm, place, worn_out
 
@@ -135,6 +136,7 @@ class EnvironmentPool:
         default_egress: str = EGRESS_INTERNET,
         launchers: Launchers | None = None,
         max_environment_age_s: float | None = None,
+        layers: LayerPlacement | None = None,
     ) -> None:
         """``max_environment_age_s``: an environment older than that (since its process
         started) takes no invocation that could outlast it, and is destroyed instead (what
@@ -146,6 +148,7 @@ class EnvironmentPool:
         self._sink = sink
         self._build_environment = build_environment
         self._code_dir = code_dir
+        self._layers = layers
         self._keep_alive_s = keep_alive_s
         self._limits = ConcurrencyLimits(account_concurrency, burst=burst,
                                          burst_window_s=burst_window_s)
@@ -331,7 +334,7 @@ class EnvironmentPool:
             env_id=env.env_id,
             python_version=launch.python_version,
             argv=launch.argv,
-            views=launch.views,
+            views=launch.views + (self._layers.views(version) if self._layers else ()),
             env=self._build_environment(version, address, env.log_stream, task_root,
                                         env.initialization_type),
             cwd=code_dir,

@@ -42,7 +42,11 @@ _FUNCTION_ARN = re.compile(
 #: hosts: on AWS a principal of any account lists its own account's functions, and its
 #: identity policy alone decides whether it may. (The edge answers such a caller of another
 #: account with an empty listing: strato hosts none of that account's functions.)
-CALLER_ACCOUNT_ACTIONS = frozenset({"lambda:ListFunctions"})
+CALLER_ACCOUNT_ACTIONS = frozenset({"lambda:ListFunctions", "lambda:ListLayers"})
+#: A layer or layer version ARN. Its identity policy alone decides at the edge: whether another
+#: account's layer version is shared with the caller is its layer version policy's, which the
+#: layer service applies (``services.layers``).
+_LAYER_ARN = re.compile(r"arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]*:\d{12}:layer:")
 _POLICIES_CACHED = 256
 _VERDICTS_CACHED = 1024
 _NO_STATEMENTS: tuple[PermissionStatement, ...] = ()
@@ -143,7 +147,7 @@ class Authorizer:
             return
         identity = self._identity(principal.policy)
         resource_account = self._account
-        if resource_arn == "*" and action in CALLER_ACCOUNT_ACTIONS:
+        if (resource_arn == "*" and action in CALLER_ACCOUNT_ACTIONS) or _LAYER_ARN.match(resource_arn):
             resource_account = principal.account_id
         statements = _NO_STATEMENTS
         match = _FUNCTION_ARN.fullmatch(resource_arn)

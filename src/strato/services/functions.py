@@ -31,10 +31,13 @@ from strato.domain.errors import (
     ResourceConflictException,
     ResourceNotFoundException,
 )
+from strato.domain.layers import check_combined_size
 from strato.domain.logging_config import LoggingConfig, LoggingConfigChanges, configure
 from strato.domain.models import (
     LATEST,
     Alias,
+    CodeRef,
+    FunctionLayer,
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
@@ -80,6 +83,8 @@ class ConfigurationChanges:
     dead_letter_target: str | None = None
     #: The members of ``LoggingConfig`` given (merged into the current configuration).
     logging_config: LoggingConfigChanges | None = None
+    #: ``Layers``, resolved (``LayerService.resolve``); ``()`` removes every layer.
+    layers: tuple[FunctionLayer, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,7 @@ class FunctionService:
         defer: Defer,
         on_delete: Callable[[str, str | None], None] | None = None,
         aliases: AliasStore | None = None,
+        other_code: Callable[[], set[str]] | None = None,
     ) -> None:
         self._store = store
         self._aliases = aliases
@@ -108,6 +114,8 @@ class FunctionService:
         #: Called with (name, None) when a function was deleted and (name, version) when one
         #: of its versions was (resource policies and provisioned concurrency go with them).
         self._on_delete = on_delete
+        #: The packages other resources hold (layer versions), which code GC must keep.
+        self._other_code = other_code
 
     # validation -------------------------------------------------------------------------
     def _check(self, changes: ConfigurationChanges) -> None:
@@ -148,6 +156,7 @@ class FunctionService:
         if self._store.get_version(name, LATEST) is not None:
             raise ResourceConflictException(f"Function already exist: {name}")
         code = self._code.put_zip(zip_file)
+        self._check_size(code, changes.layers or ())
         record = FunctionVersion(
             name=name,
             runtime=changes.runtime,
@@ -165,6 +174,7 @@ class FunctionService:
             vpc_config=changes.vpc_config or VpcConfig(),
             dead_letter_target=changes.dead_letter_target or None,
             logging_config=logging_config,
+            layers=changes.layers or (),
         )
         try:
             self._store.create_function(record)
@@ -246,6 +256,7 @@ class FunctionService:
         if zip_file is None:
             raise InvalidParameterValueException("strato accepts code as ZipFile only.")
         code = self._code.put_zip(zip_file)
+        self._check_size(code, current.layers)
         updated = self._write_update(current, {"code": code}, announce=not publish)
         if not publish:
             return updated
@@ -258,6 +269,8 @@ class FunctionService:
     ) -> FunctionVersion:
         current = self._for_update(ref, revision_id, scope)
         self._check(changes)
+        if changes.layers is not None:
+            self._check_size(current.code, changes.layers)
         fields = {k: v for k, v in vars(changes).items() if v is not None}
         if "environment" in fields:
             fields["environment"] = dict(fields["environment"])
@@ -409,6 +422,12 @@ class FunctionService:
             raise validation.revision_mismatch()
         return current
 
+    def _check_size(self, code: CodeRef, layers: tuple[FunctionLayer, ...]) -> None:
+        """The 250 MB a package and its layers may take unzipped (a refused package stays
+        in the code store until the next collection, like any package no version uses)."""
+        if layers:
+            check_combined_size(self._code.unzipped_size(code), layers)
+
     def _write_update(self, current: FunctionVersion, fields: dict[str, object],
                       *, announce: bool = True) -> FunctionVersion:
         updated = current.replace(
@@ -437,6 +456,8 @@ class FunctionService:
             return
         try:
             self._code.unpacked(record.code)
+            if record.layers:  # built now so that a cold start finds /opt ready
+                self._code.merged([layer.code for layer in record.layers])
             failure = None
         except StratoError as exc:
             log.error("function %s: code could not be prepared: %s", name, exc)
@@ -461,10 +482,17 @@ class FunctionService:
             return
         self._on_change(name)
 
+    def collect_code(self) -> None:
+        """Remove packages no version (nor layer version) uses any more."""
+        self._collect_code()
+
     def _collect_code(self) -> None:
         """Remove packages no version uses any more."""
         try:
-            self._code.collect_garbage(self._store.code_references())
+            keep = self._store.code_references()
+            if self._other_code is not None:
+                keep |= self._other_code()
+            self._code.collect_garbage(keep)
         except StratoError as exc:
             log.warning("code store clean-up failed: %s", exc)
 

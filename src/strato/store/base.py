@@ -47,7 +47,8 @@ class FunctionStore(Protocol):
         """Delete the function and all its versions; False if there was none."""
 
     def code_references(self) -> set[str]:
-        """The sha256 hex of every package any stored version uses (for code-store GC)."""
+        """The sha256 hex of every package any stored version uses, its layers' included
+        (for code-store GC)."""
 
     # published versions ---------------------------------------------------------------
     def last_version_number(self, name: str) -> int:

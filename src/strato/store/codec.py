@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from strato.domain.logging_config import LogFormat, LoggingConfig
 from strato.domain.models import (
     CodeRef,
+    FunctionLayer,
     FunctionState,
     FunctionVersion,
     LastUpdateStatus,
@@ -102,6 +103,11 @@ def encode_function_version(record: FunctionVersion, box: SecretBox) -> JsonObje
             "system_log_level": record.logging_config.system_log_level,
             "log_group": record.logging_config.log_group,
         },
+        "layers": [
+            {"arn": layer.arn, "sha256_hex": layer.code.sha256_hex, "size": layer.code.size,
+             "unzipped_size": layer.unzipped_size}
+            for layer in record.layers
+        ],
     }
 
 
@@ -146,6 +152,8 @@ def decode_function_version(data: JsonValue, box: SecretBox) -> FunctionVersion:
             # Records written before DeadLetterConfig existed have none.
             dead_letter_target=_opt_str(obj, "dead_letter_target"),
             logging_config=_logging_config(obj.get("logging_config")),
+            # Records written before Layers existed have none.
+            layers=_layers(obj.get("layers", [])),
         )
     except ValueError as e:  # an unknown enum value or a malformed datetime
         raise StoreError(f"corrupt function record: {e}") from e
@@ -199,6 +207,17 @@ def _str_list(value: JsonValue, what: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise StoreError(f"corrupt function record: {what} is not a list of strings")
     return [item for item in value if isinstance(item, str)]
+
+
+def _layers(value: JsonValue) -> tuple[FunctionLayer, ...]:
+    if not isinstance(value, list):
+        raise StoreError("corrupt function record: layers is not a list")
+    layers = []
+    for item in value:
+        obj = _object(item, "layer")
+        code = CodeRef(sha256_hex=_str(obj, "sha256_hex"), size=_int(obj, "size"))
+        layers.append(FunctionLayer(_str(obj, "arn"), code, _int(obj, "unzipped_size")))
+    return tuple(layers)
 
 
 def _datetime(text: str) -> datetime:

@@ -92,9 +92,10 @@ class MemoryFunctionStore:
     def code_references(self) -> set[str]:
         with self._lock:
             return {
-                record.code.sha256_hex
+                code.sha256_hex
                 for function in self._functions.values()
                 for record in function.versions.values()
+                for code in (record.code, *(layer.code for layer in record.layers))
             }
 
     # published versions ---------------------------------------------------------------

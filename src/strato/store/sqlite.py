@@ -133,7 +133,12 @@ class SqliteFunctionStore:
 
     def code_references(self) -> set[str]:
         rows = self._db.fetchall("SELECT DISTINCT code_sha256 FROM function_versions")
-        return {str(row[0]) for row in rows}
+        # The packages of the layers a version uses are kept with it (in its record).
+        layer_rows = self._db.fetchall(
+            "SELECT DISTINCT json_extract(layer.value, '$.sha256_hex') FROM function_versions,"
+            " json_each(function_versions.record, '$.layers') AS layer"
+        )
+        return {str(row[0]) for row in rows} | {str(row[0]) for row in layer_rows}
 
     # published versions ---------------------------------------------------------------
     def last_version_number(self, name: str) -> int:
