@@ -135,7 +135,13 @@ class Application:
             log.warning("could not prepare runtime %s: %s", python, exc)
 
     async def start(self) -> None:
+        """Build and start everything. Raises OSError (EADDRINUSE) before making anything
+        when the API's address is taken."""
         settings = self.settings
+        # The API's socket first: environments are told its port (``AWS_ENDPOINT_URL``), and
+        # a taken port is reported before anything was made.
+        listening = socket.create_server((settings.host, settings.port), backlog=1024)
+        self.port = listening.getsockname()[1]
         loop = asyncio.get_running_loop()
         data = settings.data_dir
         # Everything strato writes is its own: the store, keys and logs are never readable by
@@ -150,9 +156,6 @@ class Application:
         self._policy_store = SqlitePolicyStore(data / "state.db")
         self._alias_store = SqliteAliasStore(data / "state.db")
         self._provisioned_store = SqliteProvisionedStore(data / "state.db")
-        # The API's socket first: environments are told its port (``AWS_ENDPOINT_URL``).
-        listening = socket.create_server((settings.host, settings.port), backlog=1024)
-        self.port = listening.getsockname()[1]
         #: IAM roles (their own file, ``iam.db``) and the credentials of their sessions.
         self._role_store = SqliteRoleStore(data / "iam.db")
         role_directory = RoleDirectory(settings.account_id)

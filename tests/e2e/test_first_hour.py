@@ -33,8 +33,9 @@ def _run(*command: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def test_a_service_strato_does_not_offer_is_named(strato: StratoServer) -> None:
-    """The AWS CLI's CloudWatch (JSON protocol, signed for ``monitoring``) and STS (query
-    protocol) are told that strato does not offer them, not that their signature is wrong."""
+    """The AWS CLI's CloudWatch (JSON protocol, signed for ``monitoring``) and ElastiCache
+    (query protocol) are told that strato does not offer them, not that their signature is
+    wrong."""
     done = _run(sys.executable, "-m", "awscli", "--endpoint-url", strato.endpoint,
                 "cloudwatch", "list-metrics", env=ADMIN_ENV)
     assert done.returncode != 0
@@ -42,9 +43,9 @@ def test_a_service_strato_does_not_offer_is_named(strato: StratoServer) -> None:
     assert "does not offer the 'monitoring' service" in done.stderr, done.stderr
     assert "InvalidSignature" not in done.stderr
     with pytest.raises(ClientError) as caught:
-        client_for(strato.endpoint, "sts").get_caller_identity()
+        client_for(strato.endpoint, "elasticache").describe_cache_clusters()
     error = caught.value.response["Error"]
-    assert "does not offer the 'sts' service" in error["Message"], error
+    assert "does not offer the 'elasticache' service" in error["Message"], error
 
 
 def _closed_port() -> str:

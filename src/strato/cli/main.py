@@ -93,8 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         except OSError as error:
             if error.errno != errno.EADDRINUSE:
                 raise
-            # The port is bound last: undo what start made before saying so.
-            await app.stop()
+            # The port is bound first: start made nothing to undo.
             print(f"strato: {settings.host}:{settings.port} is already in use (another strato "
                   "or another server listens there): stop it, or choose another port with "
                   "--port (`make run PORT=9001`)", file=sys.stderr, flush=True)
