@@ -9,7 +9,7 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test client host lint bench soak crash-soak clean
+.PHONY: run test client host node runtime-deps lint bench soak crash-soak clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,33 @@ host:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
 		echo "nftables could not be installed: functions get no internet egress"
 
+# Node.js for the nodejs*.x runtimes (Debian's nodejs package; other major versions: nvm, or
+# STRATO_NODE_<major>=/path/to/node) and npm for the SDK below.
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		(apt-get update -q >/dev/null 2>&1; apt-get install -y -q nodejs npm >/dev/null 2>&1) || \
+		echo "Node.js could not be installed: the nodejs*.x runtimes are refused"
+
+# What functions get without bundling it, as on Lambda: the AWS SDK for JavaScript v3 (its
+# clients for the services strato serves and more), pinned, in $(RUNTIME_DEPS)/nodejs.
+RUNTIME_DEPS ?= $(VENV)/strato-runtime-deps
+NODE_SDK := @aws-sdk/client-lambda@3.1178.0 @aws-sdk/client-sqs@3.1178.0 \
+	@aws-sdk/client-sts@3.1178.0 @aws-sdk/client-iam@3.1178.0 \
+	@aws-sdk/client-cloudwatch-logs@3.1178.0 @aws-sdk/client-sns@3.1178.0 \
+	@aws-sdk/client-eventbridge@3.1178.0 @aws-sdk/client-s3@3.1178.0 \
+	@aws-sdk/client-cloudwatch@3.1178.0 @aws-sdk/client-kinesis@3.1143.0 \
+	@aws-sdk/client-dynamodb@3.1178.0
+runtime-deps: $(RUNTIME_DEPS)/nodejs/.installed
+$(RUNTIME_DEPS)/nodejs/.installed: Makefile | node
+	mkdir -p $(RUNTIME_DEPS)/nodejs
+	npm install --quiet --no-audit --no-fund --prefix $(RUNTIME_DEPS)/nodejs $(NODE_SDK)
+	touch $@
+
 run: $(BIN)/strato host
 	@echo "strato commands: $(BIN)/strato (. $(BIN)/activate puts it on PATH); other terminals: STRATO_ENDPOINT=http://$(HOST):$(PORT)"
 	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
-test: $(VENV)/.dev host
+test: $(VENV)/.dev host runtime-deps
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/mypy --config-file mypy-guest.ini

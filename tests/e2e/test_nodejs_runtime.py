@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,8 +199,10 @@ def test_introspection_matches_what_aws_recorded(server: TierServer, runtime: st
                         if k not in _NOT_THE_RUNTIMES and k != "AWS_LAMBDA_LOG_STREAM_NAME"}
         if server.tier != "namespaces":
             # Without a root of its own an environment has the host's paths, not Lambda's.
+            # NODE_PATH ends with the SDK's host path there.
             for variable in ("PATH", "LD_LIBRARY_PATH", "LAMBDA_RUNTIME_DIR", "LAMBDA_TASK_ROOT"):
                 recorded_env.pop(variable)
+            assert environment["NODE_PATH"].startswith(recorded_env.pop("NODE_PATH"))
         assert {k: environment.get(k) for k in recorded_env} == recorded_env
         assert set(environment) - set(expected["environment"]) <= {"TMPDIR"}
 
@@ -357,3 +361,54 @@ def test_a_missing_node_version_is_refused_with_how_to_install_it(
             client.get_function(FunctionName="no-node")
     finally:
         stop_server(server)
+
+
+SDK_INSTALLED = (Path(sys.prefix) / "strato-runtime-deps" / "nodejs" / "node_modules"
+                 / "@aws-sdk" / "client-sqs").is_dir()
+needs_sdk = pytest.mark.skipif(not SDK_INSTALLED and not os.environ.get("CI"),
+                               reason="the AWS SDK for JavaScript is not installed "
+                                      "(`make runtime-deps`)")
+
+
+@needs_sdk
+def test_the_sdk_is_there_without_bundling_and_a_bundled_copy_wins(server: TierServer) -> None:
+    if server.tier != "namespaces":
+        pytest.skip("loading the SDK in the fallback tier ends the runtime (exit 129): not "
+                    "resolved yet")
+    where = ("exports.handler = async () => ({sqs: require.resolve('@aws-sdk/client-sqs'),"
+             " dynamodb: typeof require('@aws-sdk/client-dynamodb').DynamoDBClient});\n")
+    _, payload = invoke(server.client, create_node(server, {"index.js": where}))
+    if server.tier == "namespaces":
+        assert payload["sqs"].startswith("/var/runtime/node_modules/@aws-sdk/client-sqs/")
+    assert payload["dynamodb"] == "function"
+    bundled = create_node(server, {
+        "index.mjs": "import {SQSClient} from '@aws-sdk/client-sqs';\n"
+                     "export const handler = async () => SQSClient;\n",
+        "node_modules/@aws-sdk/client-sqs/package.json":
+            '{"name": "@aws-sdk/client-sqs", "main": "index.js"}',
+        "node_modules/@aws-sdk/client-sqs/index.js": "exports.SQSClient = 'bundled';\n"})
+    assert invoke(server.client, bundled)[1] == "bundled"
+
+
+def test_json_logs_follow_the_logging_config(server: TierServer) -> None:
+    name = create_node(server, {"index.js": (
+        "exports.handler = async () => {\n"
+        "  console.info('dropped below WARN');\n"
+        "  console.warn('kept', 1);\n"
+        "  console.error(new TypeError('broken'));\n"
+        "  return 'ok';\n"
+        "};\n")}, LoggingConfig={"LogFormat": "JSON", "ApplicationLogLevel": "WARN"})
+    response, _ = invoke(server.client, name, LogType="Tail")
+    request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    records = [json.loads(line) for line in tail(response).split("\n")
+               if line.startswith("{") and '"level"' in line]
+    assert [(r["level"], r["message"]) for r in records][:1] == [("WARN", "kept 1")]
+    assert all(r["requestId"] == request_id and re.fullmatch(_ISO_TIME, r["timestamp"])
+               for r in records)
+    assert sorted(records[0]) == RECORDINGS["rt.node.console_levels"]["value"]["json_keys"]
+    error = records[1]
+    assert error["level"] == "ERROR"
+    assert error["message"]["errorType"] == "TypeError"
+    assert error["message"]["errorMessage"] == "broken"
+    assert error["message"]["stackTrace"][0] == "TypeError: broken"
+    assert len(records) == 2

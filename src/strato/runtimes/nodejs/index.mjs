@@ -39,10 +39,10 @@ if (!environment.NODE_PATH) {
   environment.NODE_PATH = [`/opt/nodejs/node${major}/node_modules`, '/opt/nodejs/node_modules',
     '/var/runtime/node_modules', '/var/runtime', '/var/task'].join(':');
 }
-Module._initPaths();
 const sdk = process.argv[2];
-if (sdk) Module.globalPaths.push(sdk);
-const moduleRoots = [...environment.NODE_PATH.split(':').filter(Boolean), ...(sdk ? [sdk] : [])]
+if (sdk) environment.NODE_PATH += `:${sdk}`;
+Module._initPaths();  // require's search paths, from NODE_PATH as it is now
+const moduleRoots = environment.NODE_PATH.split(':')
   .filter((root) => path.basename(root) === 'node_modules');
 
 let esmReady = false;
