@@ -65,13 +65,14 @@ test: $(VENV)/.dev host runtime-deps
 	$(BIN)/mypy --config-file mypy-guest.ini
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev runtime-deps
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
 	$(BIN)/python bench/sqs_bench.py
 	$(BIN)/python bench/async_bench.py
 	$(BIN)/python bench/scale_bench.py
+	$(BIN)/python bench/node_cold_start_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the
 # platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).

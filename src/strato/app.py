@@ -45,9 +45,9 @@ from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.launch import BootstrapLauncher, Launchers, PythonLauncher
+from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.node_installations import NodeRegistry
 from strato.sandbox.node_launcher import NodeLauncher, installed_sdk
-from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
 from strato.scheduler.environment_variables import LambdaVariables
