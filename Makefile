@@ -9,7 +9,7 @@ DATA   ?= .strato
 # generates one and prints it once (`$(BIN)/strato credentials create` issues more).
 ADMIN  ?=
 
-.PHONY: run test client host runtime-deps test-tools lint bench soak crash-soak clean
+.PHONY: run test client host node runtime-deps test-tools lint bench soak crash-soak clean
 
 # What environments get besides their runtime, as Lambda includes its SDKs: strato finds them
 # here (STRATO_RUNTIME_DEPS, default <venv>/strato-runtime-deps). The AWS SDK for Python is
@@ -39,7 +39,7 @@ host:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
 		echo "nftables could not be installed: functions get no internet egress"
 
-runtime-deps: $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION)
+runtime-deps: $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION) $(RUNTIME_DEPS)/nodejs/.installed
 $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION): $(BIN)/strato
 	rm -rf $(RUNTIME_DEPS)/python $(RUNTIME_DEPS)/.boto3-*
 	$(BIN)/pip install --quiet --no-compile --target $(RUNTIME_DEPS)/python \
@@ -59,6 +59,28 @@ test-tools:
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q golang-go >/dev/null 2>&1) || \
 		echo "golang-go could not be installed: the Go custom runtime test is skipped"
 
+# Node.js for the nodejs*.x runtimes (Debian's nodejs package; other major versions: nvm, or
+# STRATO_NODE_<major>=/path/to/node) and npm for the SDK below.
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		(apt-get update -q >/dev/null 2>&1; apt-get install -y -q nodejs npm >/dev/null 2>&1) || \
+		echo "Node.js could not be installed: the nodejs*.x runtimes are refused"
+
+# What functions get without bundling it, as on Lambda: the AWS SDK for JavaScript v3 (its
+# clients for the services strato serves and more), pinned, in $(RUNTIME_DEPS)/nodejs.
+NODE_SDK := @aws-sdk/client-lambda@3.1178.0 @aws-sdk/client-sqs@3.1178.0 \
+	@aws-sdk/client-sts@3.1178.0 @aws-sdk/client-iam@3.1178.0 \
+	@aws-sdk/client-cloudwatch-logs@3.1178.0 @aws-sdk/client-sns@3.1178.0 \
+	@aws-sdk/client-eventbridge@3.1178.0 @aws-sdk/client-s3@3.1178.0 \
+	@aws-sdk/client-cloudwatch@3.1178.0 @aws-sdk/client-kinesis@3.1143.0 \
+	@aws-sdk/client-dynamodb@3.1178.0
+runtime-deps: $(RUNTIME_DEPS)/nodejs/.installed
+$(RUNTIME_DEPS)/nodejs/.installed: Makefile | node
+	mkdir -p $(RUNTIME_DEPS)/nodejs
+	npm install --quiet --no-audit --no-fund --prefix $(RUNTIME_DEPS)/nodejs $(NODE_SDK)
+	chmod -R a+rX $(RUNTIME_DEPS)/nodejs
+	touch $@
+
 run: $(BIN)/strato host runtime-deps
 	@echo "strato commands: $(BIN)/strato (. $(BIN)/activate puts it on PATH); other terminals: STRATO_ENDPOINT=http://$(HOST):$(PORT)"
 	$(if $(ADMIN),STRATO_ADMIN_CREDENTIALS=$(ADMIN) )$(BIN)/strato serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
@@ -69,13 +91,14 @@ test: $(VENV)/.dev host runtime-deps test-tools
 	$(BIN)/mypy --config-file mypy-guest.ini
 	$(BIN)/python -m pytest -q
 
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev runtime-deps
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
 	$(BIN)/python bench/sqs_bench.py
 	$(BIN)/python bench/async_bench.py
 	$(BIN)/python bench/scale_bench.py
+	$(BIN)/python bench/node_cold_start_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the
 # platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).

@@ -38,7 +38,7 @@ from strato.config import Settings
 from strato.domain.clock import Clock
 from strato.domain.clock_origin import engine_clock
 from strato.domain.models import FunctionState, FunctionVersion, LastUpdateStatus
-from strato.domain.runtimes import python_version
+from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.loop_side import LoopSide
 from strato.event_sources.manager import PollerManager
@@ -49,8 +49,10 @@ from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
-from strato.sandbox.launch import Launchers
+from strato.sandbox.launch import BootstrapLauncher, Launchers, PythonLauncher
 from strato.sandbox.local import ProcessSandbox
+from strato.sandbox.node_installations import NodeRegistry
+from strato.sandbox.node_launcher import NodeLauncher
 from strato.sandbox.runtime_deps import find_runtime_deps
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
@@ -177,14 +179,19 @@ class Application:
         network = None
         if tier is Tier.NAMESPACES and settings.egress == EGRESS_INTERNET:
             network = self._egress.start(settings.egress_bridge, settings.egress_subnet)
+        runtime_deps = find_runtime_deps(settings.runtime_deps)
         self._sandbox = ProcessSandbox(
             self._interpreters, tier=tier, work_dir=str(data / "sandbox"),
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network, platform_api_port=self.port,
-            runtime_deps=find_runtime_deps(settings.runtime_deps),
+            runtime_deps=runtime_deps,
         )
-        self._launchers = Launchers.builtin(self._interpreters,
-                                            shown=self._sandbox.shows_views)
+        self._launchers = Launchers({
+            RuntimeFamily.PYTHON: PythonLauncher(self._interpreters),
+            RuntimeFamily.PROVIDED: BootstrapLauncher(),
+            RuntimeFamily.NODE: NodeLauncher(NodeRegistry(settings.node_installations),
+                                             runtime_deps.nodejs),
+        }, shown=self._sandbox.shows_views)
         platform_endpoint = PlatformEndpoint(settings.http_limits)
         execution_roles = ExecutionRoles(
             role_sessions, endpoint_url(self._sandbox.platform_api, settings.host, self.port))

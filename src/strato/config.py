@@ -98,6 +98,9 @@ class Settings:
     #: ``<dir>/python`` and for Node.js in ``<dir>/nodejs/node_modules``, installed by
     #: ``make`` (``runtime-deps``); ``sandbox/runtime_deps.py`` says how environments see it.
     runtime_deps: Path = field(default_factory=lambda: Path(sys.prefix) / "strato-runtime-deps")
+    #: Node.js installations given explicitly, by major version ("20" → path of ``node``;
+    #: ``STRATO_NODE_20``).
+    node_installations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range,
@@ -127,7 +130,8 @@ class Settings:
     ) -> Settings:
         """Build settings from ``STRATO_*`` variables, then ``overrides`` (CLI flags) on top.
 
-        ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime;
+        ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime,
+        ``STRATO_NODE_20=/path/to/node`` the node of the ``nodejs20.x`` runtime;
         ``STRATO_ACCOUNT_CONCURRENCY`` sets the account's concurrency limit.
         """
         env = os.environ if environ is None else environ
@@ -190,5 +194,9 @@ class Settings:
         }
         if interpreters:
             values["interpreters"] = interpreters
+        nodes = {key.removeprefix("STRATO_NODE_"): value for key, value in env.items()
+                 if key.startswith("STRATO_NODE_") and key.removeprefix("STRATO_NODE_").isdigit()}
+        if nodes:
+            values["node_installations"] = nodes
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -96,8 +96,9 @@ class CountingSandbox:
         root: str = self.inner.task_root(code_dir)
         return root
 
-    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
-        variables: dict[str, str] = self.inner.path_variables(runtime, task_root)
+    def path_variables(self, runtime: str, task_root: str,
+                       runtime_dir: str | None = None) -> dict[str, str]:
+        variables: dict[str, str] = self.inner.path_variables(runtime, task_root, runtime_dir)
         return variables
 
     async def prepare(self, python_version: str | None) -> None:
@@ -124,7 +125,8 @@ class FailingSandbox(CountingSandbox):
     def task_root(self, code_dir: str) -> str:
         return code_dir
 
-    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+    def path_variables(self, runtime: str, task_root: str,
+                       runtime_dir: str | None = None) -> dict[str, str]:
         return {"PATH": "/usr/bin:/bin"}
 
     async def close(self) -> None:

@@ -38,7 +38,8 @@ def version(name: str = "fn", number: str = "1", *, revision: str = "r1", timeou
 
 
 def environment_variables(record: FunctionVersion, address: str, stream: str, task_root: str,
-                          initialization_type: str) -> Mapping[str, str]:
+                          initialization_type: str,
+                          runtime_dir: str | None = None) -> Mapping[str, str]:
     return {"AWS_LAMBDA_RUNTIME_API": address, "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             "LAMBDA_TASK_ROOT": task_root, "AWS_LAMBDA_INITIALIZATION_TYPE": initialization_type}
 

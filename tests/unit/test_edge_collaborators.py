@@ -72,7 +72,8 @@ def test_a_code_url_is_valid_until_it_expires_and_only_under_its_key() -> None:
 
 
 class _Layout:
-    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+    def path_variables(self, runtime: str, task_root: str,
+                       runtime_dir: str | None = None) -> dict[str, str]:
         return {"PATH": "/p", "LAMBDA_RUNTIME_DIR": "/r", "SEEN": f"{runtime} {task_root}"}
 
 

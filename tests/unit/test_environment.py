@@ -228,6 +228,22 @@ def test_a_crash_while_busy_goes_back_to_init_to_be_restarted() -> None:
     run(test, restarts=True)
 
 
+def test_an_invocation_placed_before_the_runtime_exited_waits_for_its_restart() -> None:
+    async def test(h: Harness) -> None:
+        h.env.assign(h.invocation("a"))
+        h.env.runtime_next(Waiter())
+        assert h.env.runtime_response("a", b'"ok"') is Post.ACCEPTED
+        h.env.assign(h.invocation("b"))  # placed before the runtime asked for it
+        h.process.kill()  # the runtime exits after its answer
+        await h.process.exited
+        await asyncio.sleep(0)
+        assert "b" not in h.results
+        assert h.env.state is State.INIT and not h.env.dead
+        assert h.events == ["finished", "released", "restart"]
+
+    run(test, restarts=True)
+
+
 def test_a_restart_that_fails_to_start_destroys_the_environment() -> None:
     async def test(h: Harness) -> None:
         h.env.assign(h.invocation("a"))

@@ -21,13 +21,13 @@ def test_the_directory_is_configurable_and_defaults_below_the_prefix() -> None:
                                      runtime_deps=Path("/x")).runtime_deps == Path("/x")
 
 
-def test_installed_sdks_are_found_and_merged_python_first(tmp_path: Path) -> None:
+def test_installed_sdks_are_found_and_python_merged_into_the_runtime_dir(tmp_path: Path) -> None:
     (tmp_path / "python" / "boto3").mkdir(parents=True)
     (tmp_path / "nodejs" / "node_modules").mkdir(parents=True)
     found = find_runtime_deps(tmp_path)
     assert found == RuntimeDeps(python=str(tmp_path / "python"),
                                 nodejs=str(tmp_path / "nodejs" / "node_modules"))
-    assert found.trees == [str(tmp_path / "python"), str(tmp_path / "nodejs")]
+    assert found.trees == [str(tmp_path / "python")]  # Node.js environments show theirs
 
 
 def test_a_missing_sdk_is_said_once_and_is_not_an_error(

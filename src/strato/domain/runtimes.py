@@ -8,6 +8,7 @@ from enum import Enum
 class RuntimeFamily(Enum):
     PYTHON = "python"  # strato's built-in Python runtime, forked from a warm interpreter
     PROVIDED = "provided"  # an executable ``bootstrap`` in the package (custom runtime)
+    NODE = "nodejs"  # the host's node of the runtime's major version, running strato's client
 
 
 #: Every runtime identifier AWS Lambda accepts today (the enum AWS lists in its
@@ -27,6 +28,9 @@ SUPPORTED: dict[str, RuntimeFamily] = {
     "python3.13": RuntimeFamily.PYTHON,
     "provided.al2023": RuntimeFamily.PROVIDED,
     "provided.al2": RuntimeFamily.PROVIDED,
+    "nodejs18.x": RuntimeFamily.NODE,
+    "nodejs20.x": RuntimeFamily.NODE,
+    "nodejs22.x": RuntimeFamily.NODE,
 }
 
 
@@ -34,6 +38,13 @@ def python_version(runtime: str) -> str | None:
     """``"python3.12"`` → ``"3.12"``; None for a runtime that is not a Python one."""
     if SUPPORTED.get(runtime) is RuntimeFamily.PYTHON:
         return runtime.removeprefix("python")
+    return None
+
+
+def node_major(runtime: str) -> str | None:
+    """``"nodejs20.x"`` → ``"20"``; None for a runtime that is not a Node.js one."""
+    if SUPPORTED.get(runtime) is RuntimeFamily.NODE:
+        return runtime.removeprefix("nodejs").removesuffix(".x")
     return None
 
 

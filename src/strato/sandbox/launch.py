@@ -31,11 +31,15 @@ RUNTIME_DIR = "/var/runtime"
 class Launch:
     """What ``EnvironmentSpec`` needs to start one runtime: the built-in Python runtime of
     ``python_version`` when ``argv`` is None, else ``argv`` exec'd (paths as the environment
-    sees them), with ``views`` shown in its root (``EnvironmentSpec.views``)."""
+    sees them), with ``views`` shown in its root (``EnvironmentSpec.views``) and its
+    runtime directory at ``runtime_dir``."""
 
     python_version: str | None
     argv: tuple[str, ...] | None
     views: tuple[tuple[str, str], ...] = ()
+    #: The runtime's directory as the environment sees it (``LAMBDA_RUNTIME_DIR``), when it
+    #: is not the sandbox's own (the built-in runtime's): a language runtime's client.
+    runtime_dir: str | None = None
 
 
 class RuntimeLauncher(Protocol):

@@ -344,19 +344,20 @@ class ProcessSandbox:
         """The path of the function's code as the environment sees it."""
         return TASK_ROOT if self._tier is Tier.NAMESPACES else code_dir
 
-    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+    def path_variables(self, runtime: str, task_root: str,
+                       runtime_dir: str | None = None) -> dict[str, str]:
         """The search paths of an environment of ``runtime`` whose code is at ``task_root``
         (``lambda_paths.py``): Lambda's values in the namespaces tier, whose root lays things
         out as Lambda does (the SDKs merged into /var/runtime); without a root of its own, the
         host's system directories, the runtime's and the SDKs' host paths, nothing of the
         environment strato was started with."""
         if self._tier is Tier.NAMESPACES:
-            layout = EnvironmentLayout(LAMBDA_RUNTIME_DIR, lang_dir=LAMBDA_LANG_DIR,
-                                opt_dir=LAMBDA_OPT_DIR)
+            layout = EnvironmentLayout(runtime_dir or LAMBDA_RUNTIME_DIR,
+                                       lang_dir=LAMBDA_LANG_DIR, opt_dir=LAMBDA_OPT_DIR)
         else:
             deps = self._runtime_deps
-            layout = EnvironmentLayout(str(GUEST_DIR), python_sdk=deps.python,
-                                node_modules=deps.nodejs)
+            layout = EnvironmentLayout(runtime_dir or str(GUEST_DIR), python_sdk=deps.python,
+                                       node_modules=deps.nodejs)
         return layout.variables(runtime, task_root)
 
     def _system_root_plan(self) -> dict[str, Any]:

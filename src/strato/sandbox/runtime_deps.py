@@ -9,10 +9,11 @@ default ``<sys.prefix>/strato-runtime-deps`` (``Settings.runtime_deps``)::
 
 An environment finds them in its runtime directory, where Lambda's python3.8–3.10 runtimes
 have boto3 and its Node.js runtimes their SDK (``/var/runtime``, ``/var/runtime/node_modules``):
-in the namespaces tier ``/var/runtime`` is one read-only tree merging strato's guest
-runtime with these directories (``guest/confine.py``); without a root of its own an
-environment gets their host paths on ``PYTHONPATH`` and ``NODE_PATH``
-(``sandbox/lambda_paths.py``). They come after the function's own code in every search
+in the namespaces tier a Python environment's ``/var/runtime`` is one read-only tree merging
+strato's guest runtime with ``python/`` (``guest/confine.py``), and a Node.js environment's
+is the Node.js client's, with ``nodejs/node_modules`` shown in it (``node_launcher.py``);
+without a root of its own an environment gets their host paths on ``PYTHONPATH`` and
+``NODE_PATH`` (``sandbox/lambda_paths.py``). They come after the function's own code in every search
 path, so a function that bundles its own boto3 imports its own.
 """
 
@@ -39,13 +40,10 @@ class RuntimeDeps:
 
     @property
     def trees(self) -> list[str]:
-        """The directories merged into the runtime directory (namespaces tier), each shown
-        as its contents: Python's packages at the top, Node's as ``node_modules``. Python's
-        first: a name in both resolves to Python's, which no Node.js lookup asks for."""
-        trees = [self.python] if self.python else []
-        if self.nodejs:
-            trees.append(str(Path(self.nodejs).parent))
-        return trees
+        """The directories merged into the built-in runtime's directory (namespaces tier):
+        Python's packages. (A Node.js environment's runtime directory is the Node.js
+        client's, with the SDK shown at its ``node_modules``: ``sandbox/node_launcher.py``.)"""
+        return [self.python] if self.python else []
 
 
 def find_runtime_deps(base: Path) -> RuntimeDeps:

@@ -466,7 +466,10 @@ class ExecutionEnvironment:
             self.init_error = faults.RUNTIME_OUT_OF_MEMORY if oom else faults.RUNTIME_EXIT_ERROR
         if self._restartable():
             self._restart_pending = True
-            if invocation is None:  # it ended between the answer and the exit: restart now
+            if invocation is None or not self._delivered:
+                # It ended between an answer and the exit (as Lambda's Node.js runtime does
+                # after reporting an unhandled rejection): restart now; an invocation placed
+                # on it meanwhile, not taken yet, waits for the new runtime.
                 self._begin_restart()
                 return
         elif self.state is not State.DEAD:

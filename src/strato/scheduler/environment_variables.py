@@ -25,10 +25,12 @@ from strato.scheduler.layer_paths import LayerPlacement, layer_variables
 class PathLayout(Protocol):
     """The part of a sandbox that knows where an environment finds its binaries."""
 
-    def path_variables(self, runtime: str, task_root: str) -> dict[str, str]:
+    def path_variables(self, runtime: str, task_root: str,
+                       runtime_dir: str | None = None) -> dict[str, str]:
         """``PATH``, ``LD_LIBRARY_PATH``, ``LAMBDA_RUNTIME_DIR`` and the search path of
         ``runtime``'s language (``PYTHONPATH``, ``NODE_PATH``) as an environment of
-        ``runtime`` with its code at ``task_root`` finds them in the sandbox's layout."""
+        ``runtime`` with its code at ``task_root`` finds them in the sandbox's layout; its
+        runtime at ``runtime_dir`` when given (else the sandbox's built-in runtime's)."""
 
 
 class ExecutionRoleAccess(Protocol):
@@ -56,13 +58,14 @@ class LambdaVariables:
         self._layers = layers
 
     def __call__(self, version: FunctionVersion, address: str, stream: str, task_root: str,
-                 initialization_type: str) -> dict[str, str]:
+                 initialization_type: str, runtime_dir: str | None = None) -> dict[str, str]:
         """The variables of an environment of ``version`` whose Runtime API is at
-        ``address``, logging to ``stream``, with its code at ``task_root``;
-        ``initialization_type`` is ``on-demand`` or ``provisioned-concurrency``."""
+        ``address``, logging to ``stream``, with its code at ``task_root`` and its runtime
+        at ``runtime_dir`` (None: the sandbox's built-in runtime); ``initialization_type``
+        is ``on-demand`` or ``provisioned-concurrency``."""
         region = self._region
         variables = {
-            **self._layout.path_variables(version.runtime, task_root),
+            **self._layout.path_variables(version.runtime, task_root, runtime_dir),
             "LANG": "en_US.UTF-8",
             "TZ": ":UTC",
             "LAMBDA_TASK_ROOT": task_root,

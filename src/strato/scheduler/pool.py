@@ -56,8 +56,8 @@ Key = tuple[str, str, str]
 #: A provisioned concurrency configuration: (function name, qualifier the user named).
 ConfigId = tuple[str, str]
 #: Builds the environment variables of an environment: (version, runtime API address,
-#: log stream, task root, initialization type) → variables.
-EnvironmentBuilder = Callable[[FunctionVersion, str, str, str, str], Mapping[str, str]]
+#: log stream, task root, initialization type, runtime directory or None) → variables.
+EnvironmentBuilder = Callable[[FunctionVersion, str, str, str, str, str | None], Mapping[str, str]]
 #: ``AWS_LAMBDA_INITIALIZATION_TYPE`` of the two kinds of environments.
 ON_DEMAND = "on-demand"
 PROVISIONED = "provisioned-concurrency"
@@ -336,7 +336,7 @@ class EnvironmentPool:
             argv=launch.argv,
             views=launch.views + (self._layers.views(version) if self._layers else ()),
             env=self._build_environment(version, address, env.log_stream, task_root,
-                                        env.initialization_type),
+                                        env.initialization_type, launch.runtime_dir),
             cwd=code_dir,
             memory_mb=version.memory_size,
             tmp_mb=version.ephemeral_storage,
