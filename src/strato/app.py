@@ -33,7 +33,7 @@ from strato.config import Settings
 from strato.domain.clock import Clock
 from strato.domain.clock_origin import engine_clock
 from strato.domain.models import FunctionState, FunctionVersion, LastUpdateStatus
-from strato.domain.runtimes import python_version
+from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.event_sources.invoker import ServiceInvoker
 from strato.event_sources.loop_side import LoopSide
 from strato.event_sources.manager import PollerManager
@@ -44,7 +44,10 @@ from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
-from strato.sandbox.launch import Launchers
+from strato.sandbox.java_client import JavaRuntimeClient
+from strato.sandbox.java_launcher import JavaLauncher
+from strato.sandbox.jdks import JavaHomes
+from strato.sandbox.launch import BootstrapLauncher, Launchers, PythonLauncher
 from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.tier_setup import start_tier
 from strato.sandbox.tiers import Tier
@@ -157,8 +160,13 @@ class Application:
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network,
         )
-        self._launchers = Launchers.builtin(self._interpreters,
-                                            shown=self._sandbox.shows_views)
+        java_homes = JavaHomes(settings.java_homes)
+        self._launchers = Launchers({
+            RuntimeFamily.PYTHON: PythonLauncher(self._interpreters),
+            RuntimeFamily.PROVIDED: BootstrapLauncher(),
+            RuntimeFamily.JAVA: JavaLauncher(
+                java_homes, JavaRuntimeClient(data / "runtimes" / "java", java_homes)),
+        }, shown=self._sandbox.shows_views)
         code = CodeDownload(CodeUrlSigner(load_key(data / "code-url.key")), self._codestore)
         self._log_writer = BatchingLogWriter(self._log_store,
                                              quota=settings.log_quota_mb * 1024 * 1024)

@@ -8,6 +8,7 @@ from enum import Enum
 class RuntimeFamily(Enum):
     PYTHON = "python"  # strato's built-in Python runtime, forked from a warm interpreter
     PROVIDED = "provided"  # an executable ``bootstrap`` in the package (custom runtime)
+    JAVA = "java"  # the host's Java of the runtime's major version runs strato's Java client
 
 
 #: Every runtime identifier AWS Lambda accepts today (the enum AWS lists in its
@@ -27,6 +28,9 @@ SUPPORTED: dict[str, RuntimeFamily] = {
     "python3.13": RuntimeFamily.PYTHON,
     "provided.al2023": RuntimeFamily.PROVIDED,
     "provided.al2": RuntimeFamily.PROVIDED,
+    "java17": RuntimeFamily.JAVA,
+    "java21": RuntimeFamily.JAVA,
+    "java25": RuntimeFamily.JAVA,
 }
 
 
@@ -34,6 +38,13 @@ def python_version(runtime: str) -> str | None:
     """``"python3.12"`` → ``"3.12"``; None for a runtime that is not a Python one."""
     if SUPPORTED.get(runtime) is RuntimeFamily.PYTHON:
         return runtime.removeprefix("python")
+    return None
+
+
+def java_major(runtime: str) -> int | None:
+    """``"java21"`` → 21; None for a runtime that is not a Java one strato runs."""
+    if SUPPORTED.get(runtime) is RuntimeFamily.JAVA:
+        return int(runtime.removeprefix("java"))
     return None
 
 
