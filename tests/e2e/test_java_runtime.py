@@ -348,3 +348,49 @@ def test_every_java_major_on_the_host_runs_and_a_missing_one_is_refused(
             continue
         name = _create(java_server, signatures_zip, "example.Echo", runtime=runtime)
         assert _invoke(java_server, name, b'{"major": 1}')[1] == {"major": 1}
+
+
+JSON_LOGGING = {"example/Levels.java": """
+package example;
+
+import com.amazonaws.services.lambda.runtime.Context;
+import com.amazonaws.services.lambda.runtime.LambdaLogger;
+import com.amazonaws.services.lambda.runtime.logging.LogLevel;
+import java.util.Map;
+
+public class Levels {
+    public String handleRequest(Map<String, Object> event, Context context) {
+        LambdaLogger logger = context.getLogger();
+        logger.log("a trace line", LogLevel.TRACE);
+        logger.log("an info line without a level");
+        logger.log("a warning", LogLevel.WARN);
+        logger.log("an error", LogLevel.ERROR);
+        if (event.containsKey("fail")) {
+            throw new IllegalStateException("failed on purpose");
+        }
+        return "logged";
+    }
+}
+"""}
+
+
+def test_json_log_format_and_level(java_server: TierServer, tmp_path: Path) -> None:
+    """AWS_LAMBDA_LOG_FORMAT=JSON: LambdaLogger lines and the uncaught error become Lambda's
+    JSON records; levels below AWS_LAMBDA_LOG_LEVEL are dropped."""
+    name = _create(java_server, make_zip(compile_classes(tmp_path, JSON_LOGGING)), "example.Levels",
+                   Environment={"Variables": {"AWS_LAMBDA_LOG_FORMAT": "JSON",
+                                              "AWS_LAMBDA_LOG_LEVEL": "WARN"}})
+    response = java_server.client.invoke(FunctionName=name, Payload=b'{"fail": true}', LogType="Tail")
+    assert response["FunctionError"] == "Unhandled"
+    request_id = response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
+    records = [json.loads(line) for line in base64.b64decode(response["LogResult"]).decode().splitlines()
+               if line.startswith("{")]
+    assert [(r["level"], r["message"]) for r in records] == [
+        ("WARN", "a warning"), ("ERROR", "an error"), ("ERROR", "failed on purpose")]
+    for record in records:
+        assert record["AWSRequestId"] == request_id
+        assert record["timestamp"].endswith("Z") and "T" in record["timestamp"]
+        assert {"timestamp", "level", "message", "AWSRequestId"} <= set(record)
+    assert records[-1]["errorType"] == "java.lang.IllegalStateException"
+    assert records[-1]["errorMessage"] == "failed on purpose"
+    assert records[-1]["stackTrace"][0].startswith("example.Levels.handleRequest(")

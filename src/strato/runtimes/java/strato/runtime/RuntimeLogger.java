@@ -16,8 +16,8 @@ import java.util.Map;
  * <p>TEXT (the default): a message as it is, prefixed with {@code [LEVEL] } when logged with a
  * level. JSON ({@code AWS_LAMBDA_LOG_FORMAT=JSON}): one object per message with
  * {@code timestamp} (UTC, milliseconds), {@code level} (INFO for a message without one),
- * {@code message} and {@code AWSRequestId} (absent during INIT). A message logged with a level
- * below {@code AWS_LAMBDA_LOG_LEVEL} is dropped; one without a level never is. Each message
+ * {@code message} and {@code AWSRequestId} (absent during INIT). A message whose level is below
+ * {@code AWS_LAMBDA_LOG_LEVEL} is dropped (in TEXT, one without a level never is). Each message
  * ends one line (a newline is added when missing), which the platform reads as a log event.
  * Thread-safe: the request id is volatile and each message is written in one call.
  */
@@ -81,13 +81,15 @@ final class RuntimeLogger implements LambdaLogger {
     }
 
     public void log(String message, LogLevel level) {
+        if (format == LogFormat.JSON && level == LogLevel.UNDEFINED) {
+            level = LogLevel.INFO;
+        }
         if (level != LogLevel.UNDEFINED && level.ordinal() < minimum.ordinal()) {
             return;
         }
         String text = String.valueOf(message);
         if (format == LogFormat.JSON) {
-            Map<String, Object> record = record(level == LogLevel.UNDEFINED ? LogLevel.INFO : level, text);
-            emit(Json.write(record));
+            emit(Json.write(record(level, text)));
         } else {
             emit(level == LogLevel.UNDEFINED ? text : "[" + level + "] " + text);
         }
