@@ -56,11 +56,11 @@ def home_major(home: str) -> int | None:
     return major_of(spoken.group(1)) if spoken else None
 
 
-def _candidates(major: int, explicit: Mapping[int, str]) -> list[str]:
+def _candidates(major: int, explicit: Mapping[int, str], jvm_dir: str) -> list[str]:
     found: list[str] = []
     if major in explicit:
         found.append(explicit[major])
-    found += sorted(glob.glob(f"{JVM_DIR}/*/"), reverse=True)
+    found += sorted(glob.glob(f"{jvm_dir}/*/"), reverse=True)
     if os.environ.get("JAVA_HOME"):
         found.append(os.environ["JAVA_HOME"])
     on_path = shutil.which("java")
@@ -73,15 +73,17 @@ class JavaHomes:
     """Resolves and caches one Java home per major version. Thread-safe enough: a race only
     resolves the same answer twice."""
 
-    def __init__(self, explicit: Mapping[int, str] | None = None) -> None:
+    def __init__(self, explicit: Mapping[int, str] | None = None, *,
+                 jvm_dir: str = JVM_DIR) -> None:
         self._explicit = dict(explicit or {})
+        self._jvm_dir = jvm_dir
         self._cache: dict[int, str | None] = {}
 
     def find(self, major: int) -> str | None:
         """The (resolved) home of a Java ``major`` on this host, or None."""
         if major not in self._cache:
             self._cache[major] = next(
-                (home for home in dict.fromkeys(_candidates(major, self._explicit))
+                (home for home in dict.fromkeys(_candidates(major, self._explicit, self._jvm_dir))
                  if home_major(home) == major), None)
         return self._cache[major]
 
@@ -101,7 +103,7 @@ class JavaHomes:
         """A ``javac`` of Java ``minimum`` or later and its major version (the oldest such
         found, so that what it compiles runs on every newer one), or None."""
         best: tuple[str, int] | None = None
-        homes = [*self._explicit.values(), *glob.glob(f"{JVM_DIR}/*/")]
+        homes = [*self._explicit.values(), *glob.glob(f"{self._jvm_dir}/*/")]
         if os.environ.get("JAVA_HOME"):
             homes.append(os.environ["JAVA_HOME"])
         on_path = shutil.which("javac")
