@@ -345,6 +345,8 @@ def test_every_java_major_on_the_host_runs_and_a_missing_one_is_refused(
             message = caught.value.response["Error"]["Message"]
             assert f"no Java {major}" in message and f"openjdk-{major}-jre-headless" in message
             assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+            assert not [f for f in java_server.client.list_functions()["Functions"]
+                        if f["Runtime"] == runtime]
             continue
         name = _create(java_server, signatures_zip, "example.Echo", runtime=runtime)
         assert _invoke(java_server, name, b'{"major": 1}')[1] == {"major": 1}

@@ -81,3 +81,18 @@ def test_the_client_is_built_once_per_version_of_its_sources(tmp_path: Path) -> 
     stamp = (built / JAR_NAME).stat().st_mtime_ns
     assert JavaRuntimeClient(tmp_path / "java", homes).directory() == str(built)
     assert (built / JAR_NAME).stat().st_mtime_ns == stamp
+
+
+def test_the_sandbox_root_binds_debians_java_configuration() -> None:
+    """A Debian Java home links into /etc/java-<N>-openjdk (jvm.cfg, java.security): the root
+    of a namespaces-tier environment, and Landlock's read paths, must include it."""
+    import glob
+
+    from strato.sandbox.rootfs import readable_paths, system_binds
+    configured = glob.glob("/etc/java-*")
+    if not configured:
+        pytest.skip("no /etc/java-* on this host")
+    binds, _ = system_binds()
+    for path in configured:
+        assert [os.path.realpath(path), path, "dir"] in binds
+        assert os.path.realpath(path) in readable_paths(binds)
