@@ -95,7 +95,7 @@ final class RuntimeLogger implements LambdaLogger {
         }
     }
 
-    /** An uncaught error (``document`` from {@link ErrorDocument}): in JSON, an ERROR record
+    /** An uncaught error ({@code document} from {@link ErrorDocument}): in JSON, an ERROR record
      * with the document's members; in TEXT, its message and type, then the stack trace. */
     void uncaught(Map<String, Object> document, Throwable error) {
         if (format == LogFormat.JSON) {
