@@ -33,11 +33,16 @@ $(VENV)/.client: $(BIN)/strato
 	$(BIN)/pip install --quiet -e '.[client]'
 	touch $@
 
-# What the host needs beyond Python: nft (nftables) for functions' internet egress.
+# What the host needs beyond Python: nft (nftables) for functions' internet egress; a JDK
+# (javac) to build strato's Java runtime client once and to compile the Java tests' handlers.
 host:
 	@command -v nft >/dev/null || apt-get install -y -q nftables >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q nftables >/dev/null 2>&1) || \
 		echo "nftables could not be installed: functions get no internet egress"
+	@command -v javac >/dev/null || apt-get install -y -q openjdk-17-jdk-headless >/dev/null 2>&1 || \
+		(apt-get update -q >/dev/null 2>&1 && (apt-get install -y -q openjdk-17-jdk-headless \
+		|| apt-get install -y -q default-jdk-headless) >/dev/null 2>&1) || \
+		echo "no JDK could be installed: the java17/java21/java25 runtimes are unavailable"
 
 runtime-deps: $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION) $(RUNTIME_DEPS)/nodejs/.installed
 $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION): $(BIN)/strato
@@ -99,6 +104,7 @@ bench: $(VENV)/.dev runtime-deps
 	$(BIN)/python bench/async_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/node_cold_start_bench.py
+	$(BIN)/python bench/java_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the
 # platform or what it leaves on the host grows (INVOCATIONS=2000 for a shorter run).

@@ -49,6 +49,9 @@ from strato.runtime_api.endpoints import RuntimeApiServer
 from strato.sandbox.base import EGRESS_INTERNET
 from strato.sandbox.internet_egress import InternetEgress
 from strato.sandbox.interpreters import InterpreterRegistry
+from strato.sandbox.java_client import JavaRuntimeClient
+from strato.sandbox.java_launcher import JavaLauncher
+from strato.sandbox.jdks import JavaHomes
 from strato.sandbox.launch import BootstrapLauncher, Launchers, PythonLauncher
 from strato.sandbox.local import ProcessSandbox
 from strato.sandbox.node_installations import NodeRegistry
@@ -186,11 +189,14 @@ class Application:
             extra_binds=settings.sandbox_binds, network=network, platform_api_port=self.port,
             runtime_deps=runtime_deps,
         )
+        java_homes = JavaHomes(settings.java_homes)
         self._launchers = Launchers({
             RuntimeFamily.PYTHON: PythonLauncher(self._interpreters),
             RuntimeFamily.PROVIDED: BootstrapLauncher(),
             RuntimeFamily.NODE: NodeLauncher(NodeRegistry(settings.node_installations),
                                              runtime_deps.nodejs),
+            RuntimeFamily.JAVA: JavaLauncher(
+                java_homes, JavaRuntimeClient(data / "runtimes" / "java", java_homes)),
         }, shown=self._sandbox.shows_views)
         platform_endpoint = PlatformEndpoint(settings.http_limits)
         execution_roles = ExecutionRoles(

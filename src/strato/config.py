@@ -39,6 +39,8 @@ class Settings:
     burst_window_s: float = 10.0
     #: Interpreters given explicitly, by Python version ("3.12" → path).
     interpreters: Mapping[str, str] = field(default_factory=dict)
+    #: Java homes given explicitly, by major version (21 → path of a JDK or JRE home).
+    java_homes: Mapping[int, str] = field(default_factory=dict)
     #: Enforce memory with cgroup v1 when the host offers it.
     use_cgroups: bool = True
     #: Sandbox tier: ``auto`` (the strongest the host allows), ``namespaces``, ``fallback``,
@@ -131,7 +133,8 @@ class Settings:
         """Build settings from ``STRATO_*`` variables, then ``overrides`` (CLI flags) on top.
 
         ``STRATO_PYTHON_3_12=/path/to/python3.12`` names an interpreter for a runtime,
-        ``STRATO_NODE_20=/path/to/node`` the node of the ``nodejs20.x`` runtime;
+        ``STRATO_NODE_20=/path/to/node`` the node of the ``nodejs20.x`` runtime,
+        ``STRATO_JAVA_21=/path/to/java-home`` a Java home for the java21 runtime;
         ``STRATO_ACCOUNT_CONCURRENCY`` sets the account's concurrency limit.
         """
         env = os.environ if environ is None else environ
@@ -198,5 +201,12 @@ class Settings:
                  if key.startswith("STRATO_NODE_") and key.removeprefix("STRATO_NODE_").isdigit()}
         if nodes:
             values["node_installations"] = nodes
+        java_homes = {
+            int(key.removeprefix("STRATO_JAVA_")): value
+            for key, value in env.items()
+            if key.startswith("STRATO_JAVA_") and key.removeprefix("STRATO_JAVA_").isdigit()
+        }
+        if java_homes:
+            values["java_homes"] = java_homes
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ def test_configuration_rules() -> None:
     with pytest.raises(InvalidParameterValueException, match="enum value set"):
         check_runtime("PYTHON3.9")
     with pytest.raises(InvalidParameterValueException, match="not supported by strato"):
-        check_runtime("java21")
+        check_runtime("ruby3.3")
     check_sizes(memory=128, timeout=900, ephemeral=10240)
     with pytest.raises(ValidationException) as both:
         check_sizes(memory=10241, timeout=0, ephemeral=None)

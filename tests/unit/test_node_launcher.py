@@ -27,10 +27,11 @@ def test_an_explicit_node_of_the_right_major_version_is_shown_at_var_lang(tmp_pa
     assert launcher.launch("nodejs20.x", "/var/task", True) == Launch(
         None, ("/var/lang/bin/node", "/var/runtime/index.mjs"),
         ((str(tmp_path / "node20"), "/var/lang"), (CLIENT_DIR, "/var/runtime"),
-         ("/deps/nodejs/node_modules", "/var/runtime/node_modules")))
+         ("/deps/nodejs/node_modules", "/var/runtime/node_modules")), runtime_dir="/var/runtime")
     # Without a root of its own: host paths, the SDK's given to the client.
-    assert launcher.launch("nodejs20.x", "/data/code", False).argv == (
-        node, f"{CLIENT_DIR}/index.mjs", "/deps/nodejs/node_modules")
+    unshown = launcher.launch("nodejs20.x", "/data/code", False)
+    assert unshown.argv == (node, f"{CLIENT_DIR}/index.mjs", "/deps/nodejs/node_modules")
+    assert unshown.runtime_dir == CLIENT_DIR
 
 
 def test_nvm_installations_are_found_newest_first(tmp_path: Path,

@@ -9,6 +9,7 @@ class RuntimeFamily(Enum):
     PYTHON = "python"  # strato's built-in Python runtime, forked from a warm interpreter
     PROVIDED = "provided"  # an executable ``bootstrap`` in the package (custom runtime)
     NODE = "nodejs"  # the host's node of the runtime's major version, running strato's client
+    JAVA = "java"  # the host's Java of the runtime's major version runs strato's Java client
 
 
 #: Every runtime identifier AWS Lambda accepts today (the enum AWS lists in its
@@ -31,6 +32,9 @@ SUPPORTED: dict[str, RuntimeFamily] = {
     "nodejs18.x": RuntimeFamily.NODE,
     "nodejs20.x": RuntimeFamily.NODE,
     "nodejs22.x": RuntimeFamily.NODE,
+    "java17": RuntimeFamily.JAVA,
+    "java21": RuntimeFamily.JAVA,
+    "java25": RuntimeFamily.JAVA,
 }
 
 
@@ -45,6 +49,13 @@ def node_major(runtime: str) -> str | None:
     """``"nodejs20.x"`` → ``"20"``; None for a runtime that is not a Node.js one."""
     if SUPPORTED.get(runtime) is RuntimeFamily.NODE:
         return runtime.removeprefix("nodejs").removesuffix(".x")
+    return None
+
+
+def java_major(runtime: str) -> int | None:
+    """``"java21"`` → 21; None for a runtime that is not a Java one strato runs."""
+    if SUPPORTED.get(runtime) is RuntimeFamily.JAVA:
+        return int(runtime.removeprefix("java"))
     return None
 
 

@@ -12,6 +12,7 @@ code is at ``/var/task``; ``/tmp`` is a private tmpfs; ``/opt`` (layers) is empt
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -44,7 +45,9 @@ def system_binds(extra: Iterable[str] = ()) -> tuple[list[list[str]], list[list[
             symlinks.append([path, os.readlink(path)])
         elif os.path.isdir(path):
             binds.append([path, path, "dir"])
-    for path in ETC_ENTRIES:
+    # Debian's Java packages keep their configuration (jvm.cfg, java.security, ...) under
+    # /etc/java-<N>-openjdk, linked from inside the Java home: a Java runtime needs it.
+    for path in (*ETC_ENTRIES, *sorted(glob.glob("/etc/java-*"))):
         real = os.path.realpath(path)
         if os.path.isdir(real):
             binds.append([real, path, "dir"])
