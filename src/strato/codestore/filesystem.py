@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from strato.codestore.merge import merge_trees
+from strato.codestore.merge import merge_trees, seal_directories
 from strato.codestore.zipcheck import (
     EntryKind,
     UnzippedBudget,
@@ -233,12 +233,7 @@ def _extract(data: bytes, manifest: ZipManifest, scratch: Path) -> None:
         resolved = os.path.realpath(os.path.join(base, *entry.path.split("/")))
         if not _is_within(base, resolved):
             raise CodeStoreError(f"link {entry.path} resolves outside the package: {resolved}")
-    for dirpath, dirnames, _ in os.walk(base, topdown=False):
-        for name in dirnames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, 0o555)
-    os.chmod(base, 0o555)
+    seal_directories(base)
 
 
 def _inside(base: str, relative: str) -> str:

@@ -27,12 +27,7 @@ def merge_trees(sources: Sequence[Path], target: Path) -> None:
         for source in sources:
             _merge_directory(str(source), str(target))
         _check_links(os.path.realpath(target))
-        for dirpath, dirnames, _ in os.walk(target, topdown=False):
-            for name in dirnames:
-                path = os.path.join(dirpath, name)
-                if not os.path.islink(path):
-                    os.chmod(path, 0o555)
-        os.chmod(target, 0o555)
+        seal_directories(str(target))
     except OSError as e:
         raise CodeStoreError(f"could not merge layers into {target}: {e}") from e
 
@@ -73,3 +68,15 @@ def _check_links(base: str) -> None:
                 resolved = os.path.realpath(path)
                 if resolved != base and not resolved.startswith(base + os.sep):
                     raise CodeStoreError(f"link {path} resolves outside the layers: {resolved}")
+
+
+def seal_directories(base: str) -> None:
+    """Make ``base`` and every directory below it (not what links point to) read-only and
+    traversable by everyone (0555): an unpacked tree is never written again, and the
+    environments' uids read it."""
+    for dirpath, dirnames, _ in os.walk(base, topdown=False):
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o555)
+    os.chmod(base, 0o555)

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from strato.errors import InterpreterNotFoundError
+from strato.sandbox.installations import Installations
 
 
 def _candidates(version: str, explicit: Mapping[str, str]) -> list[str]:
@@ -44,32 +44,18 @@ def _real_executable(candidate: str, version: str) -> str | None:
     return out[1] if out[0] == version and out[1] else None
 
 
-class InterpreterRegistry:
-    """Resolves and caches one interpreter per Python version. Thread-safe enough: a race
-    only resolves the same answer twice."""
+def _missing(version: str) -> str:
+    return (f"strato found no Python {version} interpreter on this host to run the "
+            f"python{version} runtime. Install one (for example `pyenv install {version}` "
+            f"or `uv python install {version}`, or put python{version} on PATH), or set "
+            f"STRATO_PYTHON_{version.replace('.', '_')}=/path/to/python{version}, then "
+            f"restart strato.")
+
+
+class InterpreterRegistry(Installations[str, str]):
+    """One interpreter per Python version (``"3.12"``): its real executable."""
 
     def __init__(self, explicit: Mapping[str, str] | None = None) -> None:
-        self._explicit = dict(explicit or {})
-        self._cache: dict[str, str | None] = {}
-
-    def find(self, version: str) -> str | None:
-        if version not in self._cache:
-            self._cache[version] = next(
-                (real for c in _candidates(version, self._explicit)
-                 if (real := _real_executable(c, version))),
-                None,
-            )
-        return self._cache[version]
-
-    def require(self, version: str) -> str:
-        """The interpreter for ``version``; InterpreterNotFoundError says how to provide one."""
-        path = self.find(version)
-        if path is None:
-            raise InterpreterNotFoundError(
-                f"strato found no Python {version} interpreter on this host to run the "
-                f"python{version} runtime. Install one (for example `pyenv install {version}` "
-                f"or `uv python install {version}`, or put python{version} on PATH), or set "
-                f"STRATO_PYTHON_{version.replace('.', '_')}=/path/to/python{version}, then "
-                f"restart strato."
-            )
-        return path
+        given = dict(explicit or {})
+        super().__init__(lambda version: _candidates(version, given), _real_executable,
+                         _missing)

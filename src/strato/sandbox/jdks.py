@@ -17,7 +17,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from strato.errors import InterpreterNotFoundError
+from strato.sandbox.installations import Installations
 
 _RELEASE_VERSION = re.compile(r'^JAVA_VERSION="([^"]+)"', re.MULTILINE)
 _SPOKEN_VERSION = re.compile(r'version "([^"]+)"')
@@ -69,35 +69,27 @@ def _candidates(major: int, explicit: Mapping[int, str], jvm_dir: str) -> list[s
     return [os.path.realpath(path) for path in found]
 
 
-class JavaHomes:
-    """Resolves and caches one Java home per major version. Thread-safe enough: a race only
-    resolves the same answer twice."""
+def _inspect(home: str, major: int) -> str | None:
+    return home if home_major(home) == major else None
+
+
+def _missing(major: int) -> str:
+    return (f"strato found no Java {major} on this host to run the java{major} runtime. "
+            f"Install one (for example `apt-get install openjdk-{major}-jre-headless`, or "
+            f"Adoptium's temurin-{major}-jre), or set STRATO_JAVA_{major}=/path/to/java-home, "
+            f"then restart strato.")
+
+
+class JavaHomes(Installations[int, str]):
+    """One Java home per major version (resolved), and the compiler that builds strato's
+    Java runtime client."""
 
     def __init__(self, explicit: Mapping[int, str] | None = None, *,
                  jvm_dir: str = JVM_DIR) -> None:
         self._explicit = dict(explicit or {})
         self._jvm_dir = jvm_dir
-        self._cache: dict[int, str | None] = {}
-
-    def find(self, major: int) -> str | None:
-        """The (resolved) home of a Java ``major`` on this host, or None."""
-        if major not in self._cache:
-            self._cache[major] = next(
-                (home for home in dict.fromkeys(_candidates(major, self._explicit, self._jvm_dir))
-                 if home_major(home) == major), None)
-        return self._cache[major]
-
-    def require(self, major: int) -> str:
-        """The home for ``major``; InterpreterNotFoundError says how to provide one."""
-        home = self.find(major)
-        if home is None:
-            raise InterpreterNotFoundError(
-                f"strato found no Java {major} on this host to run the java{major} runtime. "
-                f"Install one (for example `apt-get install openjdk-{major}-jre-headless`, or "
-                f"Adoptium's temurin-{major}-jre), or set STRATO_JAVA_{major}=/path/to/java-home, "
-                f"then restart strato."
-            )
-        return home
+        super().__init__(lambda major: _candidates(major, self._explicit, self._jvm_dir),
+                         _inspect, _missing)
 
     def compiler(self, minimum: int) -> tuple[str, int] | None:
         """A ``javac`` of Java ``minimum`` or later and its major version (the oldest such

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from strato.errors import InterpreterNotFoundError
+from strato.sandbox.installations import Installations
 
 
 @dataclass(frozen=True)
@@ -66,32 +66,17 @@ def _inspect(candidate: str, major: str) -> NodeInstallation | None:
     return NodeInstallation(real, prefix, version)
 
 
-class NodeRegistry:
-    """Resolves and caches one installation per node major version. A race only resolves
-    the same answer twice."""
+def _missing(major: str) -> str:
+    return (f"strato found no Node.js {major} on this host to run the nodejs{major}.x "
+            f"runtime. Install it (for example `nvm install {major}`, or the nodejs "
+            f"package of your distribution if its version is {major}, or put node "
+            f"{major} on PATH), or set STRATO_NODE_{major}=/path/to/node, then restart "
+            f"strato.")
+
+
+class NodeRegistry(Installations[str, NodeInstallation]):
+    """One installation per node major version (``"20"``)."""
 
     def __init__(self, explicit: Mapping[str, str] | None = None) -> None:
-        self._explicit = dict(explicit or {})
-        self._cache: dict[str, NodeInstallation | None] = {}
-
-    def find(self, major: str) -> NodeInstallation | None:
-        if major not in self._cache:
-            self._cache[major] = next(
-                (found for c in _candidates(major, self._explicit)
-                 if (found := _inspect(c, major))),
-                None,
-            )
-        return self._cache[major]
-
-    def require(self, major: str) -> NodeInstallation:
-        """The installation of ``major``; InterpreterNotFoundError says how to provide one."""
-        found = self.find(major)
-        if found is None:
-            raise InterpreterNotFoundError(
-                f"strato found no Node.js {major} on this host to run the nodejs{major}.x "
-                f"runtime. Install it (for example `nvm install {major}`, or the nodejs "
-                f"package of your distribution if its version is {major}, or put node "
-                f"{major} on PATH), or set STRATO_NODE_{major}=/path/to/node, then restart "
-                f"strato."
-            )
-        return found
+        given = dict(explicit or {})
+        super().__init__(lambda major: _candidates(major, given), _inspect, _missing)

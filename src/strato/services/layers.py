@@ -158,17 +158,22 @@ class LayerService:
             self._defer(self._collect_code)
 
     # permissions -----------------------------------------------------------------------
+    def _existing(self, layer: LayerId, version: int, caller: Caller) -> LayerVersion:
+        """The stored version, else the ResourceNotFoundException naming its ARN that the
+        permission operations answer."""
+        record = self._store.get(layer, version)
+        if record is None:
+            raise ResourceNotFoundException(
+                f"Layer version {layer.version_arn(caller.region, version)} does not exist.")
+        return record
+
     def add_permission(self, layer_name: str, version: int, grant: PermissionGrant,
                        revision_id: str | None, caller: Caller) -> tuple[LayerVersion, str]:
         """AddLayerVersionPermission: the version with its new policy, and the new
         statement's id."""
         check_version_number(version)
         layer = self._own(layer_name, caller, "lambda:AddLayerVersionPermission")
-        record = self._store.get(layer, version)
-        if record is None:
-            raise ResourceNotFoundException(
-                f"Layer version {layer.version_arn(caller.region, version)} does not exist."
-            )
+        record = self._existing(layer, version, caller)
         statement = grant.to_statement()
         if record.statement(statement.sid) is not None:
             raise ResourceConflictException(
@@ -196,11 +201,7 @@ class LayerService:
                           revision_id: str | None, caller: Caller) -> None:
         check_version_number(version)
         layer = self._own(layer_name, caller, "lambda:RemoveLayerVersionPermission")
-        record = self._store.get(layer, version)
-        if record is None:
-            raise ResourceNotFoundException(
-                f"Layer version {layer.version_arn(caller.region, version)} does not exist."
-            )
+        record = self._existing(layer, version, caller)
         if record.statement(statement_id) is None:
             raise ResourceNotFoundException(
                 f"Statement {statement_id} is not found in resource policy."
