@@ -377,9 +377,6 @@ needs_sdk = pytest.mark.skipif(not SDK_INSTALLED and not os.environ.get("CI"),
 
 @needs_sdk
 def test_the_sdk_is_there_without_bundling_and_a_bundled_copy_wins(server: TierServer) -> None:
-    if server.tier != "namespaces":
-        pytest.skip("loading the SDK in the fallback tier ends the runtime (exit 129): not "
-                    "resolved yet")
     where = ("exports.handler = async () => ({sqs: require.resolve('@aws-sdk/client-sqs'),"
              " dynamodb: typeof require('@aws-sdk/client-dynamodb').DynamoDBClient});\n")
     _, payload = invoke(server.client, create_node(server, {"index.js": where}))

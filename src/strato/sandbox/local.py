@@ -71,6 +71,11 @@ TASK_ROOT = "/var/task"
 RUNTIME_API_INSIDE = "127.0.0.1:9001"
 #: Where an environment of the namespaces tier reaches strato's API (guest/confine.py).
 PLATFORM_API_INSIDE = "127.0.0.1:9002"
+#: The home directory of Lambda's sandbox user (sbx_user1051), which the namespaces tier's
+#: /etc/passwd names: a fallback-tier environment's ``HOME``, since its uid has no entry in
+#: the host's passwd, and without one node's ``os.homedir()`` (which the AWS SDK for
+#: JavaScript calls to find ``~/.aws/config``) throws ENOENT.
+SANDBOX_HOME = "/home/sbx_user1051"
 MAX_PIDS = 1024
 #: Starts (and preparations of spares) in progress at once.
 MAX_STARTING = 16
@@ -506,6 +511,7 @@ class ProcessSandbox:
                                                         carried.cleanups)
                 tmp_dir = carried.tmp_dir
                 env["TMPDIR"] = tmp_dir
+                env.setdefault("HOME", SANDBOX_HOME)
                 # Sharing the host's network, it may make only TCP sockets (which Landlock
                 # governs) and connected unix pairs.
                 request["restrict_sockets"] = spec.egress != EGRESS_INTERNET
