@@ -392,6 +392,14 @@ def test_the_sdk_is_there_without_bundling_and_a_bundled_copy_wins(server: TierS
     assert invoke(server.client, bundled)[1] == "bundled"
 
 
+def test_the_home_directory_is_lambdas_in_every_tier(server: TierServer) -> None:
+    # The AWS SDK for JavaScript reads ~/.aws/config through os.homedir(), which throws where
+    # the environment's user has no home.
+    name = create_node(server, {"index.js": (
+        "exports.handler = async () => require('node:os').homedir();\n")})
+    assert invoke(server.client, name)[1] == "/home/sbx_user1051"
+
+
 def test_json_logs_follow_the_logging_config(server: TierServer) -> None:
     name = create_node(server, {"index.js": (
         "exports.handler = async () => {\n"
