@@ -207,9 +207,11 @@ def test_introspection_matches_what_aws_recorded(server: TierServer, runtime: st
                 environment["LAMBDA_RUNTIME_DIR"], environment["LAMBDA_TASK_ROOT"]]
             assert environment["LAMBDA_RUNTIME_DIR"].endswith("/runtimes/nodejs")
         assert {k: environment.get(k) for k in recorded_env} == recorded_env
-        # strato's own addition: where the SDK reaches strato (the role's credentials are
-        # among the recorded variables, left out of the comparison above).
-        assert set(environment) - set(expected["environment"]) <= {"TMPDIR", "AWS_ENDPOINT_URL"}
+        # strato's own additions: where the SDK reaches strato (the role's credentials are
+        # among the recorded variables, left out of the comparison above); in the fallback
+        # tier, the environment's own /tmp and home (its uid has no passwd entry there).
+        assert set(environment) - set(expected["environment"]) <= {
+            "AWS_ENDPOINT_URL", *(("TMPDIR", "HOME") if server.tier == "fallback" else ())}
 
 
 def test_errors_have_lambdas_shape(server: TierServer) -> None:
@@ -377,9 +379,6 @@ needs_sdk = pytest.mark.skipif(not SDK_INSTALLED and not os.environ.get("CI"),
 
 @needs_sdk
 def test_the_sdk_is_there_without_bundling_and_a_bundled_copy_wins(server: TierServer) -> None:
-    if server.tier != "namespaces":
-        pytest.skip("loading the SDK in the fallback tier ends the runtime (exit 129): not "
-                    "resolved yet")
     where = ("exports.handler = async () => ({sqs: require.resolve('@aws-sdk/client-sqs'),"
              " dynamodb: typeof require('@aws-sdk/client-dynamodb').DynamoDBClient});\n")
     _, payload = invoke(server.client, create_node(server, {"index.js": where}))
@@ -393,6 +392,14 @@ def test_the_sdk_is_there_without_bundling_and_a_bundled_copy_wins(server: TierS
             '{"name": "@aws-sdk/client-sqs", "main": "index.js"}',
         "node_modules/@aws-sdk/client-sqs/index.js": "exports.SQSClient = 'bundled';\n"})
     assert invoke(server.client, bundled)[1] == "bundled"
+
+
+def test_the_home_directory_is_lambdas_in_every_tier(server: TierServer) -> None:
+    # The AWS SDK for JavaScript reads ~/.aws/config through os.homedir(), which throws where
+    # the environment's user has no home.
+    name = create_node(server, {"index.js": (
+        "exports.handler = async () => require('node:os').homedir();\n")})
+    assert invoke(server.client, name)[1] == "/home/sbx_user1051"
 
 
 def test_json_logs_follow_the_logging_config(server: TierServer) -> None:

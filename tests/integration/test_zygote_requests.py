@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -118,7 +119,7 @@ def test_a_spare_becomes_the_environment_it_is_given(tmp_path: Path) -> None:
         request = exec_request(
             "from-spare", ["/bin/sh", "-c", "echo $$; exit 3"], tier="namespaces",
             uid=1_600_101, gid=1_600_101, spare=spare, cwd="/var/task",
-            root={"task_root": task, "tmp_mb": 8})
+            root={"task_root": task, "tmp_mb": 8}, platform_port=45678)
         read_fd, write_fd = os.pipe()
         try:
             env_pid, exited, runtime_fd, platform_fd, tmp_fd = await zygote.spawn(
@@ -126,9 +127,10 @@ def test_a_spare_becomes_the_environment_it_is_given(tmp_path: Path) -> None:
         finally:
             os.close(write_fd)
         assert env_pid == pid and runtime_fd is not None and tmp_fd is not None
-        assert platform_fd is not None  # strato's API, inside its network
+        assert platform_fd is not None  # strato's API, inside its network, at the port asked
+        with socket.socket(fileno=platform_fd) as platform:
+            assert platform.getsockname() == ("127.0.0.1", 45678)
         os.close(runtime_fd)
-        os.close(platform_fd)
         os.close(tmp_fd)
         assert await exited == ExitStatus(3, None)
         with os.fdopen(read_fd, "rb") as log:

@@ -14,6 +14,7 @@ import pytest
 
 from strato.errors import SandboxError
 from strato.sandbox import cgroups, rootfs
+from strato.sandbox.local import inside_platform_port
 from strato.sandbox.tiers import Capabilities, SandboxUnavailable, Tier, choose
 from strato.sandbox.uids import UidPool
 
@@ -208,3 +209,13 @@ def test_guest_modules_are_stdlib_only() -> None:
         source = (GUEST / f"{name}.py").read_text()
         for match in re.finditer(r"^\s*(?:import|from) (\w+)", source, re.MULTILINE):
             assert match.group(1) in allowed, (name, match.group(1))
+
+
+@pytest.mark.parametrize(("host_port", "inside"), [
+    (9000, 9000), (45837, 45837), (9002, 9002),
+    (9001, 9002),  # the Runtime API's port inside
+    (None, 9002),
+])
+def test_an_environment_reaches_strato_at_its_own_port_on_the_loopback(
+        host_port: int | None, inside: int) -> None:
+    assert inside_platform_port(host_port) == inside

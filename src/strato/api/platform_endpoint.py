@@ -1,12 +1,14 @@
 """strato's API as execution environments reach it from inside their own network.
 
-In the namespaces tier each environment brings a listening socket at ``127.0.0.1:9002`` in its
-network namespace (``sandbox/guest/confine.py``); the Runtime API server hands it here
-(``PlatformApi``) and it is served by the very handler of the API's endpoint, with its limits:
-the same operations, the same SigV4 authentication (the environment signs with its role
-session's credentials), and nothing else of the host reachable. The endpoint is made before
-the API's handler exists (environments may start while the server is being built): until
-``bind``, a request is answered 503 and the client's SDK retries it.
+In the namespaces tier each environment brings a listening socket in its network namespace
+at ``127.0.0.1`` and strato's own port (``sandbox.local.inside_platform_port``), so that the
+address is the one clients on the host use (``sandbox/guest/confine.py``); the Runtime API
+server hands it here (``PlatformApi``) and it is served by the very handler of the API's
+endpoint, with its limits: the same operations, the same SigV4 authentication (the
+environment signs with its role session's credentials), and nothing else of the host
+reachable. The endpoint is made before the API's handler exists (environments may start
+while the server is being built): until ``bind``, a request is answered 503 and the
+client's SDK retries it.
 """
 
 from __future__ import annotations

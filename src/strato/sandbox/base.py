@@ -101,7 +101,8 @@ class Sandbox(Protocol):
     #: endpoint of its own (``127.0.0.1:9001``); None when the platform picks a host port.
     runtime_api: str | None
     #: ``host:port`` where environments reach strato's API when the sandbox gives each one an
-    #: endpoint of its own (``127.0.0.1:9002``); None when they reach strato's listen address.
+    #: endpoint of its own (``127.0.0.1:<strato's port>``); None when they reach strato's
+    #: listen address.
     platform_api: str | None
 
     async def start(self, spec: EnvironmentSpec) -> EnvironmentProcess:

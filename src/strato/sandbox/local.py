@@ -68,9 +68,16 @@ log = logging.getLogger(__name__)
 NOFILE_LIMIT = 1024
 #: Where the function's code is mounted (read-only) in the namespaces tier.
 TASK_ROOT = "/var/task"
-RUNTIME_API_INSIDE = "127.0.0.1:9001"
-#: Where an environment of the namespaces tier reaches strato's API (guest/confine.py).
-PLATFORM_API_INSIDE = "127.0.0.1:9002"
+RUNTIME_API_PORT = 9001
+RUNTIME_API_INSIDE = f"127.0.0.1:{RUNTIME_API_PORT}"
+#: The port at which an environment of the namespaces tier reaches strato's API when
+#: strato's own port is unknown or is the Runtime API's there (``inside_platform_port``).
+PLATFORM_API_PORT = 9002
+#: The home directory of Lambda's sandbox user (sbx_user1051), which the namespaces tier's
+#: /etc/passwd names: a fallback-tier environment's ``HOME``, since its uid has no entry in
+#: the host's passwd, and without one node's ``os.homedir()`` (which the AWS SDK for
+#: JavaScript calls to find ``~/.aws/config``) throws ENOENT.
+SANDBOX_HOME = "/home/sbx_user1051"
 MAX_PIDS = 1024
 #: Starts (and preparations of spares) in progress at once.
 MAX_STARTING = 16
@@ -264,7 +271,9 @@ class ProcessSandbox:
         runtime_deps: RuntimeDeps | None = None,
     ) -> None:
         """``platform_api_port``: the host port of strato's API, which environments of the
-        fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``)."""
+        fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``), and
+        at which those of the namespaces tier find it on their own loopback
+        (``inside_platform_port``)."""
         self._interpreters = interpreters
         self._runtime_deps = runtime_deps or RuntimeDeps()
         self._tier = tier
@@ -297,7 +306,9 @@ class ProcessSandbox:
         self._watcher: asyncio.Task[None] | None = None
         self.runtime_api = RUNTIME_API_INSIDE if tier is Tier.NAMESPACES else None
         self.shows_views = tier is Tier.NAMESPACES
-        self.platform_api = PLATFORM_API_INSIDE if tier is Tier.NAMESPACES else None
+        self._platform_inside_port = inside_platform_port(platform_api_port)
+        self.platform_api = (f"127.0.0.1:{self._platform_inside_port}"
+                             if tier is Tier.NAMESPACES else None)
         self._platform_api_port = platform_api_port
         parts = [f"{tier.value} tier (zygote fork)"]
         parts.append("cgroup v1 memory/pids" if self._cgroups else "memory by RSS sampling")
@@ -483,6 +494,7 @@ class ProcessSandbox:
         try:
             if self._tier is Tier.NAMESPACES:
                 request["cwd"] = TASK_ROOT
+                request["platform_port"] = self._platform_inside_port
                 if spare is not None:
                     request["spare"] = spare.id
                     request["root"] = {"task_root": spec.cwd, "tmp_mb": spec.tmp_mb}
@@ -506,6 +518,7 @@ class ProcessSandbox:
                                                         carried.cleanups)
                 tmp_dir = carried.tmp_dir
                 env["TMPDIR"] = tmp_dir
+                env.setdefault("HOME", SANDBOX_HOME)
                 # Sharing the host's network, it may make only TCP sockets (which Landlock
                 # governs) and connected unix pairs.
                 request["restrict_sockets"] = spec.egress != EGRESS_INTERNET
@@ -641,6 +654,17 @@ class ProcessSandbox:
         if self._tmpfs is not None:
             self._tmpfs.unmount_all()
         shutil.rmtree(self._tmp_root, ignore_errors=True)
+
+
+def inside_platform_port(host_port: int | None) -> int:
+    """The loopback port at which a namespaces-tier environment listens for strato's API:
+    strato's own port, so that its ``AWS_ENDPOINT_URL`` is the address clients on the host
+    use (with strato on a loopback or every address), and URLs strato hands them, such as
+    queue URLs, which the AWS SDK for JavaScript sends SQS calls to, lead to strato from
+    inside too; ``PLATFORM_API_PORT`` when that port is unknown or is the Runtime API's."""
+    if host_port is None or host_port == RUNTIME_API_PORT:
+        return PLATFORM_API_PORT
+    return host_port
 
 
 def _run_all(cleanups: Sequence[Callable[[], None]]) -> None:

@@ -203,7 +203,8 @@ class Child:
         except OSError as exc:
             raise SetupError(f"listen for the Runtime API: {exc}") from exc
         try:
-            platform_socket = c.runtime_api_socket(confine.PLATFORM_API_PORT)
+            platform_socket = c.runtime_api_socket(
+                request.get("platform_port") or confine.PLATFORM_API_PORT)
         except OSError as exc:
             raise SetupError(f"listen for strato's API: {exc}") from exc
         root = request["root"]

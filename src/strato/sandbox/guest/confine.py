@@ -16,9 +16,9 @@ Default tier (``namespaces``), in this order::
         included ─ host name (name_host) ─ make / private ─ proc           (enter_root)
         ── a spare waits here for the environment it becomes ──
         [setns into a prepared network namespace | new one, loopback up] ─ listen on
-        127.0.0.1:9001 (the Runtime API) and 127.0.0.1:9002 (strato's own API, for the
-        function's AWS SDK calls), both handed to the platform ─ code at /var/task (a
-        shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
+        127.0.0.1:9001 (the Runtime API) and 127.0.0.1 at strato's own port (its API, for
+        the function's AWS SDK calls; 9002 by default), both handed to the platform ─ code
+        at /var/task (a shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
         handed to the platform, or the one of the runtime this one restarts) ─ pivot_root
         into the skeleton ─ the host's root detached                      (finish_root)
 
@@ -80,7 +80,8 @@ OPEN_TREE_CLONE, AT_EMPTY_PATH, MOVE_MOUNT_F_EMPTY_PATH, AT_FDCWD = 1, 0x1000, 0
 #: The ids the function runs as inside its user namespace (Lambda's sbx_user1051).
 INSIDE_UID, INSIDE_GID = 993, 990
 RUNTIME_API_PORT = 9001
-#: Where an environment of the namespaces tier reaches strato's API (``AWS_ENDPOINT_URL``).
+#: Where an environment of the namespaces tier reaches strato's API (``AWS_ENDPOINT_URL``)
+#: when its request names no ``platform_port`` (the platform names strato's own port).
 PLATFORM_API_PORT = 9002
 
 _ETC_PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
@@ -194,7 +195,7 @@ class Confiner:
     @staticmethod
     def runtime_api_socket(port: int = RUNTIME_API_PORT) -> socket.socket:
         """A listening socket on loopback ``port`` inside the environment's network: the
-        Runtime API's by default, strato's own API's with ``PLATFORM_API_PORT``."""
+        Runtime API's by default, strato's own API's with the request's ``platform_port``."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", port))

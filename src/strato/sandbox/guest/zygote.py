@@ -15,7 +15,8 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "root": {"staging", "task_root", "tmp_mb", "binds", "symlinks", "runtime_trees", "views"}
   (namespaces tier; ``runtime_trees``: host directories merged into /var/runtime;
   ``views``: [[host dir, path inside], ...] shown over the skeleton's mount points),
-  "spare": <spare id> (namespaces tier, optional: become that spare),
+  "spare": <spare id> (namespaces tier, optional: become that spare), "platform_port":
+  <int> (namespaces tier: the loopback port to listen at for strato's API, default 9002),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
   "channel": <bool>} with the write end of the environment's log pipe attached, then, when
