@@ -82,9 +82,10 @@ NODE_SDK := @aws-sdk/client-lambda@3.1178.0 @aws-sdk/client-sqs@3.1178.0 \
 runtime-deps: $(RUNTIME_DEPS)/nodejs/.installed
 $(RUNTIME_DEPS)/nodejs/.installed: Makefile | node
 	mkdir -p $(RUNTIME_DEPS)/nodejs
-	npm install --quiet --no-audit --no-fund --prefix $(RUNTIME_DEPS)/nodejs $(NODE_SDK)
-	chmod -R a+rX $(RUNTIME_DEPS)/nodejs
-	touch $@
+	@if command -v npm >/dev/null && \
+		npm install --quiet --no-audit --no-fund --prefix $(RUNTIME_DEPS)/nodejs $(NODE_SDK); then \
+		chmod -R a+rX $(RUNTIME_DEPS)/nodejs && touch $@; \
+	else echo "the AWS SDK for JavaScript could not be installed: Node.js functions get none"; fi
 
 run: $(BIN)/strato host runtime-deps
 	@echo "strato commands: $(BIN)/strato (. $(BIN)/activate puts it on PATH); other terminals: STRATO_ENDPOINT=http://$(HOST):$(PORT)"
