@@ -43,7 +43,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strato.errors import SandboxError
-from strato.sandbox.base import EGRESS_INTERNET, EnvironmentProcess, EnvironmentSpec, ExitStatus
+from strato.sandbox.base import (
+    EGRESS_INTERNET,
+    EnvironmentProcess,
+    EnvironmentSpec,
+    ExitStatus,
+    Standby,
+)
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.lambda_paths import EnvironmentLayout
@@ -58,6 +64,12 @@ from strato.sandbox.rootfs import (
 )
 from strato.sandbox.runtime_deps import RuntimeDeps
 from strato.sandbox.spares import SparePool
+from strato.sandbox.standby import (
+    STANDBY_TMP_MB,
+    StandbyEnvironment,
+    StandbyPool,
+    boot_variables,
+)
 from strato.sandbox.tiers import Tier
 from strato.sandbox.tmp_leftovers import remove_dead_servers_tmp
 from strato.sandbox.uids import UidPool
@@ -76,6 +88,8 @@ MAX_PIDS = 1024
 MAX_STARTING = 16
 #: Spares kept ready per zygote (namespaces tier).
 SPARES = 4
+#: Standby environments kept ready per runtime that has them (namespaces tier).
+STANDBYS = 2
 #: Longest pause between attempts at removing cgroups whose processes are still exiting.
 _LEFTOVER_RETRY_MAX_S = 1.0
 _PAGE_MB = 1024 * 1024
@@ -271,6 +285,7 @@ class ProcessSandbox:
         self._zygotes = ZygotePool()
         self._admit = asyncio.Semaphore(MAX_STARTING)
         self._spares: dict[str, SparePool] = {}
+        self._standbys: dict[tuple[Any, ...], StandbyPool] = {}
         self._cgroups = CgroupParent.probe() if use_cgroups else None
         self._leftover_retry: asyncio.TimerHandle | None = None
         self._leftover_delay = 0.0
@@ -439,6 +454,11 @@ class ProcessSandbox:
             if carried.uid is not None and self._uids is not None:
                 uids, taken = self._uids, carried.uid
                 carried.cleanups.append(lambda: uids.release(taken))
+        if fresh and spec.standby is not None and self._tier is Tier.NAMESPACES \
+                and self._uids is not None:
+            standby = self._standby_pool(spec, spec.standby).take(spec)
+            if standby is not None:
+                return await self._become(standby, spec, cleanups, carried)
         uid = carried.uid
         # A restart's cgroups are named apart: the old ones may still be on their way out.
         name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
@@ -555,6 +575,66 @@ class ProcessSandbox:
             self._watch(process)
         return process
 
+    def _standby_pool(self, spec: EnvironmentSpec, standby: Standby) -> StandbyPool:
+        """The pool of standbys of ``spec``'s runtime, made (and filled) on first demand."""
+        key = (standby.argv, standby.views)
+        pool = self._standbys.get(key)
+        if pool is not None:
+            return pool
+        plan = root_plan(self._staging, "", STANDBY_TMP_MB, self._binds, self._symlinks,
+                         runtime_trees=self._runtime_deps.trees)
+        variables = boot_variables(spec)
+        uids = self._uids
+        assert uids is not None  # the caller checked
+        pool = self._standbys[key] = StandbyPool(
+            lambda: self._zygote(None), size=STANDBYS,
+            request={"mode": "exec", "argv": list(standby.argv), "env": variables,
+                     "cwd": TASK_ROOT, "tier": Tier.NAMESPACES.value,
+                     "nofile": NOFILE_LIMIT, "netns": False, "standby": True,
+                     "channel": True,
+                     "root": {**plan, "task_root": None,
+                              "views": [list(view) for view in standby.views]}},
+            boot_variables=variables, uids=(uids.acquire, uids.release),
+            cgroups=self._cgroups, max_pids=MAX_PIDS, limit_cpu=self._limit_cpu,
+            admit=self._admit, discard=self._discard_cgroup, memory_mb=spec.memory_mb)
+        pool.refill()
+        return pool
+
+    async def _become(self, standby: StandbyEnvironment, spec: EnvironmentSpec,
+                      cleanups: list[Callable[[], None]], carried: _Carried) -> LocalProcess:
+        """Make ``standby`` the fresh environment ``spec``: it takes the environment's name
+        and memory size, its code and variables (``StandbyEnvironment.become``). What it
+        holds is ``carried``'s or ``cleanups``' from the start, so a failure frees it."""
+        uids = self._uids
+        assert uids is not None  # standbys exist only with a uid pool
+        carried.uid = uid = standby.uid
+        carried.cleanups.append(lambda: uids.release(uid))
+        cgroup = standby.cgroup
+        if cgroup is not None:
+            cleanups.append(lambda: self._discard_cgroup(cgroup))
+        cleanups.append(standby.abandon)
+        try:
+            if cgroup is not None:
+                if standby.memory_mb != spec.memory_mb:
+                    cgroup.set_limits(spec.memory_mb)
+                self._name_cgroup(cgroup, spec.env_id)
+        except OSError as exc:
+            raise SandboxError(f"cannot limit environment {spec.env_id}: {exc}") from exc
+        await standby.become(spec.env_id, spec.cwd, spec.env)
+        cleanups.remove(standby.abandon)
+        tmp_mount = standby.tmp_mount
+        carried.tmp_mount = tmp_mount
+        carried.cleanups.append(lambda: os.close(tmp_mount))
+        owned = list(reversed(cleanups))
+        cleanups.clear()
+        log.debug("environment %s: standby %s (pid %d)", spec.env_id, standby.id, standby.pid)
+        process = LocalProcess(standby.pid, uid, standby.log_fd, standby.exited, cgroup,
+                               spec.memory_mb, standby.runtime_socket, None,
+                               lambda: _run_all(owned), carried, standby.platform_socket)
+        if cgroup is None:
+            self._watch(process)
+        return process
+
     @staticmethod
     def _name_cgroup(group: EnvironmentCgroup, env_id: str) -> None:
         """Rename a spare's groups after the environment it became (for whoever looks at
@@ -629,6 +709,8 @@ class ProcessSandbox:
         """Stop the zygotes (each kills what it forked), then remove every cgroup and
         temporary directory left."""
         self._closed = True
+        for standbys in self._standbys.values():
+            await standbys.close()
         for pool in self._spares.values():
             await pool.close()
         await self._zygotes.close()

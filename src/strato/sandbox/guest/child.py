@@ -114,6 +114,19 @@ class Child:
             _report_failure(report, exc)
         self._run(request, report, passed, fds)
 
+    def show_code(self, task_root: str, mounts: int, report: socket.socket) -> NoReturn:
+        """In a child forked for it: show ``task_root`` at /var/task of the standby
+        environment whose mount namespace ``mounts`` is (``Confiner.show_code``), report
+        ``ok`` or the failed step, and exit. Never returns."""
+        try:
+            self._confinement().show_code(task_root, mounts)
+        except BaseException as exc:
+            _report_failure(report, exc)
+        try:
+            report.send(b"ok")
+        finally:
+            os._exit(0)
+
     def _run(self, request: dict[str, Any], report: socket.socket,
              passed: list[int] | None, fds: list[int]) -> NoReturn:
         """Report success, shed everything but stdio (and the runtime channel, placed at

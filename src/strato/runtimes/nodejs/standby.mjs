@@ -1,0 +1,44 @@
+// Standby: node booted ahead of its function. The platform starts the client as
+// `index.mjs --standby` in a sandbox that has everything but the function (no code at
+// /var/task, no variables of its own); the client imports its modules and then waits here,
+// blocked on one message on fd 3: the environment's variables as one JSON object, written
+// by the platform once it has shown the function's code at /var/task, then the end of the
+// pipe. The fd is closed before anything of the function runs, and the client then goes on
+// as a freshly started one.
+
+import fs from 'node:fs';
+import process from 'node:process';
+
+export const STANDBY_FLAG = '--standby';
+const STANDBY_FD = 3;
+
+/** Whether this process was started as a standby (the flag is taken out of argv). */
+export function isStandby() {
+  const at = process.argv.indexOf(STANDBY_FLAG, 2);
+  if (at < 0) return false;
+  process.argv.splice(at, 1);
+  return true;
+}
+
+/** Wait for the environment's variables on fd 3, read them to the end, close the fd, make
+ * them process.env (nothing else stays) and move into the code's directory, which is a
+ * mount over the one this process started in. Exits when the message is unreadable. */
+export function adoptEnvironment() {
+  const chunks = [];
+  const buffer = Buffer.alloc(65536);
+  try {
+    for (;;) {
+      const got = fs.readSync(STANDBY_FD, buffer, 0, buffer.length, null);
+      if (got === 0) break;
+      chunks.push(Buffer.from(buffer.subarray(0, got)));
+    }
+  } finally {
+    fs.closeSync(STANDBY_FD);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (!text) process.exit(0);  // given up by the platform without a function
+  const variables = JSON.parse(text);
+  for (const name of Object.keys(process.env)) delete process.env[name];
+  for (const [name, value] of Object.entries(variables)) process.env[name] = value;
+  process.chdir(process.env.LAMBDA_TASK_ROOT || '/var/task');
+}
