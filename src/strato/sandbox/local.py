@@ -276,9 +276,12 @@ class ProcessSandbox:
         landlock: bool = True,
         platform_api_port: int | None = None,
         runtime_deps: RuntimeDeps | None = None,
+        standbys: int = STANDBYS,
     ) -> None:
         """``platform_api_port``: the host port of strato's API, which environments of the
-        fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``)."""
+        fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``);
+        ``standbys``: standby environments kept per runtime that has them (0: none)."""
+        self._standby_count = standbys
         self._interpreters = interpreters
         self._runtime_deps = runtime_deps or RuntimeDeps()
         self._tier = tier
@@ -455,7 +458,7 @@ class ProcessSandbox:
                 uids, taken = self._uids, carried.uid
                 carried.cleanups.append(lambda: uids.release(taken))
         if fresh and spec.standby is not None and self._tier is Tier.NAMESPACES \
-                and self._uids is not None:
+                and self._uids is not None and self._standby_count > 0:
             standby = self._standby_pool(spec, spec.standby).take(spec)
             if standby is not None:
                 return await self._become(standby, spec, cleanups, carried)
@@ -587,7 +590,7 @@ class ProcessSandbox:
         uids = self._uids
         assert uids is not None  # the caller checked
         pool = self._standbys[key] = StandbyPool(
-            lambda: self._zygote(None), size=STANDBYS,
+            lambda: self._zygote(None), size=self._standby_count,
             request={"mode": "exec", "argv": list(standby.argv), "env": variables,
                      "cwd": TASK_ROOT, "tier": Tier.NAMESPACES.value,
                      "nofile": NOFILE_LIMIT, "netns": False, "standby": True,
