@@ -6,8 +6,10 @@ function asked for it (cgroups, pid, mount, ipc, uts and network namespaces with
 /proc, the Runtime API and platform API sockets, the runtime's views, a /tmp of the default
 size, pivot_root, its own uid and user namespace, capabilities dropped, no_new_privs,
 seccomp) except the two function-specific things: its code (/var/task is an empty mount
-point) and its variables. Then it exec'd the runtime's client in standby mode, which loaded
-its own modules and waits, blocked on a pipe at fd 3.
+point) and its variables. Then it exec'd the runtime's client in standby mode, which loads
+its own modules, says so (one byte on fd 3, a connected unix socket) and waits, blocked on
+fd 3. It is ready from that byte on: a standby taken before would make its cold start wait
+for the runtime's boot.
 
 Becoming an environment (``StandbyEnvironment.become``): the zygote forks a helper that
 shows the function's code at the standby's /var/task from outside (``Confiner.show_code``:
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -59,6 +62,10 @@ RETRY_AFTER_S = 5.0
 #: How long after a standby is taken its replacement boots: the cold start that took it
 #: does not share the CPU with a node's start it does not need.
 REFILL_AFTER_S = 0.1
+#: How long a standby may take to boot (Lambda's INIT limit).
+BOOT_TIMEOUT_S = 10.0
+#: What the client says on fd 3 once it is booted (``standby.mjs``).
+BOOTED = b"B"
 
 
 def refusal(spec: EnvironmentSpec, boot_variables: Mapping[str, str]) -> str | None:
@@ -101,9 +108,10 @@ class StandbyEnvironment:
     cgroup: EnvironmentCgroup | None
     #: The memory size its cgroup's limits are set for.
     memory_mb: int
-    #: The read end of its output pipe (non-blocking), and the write end of its variables'.
+    #: The read end of its output pipe (non-blocking), and the platform's end of the socket
+    #: its variables go through.
     log_fd: int
-    variables_fd: int
+    variables: socket.socket
     runtime_socket: socket.socket
     platform_socket: socket.socket
     #: The detached tmpfs mount its /tmp is a clone of (``Sandbox.restart`` carries it).
@@ -114,28 +122,23 @@ class StandbyEnvironment:
         """Show ``code_dir`` at its /var/task, then give it ``variables``: it runs the
         function from here on. Once. Raises SandboxError (the caller then ``abandon``s it)."""
         await self.zygote.show(f"{env_id}.code", self.pid, code_dir)
-        data = json.dumps(dict(variables)).encode()
         try:
-            view = memoryview(data)
-            while view:  # a few KB: the pipe takes it at once
-                view = view[os.write(self.variables_fd, view):]
+            self.variables.sendall(json.dumps(dict(variables)).encode())  # a few KB: at once
         except OSError as exc:
             raise SandboxError(f"standby {self.id} did not take its variables: {exc}") from exc
         finally:
-            os.close(self.variables_fd)
-            self.variables_fd = -1
+            self.variables.close()
 
     def abandon(self) -> None:
         """Kill it and close what the platform holds of it (its uid and cgroup stay the
         caller's to release). Idempotent."""
-        for kill in (os.killpg, os.kill):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                kill(self.pid, signal.SIGKILL)
-        for fd in (self.log_fd, self.variables_fd, self.tmp_mount):
+        _kill(self.pid)
+        for fd in (self.log_fd, self.tmp_mount):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.log_fd = self.variables_fd = self.tmp_mount = -1
+        self.log_fd = self.tmp_mount = -1
+        self.variables.close()
         self.runtime_socket.close()
         self.platform_socket.close()
 
@@ -240,27 +243,35 @@ class StandbyPool:
             held.append(lambda: self._discard(group))
         log_read, log_write = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         os.set_blocking(log_write, True)
-        variables_read, variables_write = os.pipe2(os.O_CLOEXEC)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         held.append(lambda: os.close(log_read))
-        held.append(lambda: os.close(variables_write))
+        held.append(ours.close)
         request = {**self._request, "id": name, "uid": uid, "gid": uid,
                    "cgroups": cgroup.procs_files if cgroup is not None else []}
         try:
-            answer = await zygote.spawn(request, [log_write, variables_read])
+            answer = await zygote.spawn(request, [log_write, theirs.fileno()])
         finally:
             os.close(log_write)
-            os.close(variables_read)
+            theirs.close()
         pid, exited, runtime_fd, platform_fd, tmp_fd = answer
+        held.append(lambda: _kill(pid))
+        for fd in (runtime_fd, platform_fd, tmp_fd):
+            if fd is not None:
+                held.append(functools.partial(os.close, fd))
         if runtime_fd is None or platform_fd is None or tmp_fd is None:
-            for fd in (runtime_fd, platform_fd, tmp_fd):
-                if fd is not None:
-                    os.close(fd)
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
             raise SandboxError(f"standby {name} handed over no sockets or /tmp")
+        ours.setblocking(False)
+        try:
+            said = await asyncio.wait_for(asyncio.get_running_loop().sock_recv(ours, 1),
+                                          BOOT_TIMEOUT_S)
+        except (TimeoutError, OSError) as exc:
+            raise SandboxError(f"standby {name} did not boot: {exc!r}") from exc
+        if said != BOOTED:
+            raise SandboxError(f"standby {name} closed its socket as it booted")
+        ours.setblocking(True)
         held.clear()
-        return StandbyEnvironment(name, pid, exited, uid, cgroup, memory_mb, log_read,
-                                  variables_write, socket.socket(fileno=runtime_fd),
+        return StandbyEnvironment(name, pid, exited, uid, cgroup, memory_mb, log_read, ours,
+                                  socket.socket(fileno=runtime_fd),
                                   socket.socket(fileno=platform_fd), tmp_fd, zygote)
 
     def _lost(self, name: str) -> None:
@@ -296,6 +307,13 @@ class StandbyPool:
             standby.abandon()
             self._free(standby)
         self._ready.clear()
+
+
+def _kill(pid: int) -> None:
+    """SIGKILL a standby's process group and itself (the zygote reaps it)."""
+    for kill in (os.killpg, os.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill(pid, signal.SIGKILL)
 
 
 def _run_all(cleanups: list[Callable[[], None]]) -> None:

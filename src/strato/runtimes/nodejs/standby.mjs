@@ -1,16 +1,18 @@
 // Standby: node booted ahead of its function. The platform starts the client as
 // `index.mjs --standby` in a sandbox that has everything but the function (no code at
-// /var/task, no variables of its own); the client imports its modules and then waits here,
-// blocked on one message on fd 3: the environment's variables as one JSON object, written
-// by the platform once it has shown the function's code at /var/task, then the end of the
-// pipe. The fd is closed before anything of the function runs, and the client then goes on
-// as a freshly started one.
+// /var/task, no variables of its own), fd 3 a connected unix socket; the client imports its
+// modules, says it is booted (one byte, `B`, on fd 3) and then waits here, blocked on one
+// message on fd 3: the environment's variables as one JSON object, written by the platform
+// once it has shown the function's code at /var/task, then the end of the stream. The fd is
+// closed before anything of the function runs, and the client then goes on as a freshly
+// started one.
 
 import fs from 'node:fs';
 import process from 'node:process';
 
 export const STANDBY_FLAG = '--standby';
 const STANDBY_FD = 3;
+const BOOTED = 'B';
 
 /** Whether this process was started as a standby (the flag is taken out of argv). */
 export function isStandby() {
@@ -27,6 +29,7 @@ export function adoptEnvironment() {
   const chunks = [];
   const buffer = Buffer.alloc(65536);
   try {
+    fs.writeSync(STANDBY_FD, BOOTED);
     for (;;) {
       const got = fs.readSync(STANDBY_FD, buffer, 0, buffer.length, null);
       if (got === 0) break;
