@@ -5,13 +5,14 @@ a standby serves one function only; the variants a standby cannot serve still st
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.hostile import TierServer, invoke, serve_tier
+from tests.e2e.hostile import TierServer, internet, invoke, serve_tier
 from tests.e2e.test_nodejs_runtime import create_node
 
 #: What a function tells of the process it runs in: how long ago node started (a standby's
@@ -52,6 +53,8 @@ exports.handler = async (event) => {
     env: process.env,
     fds: fds(),
     mounts: fs.readFileSync('/proc/self/mountinfo', 'utf8'),
+    interfaces: fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)
+      .map((line) => line.split(':')[0].trim()).filter(Boolean).sort(),
     processes: fs.readdirSync('/proc').filter((name) => /^\d+$/.test(name)),
   };
 };
@@ -96,6 +99,7 @@ def test_a_cold_start_is_served_by_a_node_booted_before_the_function(server: Tie
     assert payload["env"]["GREETING"] == "hello"
     assert payload["env"]["LAMBDA_TASK_ROOT"] == "/var/task"
     assert payload["argv"] == ["/var/lang/bin/node", "/var/runtime/index.mjs"]
+    assert payload["interfaces"] == ["lo"]  # egress none: a loopback of its own
     # The code is a read-only mount of its own at /var/task.
     task_mounts = [line for line in payload["mounts"].splitlines()
                    if line.split()[4] == "/var/task"]
@@ -176,3 +180,14 @@ exports.handler = async (event) => {
     _, payload = invoke(server.client, name, {})
     assert "/tmp/kept" in payload["tmp"]
     assert payload["task"] == ["index.js"]
+
+
+def test_internet_egress_has_standbys_of_its_own(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A standby of a server with internet egress is in one of the network pool's
+    namespaces (its eth0 on the bridge) from the start."""
+    env = internet(f"sns{os.getpid() % 1000}", "10.219.0.0/16")
+    with serve_tier("namespaces", tmp_path_factory, egress="internet", env=env) as server:
+        payload = standby_start(server, {"index.js": INTROSPECT})
+        assert payload["interfaces"] == ["eth0", "lo"]
+        assert payload["task"] == ["index.js"]

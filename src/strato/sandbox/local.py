@@ -45,6 +45,7 @@ from typing import Any, Protocol
 from strato.errors import SandboxError
 from strato.sandbox.base import (
     EGRESS_INTERNET,
+    EGRESS_NONE,
     EnvironmentProcess,
     EnvironmentSpec,
     ExitStatus,
@@ -580,7 +581,9 @@ class ProcessSandbox:
 
     def _standby_pool(self, spec: EnvironmentSpec, standby: Standby) -> StandbyPool:
         """The pool of standbys of ``spec``'s runtime, made (and filled) on first demand."""
-        key = (standby.argv, standby.views)
+        network = self._network if spec.egress == EGRESS_INTERNET else None
+        egress = spec.egress if network is not None else EGRESS_NONE
+        key = (standby.argv, standby.views, egress)
         pool = self._standbys.get(key)
         if pool is not None:
             return pool
@@ -593,13 +596,14 @@ class ProcessSandbox:
             lambda: self._zygote(None), size=self._standby_count,
             request={"mode": "exec", "argv": list(standby.argv), "env": variables,
                      "cwd": TASK_ROOT, "tier": Tier.NAMESPACES.value,
-                     "nofile": NOFILE_LIMIT, "netns": False, "standby": True,
+                     "nofile": NOFILE_LIMIT, "standby": True,
                      "channel": True,
                      "root": {**plan, "task_root": None,
                               "views": [list(view) for view in standby.views]}},
             boot_variables=variables, uids=(uids.acquire, uids.release),
             cgroups=self._cgroups, max_pids=MAX_PIDS, limit_cpu=self._limit_cpu,
-            admit=self._admit, discard=self._discard_cgroup, memory_mb=spec.memory_mb)
+            admit=self._admit, discard=self._discard_cgroup, memory_mb=spec.memory_mb,
+            egress=egress, network=network)
         pool.refill()
         return pool
 
@@ -615,6 +619,8 @@ class ProcessSandbox:
         cgroup = standby.cgroup
         if cgroup is not None:
             cleanups.append(lambda: self._discard_cgroup(cgroup))
+        if standby.release_network is not None:
+            cleanups.append(standby.release_network)
         cleanups.append(standby.abandon)
         try:
             if cgroup is not None:

@@ -2,32 +2,32 @@
 cannot fork from a warm interpreter (Node.js: ``Launch.standby``).
 
 A standby is an environment of the namespaces tier that took the whole recipe before any
-function asked for it (cgroups, pid, mount, ipc, uts and network namespaces with its loopback,
-/proc, the Runtime API and platform API sockets, the runtime's views, a /tmp of the default
-size, pivot_root, its own uid and user namespace, capabilities dropped, no_new_privs,
-seccomp) except the two function-specific things: its code (/var/task is an empty mount
-point) and its variables. Then it exec'd the runtime's client in standby mode, which loads
-its own modules, says so (one byte on fd 3, a connected unix socket) and waits, blocked on
-fd 3. It is ready from that byte on: a standby taken before would make its cold start wait
-for the runtime's boot.
+function asked for it: cgroups, pid, mount, ipc and uts namespaces, its network namespace (a
+new one with its loopback, or, for internet egress, one of the network pool's), /proc, the
+Runtime API and platform API sockets, the runtime's views, a /tmp of the default size,
+pivot_root, its own uid and user namespace, capabilities dropped, no_new_privs, seccomp. All
+but the two function-specific things: its code (/var/task is an empty mount point) and its
+variables. Then it exec'd the runtime's client in standby mode, which loads its own modules,
+says so (one byte on fd 3, a connected unix socket) and waits, blocked on fd 3. It is ready
+from that byte on: a standby taken before would make its cold start wait for the runtime's
+boot.
 
 Becoming an environment (``StandbyEnvironment.become``): the zygote forks a helper that
 shows the function's code at the standby's /var/task from outside (``Confiner.show_code``:
 the standby has no privilege left to mount anything), then the platform writes the
-environment's variables to the pipe and closes it; the client reads them to the end, closes
-its fd, and goes on as a freshly exec'd one (INIT, then ``invocation/next``). A standby
-serves one environment only: nothing of any function was ever in it before, and it is
-destroyed with its environment.
+environment's variables to the socket and closes it; the client reads them to the end,
+closes its fd, and goes on as a freshly exec'd one (INIT, then ``invocation/next``). A
+standby serves one environment only: nothing of any function was ever in it before, and it
+is destroyed with its environment.
 
 A standby fits a start (``refusal``) when the environment is fresh (a restart execs, in the
-environment's own /tmp), has no egress (a standby has a loopback-only network of its own),
-the default /tmp size, the runtime's views and nothing more (no layers), and the same values
-as the standby for the variables the runtime reads as it starts. Anything else starts the
-runtime afresh, as without standbys.
+environment's own /tmp), has the default /tmp size, the runtime's views and nothing more
+(no layers), and the same values as the standby for the variables the runtime reads as it
+starts. Anything else starts the runtime afresh, as without standbys.
 
-``StandbyPool`` keeps ``size`` standbys of one runtime (one ``Standby.argv`` and views),
-made on first demand and again each time one is taken or lost. All methods run on the event
-loop's thread.
+``StandbyPool`` keeps ``size`` standbys of one runtime (one ``Standby.argv`` and views) and
+one egress (loopback only, or internet: each has its pool), made on first demand and again
+each time one is taken or lost. All methods run on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -44,12 +44,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strato.errors import SandboxError
 from strato.sandbox.base import EGRESS_NONE, EnvironmentSpec, ExitStatus
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.zygote import Zygote
+
+if TYPE_CHECKING:
+    from strato.sandbox.local import NetworkPool
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +72,12 @@ BOOTED = b"B"
 
 
 def refusal(spec: EnvironmentSpec, boot_variables: Mapping[str, str]) -> str | None:
-    """Why a standby of ``spec.standby`` booted with ``boot_variables`` cannot become the
-    fresh environment ``spec``, or None when it can. Pure."""
+    """Why a standby of ``spec.standby`` booted with ``boot_variables`` (and the egress
+    ``spec`` has: the pool's) cannot become the fresh environment ``spec``, or None when it
+    can. Pure."""
     standby = spec.standby
     if standby is None:
         return "the runtime has no standby mode"
-    if spec.egress != EGRESS_NONE:
-        return f"egress {spec.egress} (standbys have a loopback-only network)"
     if spec.tmp_mb != STANDBY_TMP_MB:
         return f"/tmp of {spec.tmp_mb} MB (standbys have {STANDBY_TMP_MB} MB)"
     if tuple(spec.views) != tuple(standby.views):
@@ -117,6 +119,8 @@ class StandbyEnvironment:
     #: The detached tmpfs mount its /tmp is a clone of (``Sandbox.restart`` carries it).
     tmp_mount: int
     zygote: Zygote
+    #: Gives its network namespace back to the network pool, when it has one of the pool's.
+    release_network: Callable[[], None] | None = None
 
     async def become(self, env_id: str, code_dir: str, variables: Mapping[str, str]) -> None:
         """Show ``code_dir`` at its /var/task, then give it ``variables``: it runs the
@@ -144,9 +148,10 @@ class StandbyEnvironment:
 
 
 class StandbyPool:
-    """Standbys of one runtime (see the module docstring). ``request`` is the zygote's
-    spawn request for one, without its ``id``, ``uid``/``gid`` and ``cgroups``;
-    ``uids`` acquires and releases a uid; ``admit`` bounds the starts in progress (the
+    """Standbys of one runtime and ``egress`` (see the module docstring). ``request`` is
+    the zygote's spawn request for one, without its ``id``, ``uid``/``gid``, ``cgroups`` and
+    ``netns``; ``uids`` acquires and releases a uid; ``network`` (internet egress) gives
+    each a network namespace of its pool; ``admit`` bounds the starts in progress (the
     sandbox's); ``discard`` removes a cgroup."""
 
     def __init__(self, zygote: Callable[[], Awaitable[Zygote]], *, size: int,
@@ -154,8 +159,11 @@ class StandbyPool:
                  uids: tuple[Callable[[], int], Callable[[int], None]],
                  cgroups: CgroupParent | None, max_pids: int, limit_cpu: bool,
                  admit: asyncio.Semaphore, discard: Callable[[EnvironmentCgroup], None],
-                 memory_mb: int) -> None:
+                 memory_mb: int, egress: str = EGRESS_NONE,
+                 network: NetworkPool | None = None) -> None:
         self.size = size
+        self.egress = egress
+        self._network = network
         self.boot_variables = dict(boot_variables)
         self._zygote = zygote
         self._request = request
@@ -246,10 +254,19 @@ class StandbyPool:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         held.append(lambda: os.close(log_read))
         held.append(ours.close)
-        request = {**self._request, "id": name, "uid": uid, "gid": uid,
+        request = {**self._request, "id": name, "uid": uid, "gid": uid, "netns": False,
                    "cgroups": cgroup.procs_files if cgroup is not None else []}
+        fds = [log_write]
+        release_network = None
         try:
-            answer = await zygote.spawn(request, [log_write, theirs.fileno()])
+            if self._network is not None:
+                network = self._network
+                namespace = await network.acquire()
+                release_network = functools.partial(network.release, namespace)
+                held.append(release_network)
+                request["netns"] = True
+                fds.append(namespace.fd)
+            answer = await zygote.spawn(request, [*fds, theirs.fileno()])
         finally:
             os.close(log_write)
             theirs.close()
@@ -272,7 +289,8 @@ class StandbyPool:
         held.clear()
         return StandbyEnvironment(name, pid, exited, uid, cgroup, memory_mb, log_read, ours,
                                   socket.socket(fileno=runtime_fd),
-                                  socket.socket(fileno=platform_fd), tmp_fd, zygote)
+                                  socket.socket(fileno=platform_fd), tmp_fd, zygote,
+                                  release_network)
 
     def _lost(self, name: str) -> None:
         """A standby ended before it was taken: free what it held, boot another."""
@@ -289,6 +307,8 @@ class StandbyPool:
         self._free(standby)
 
     def _free(self, standby: StandbyEnvironment) -> None:
+        if standby.release_network is not None:
+            standby.release_network()
         self._release_uid(standby.uid)
         if standby.cgroup is not None:
             self._discard(standby.cgroup)
