@@ -51,6 +51,7 @@ exports.handler = async (event) => {
     shm: walk('/dev/shm', 1),
     argv: process.argv,
     env: process.env,
+    environ: fs.readFileSync('/proc/self/environ', 'utf8'),  // as node was exec'd
     fds: fds(),
     mounts: fs.readFileSync('/proc/self/mountinfo', 'utf8'),
     interfaces: fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)
@@ -180,6 +181,21 @@ exports.handler = async (event) => {
     _, payload = invoke(server.client, name, {})
     assert "/tmp/kept" in payload["tmp"]
     assert payload["task"] == ["index.js"]
+
+
+def test_the_first_function_leaves_nothing_in_the_standbys_made_for_the_next(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Standbys are made once the first nodejs function starts, but with the platform's
+    values only: that function's own variables (even those node reads as it starts) are in
+    no standby's environment."""
+    with serve_tier("namespaces", tmp_path_factory) as server:
+        first, _ = cold_start(server, {"index.js": INTROSPECT}, Environment={"Variables": {
+            "LD_LIBRARY_PATH": "/var/task/first-lib", "LANG": "C.UTF-8", "MARK": "first"}})
+        assert first["env"]["LD_LIBRARY_PATH"] == "/var/task/first-lib"
+        second = standby_start(server, {"index.js": INTROSPECT})
+        assert "first" not in second["environ"] and "C.UTF-8" not in second["environ"]
+        assert second["env"]["LANG"] == "en_US.UTF-8"
+        assert "MARK" not in second["env"]
 
 
 def test_internet_egress_has_standbys_of_its_own(

@@ -30,7 +30,7 @@ def spec(**changes: Any) -> EnvironmentSpec:
     return EnvironmentSpec(**fields)
 
 
-BOOTED = boot_variables(spec())
+BOOTED = boot_variables(STANDBY, PLATFORM)
 
 
 def test_a_standby_boots_with_the_platforms_variables_node_reads_as_it_starts() -> None:

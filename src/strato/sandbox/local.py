@@ -66,6 +66,7 @@ from strato.sandbox.rootfs import (
 from strato.sandbox.runtime_deps import RuntimeDeps
 from strato.sandbox.spares import SparePool
 from strato.sandbox.standby import (
+    LAMBDA_LANG,
     STANDBY_TMP_MB,
     StandbyEnvironment,
     StandbyPool,
@@ -589,7 +590,9 @@ class ProcessSandbox:
             return pool
         plan = root_plan(self._staging, "", STANDBY_TMP_MB, self._binds, self._symlinks,
                          runtime_trees=self._runtime_deps.trees)
-        variables = boot_variables(spec)
+        # Lambda's own values: the search paths every runtime gets (no language's) and LANG.
+        variables = boot_variables(standby, {**self.path_variables("", TASK_ROOT),
+                                             "LANG": LAMBDA_LANG})
         uids = self._uids
         assert uids is not None  # the caller checked
         pool = self._standbys[key] = StandbyPool(

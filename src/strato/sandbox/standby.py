@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from strato.errors import SandboxError
-from strato.sandbox.base import EGRESS_NONE, EnvironmentSpec, ExitStatus
+from strato.sandbox.base import EGRESS_NONE, EnvironmentSpec, ExitStatus, Standby
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.zygote import Zygote
 
@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 STANDBY_PREFIX = "standby-"
 #: The /tmp size of a standby: Lambda's default EphemeralStorage.
 STANDBY_TMP_MB = 512
+#: ``LANG`` of every Lambda environment
+#: (https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html).
+LAMBDA_LANG = "en_US.UTF-8"
 #: How long a pool waits before booting again after a standby could not be made.
 RETRY_AFTER_S = 5.0
 #: How long after a standby is taken its replacement boots: the cold start that took it
@@ -89,13 +92,10 @@ def refusal(spec: EnvironmentSpec, boot_variables: Mapping[str, str]) -> str | N
     return None
 
 
-def boot_variables(spec: EnvironmentSpec) -> dict[str, str]:
-    """The variables a standby boots with for environments like ``spec``: those of
-    ``spec.env`` its runtime reads as it starts (the platform's, such as ``LANG`` and
-    ``LD_LIBRARY_PATH``). Pure."""
-    assert spec.standby is not None
-    return {name: value for name, value in spec.env.items()
-            if spec.standby.reads_at_start(name)}
+def boot_variables(standby: Standby, platform: Mapping[str, str]) -> dict[str, str]:
+    """The variables a standby of ``standby`` boots with: those of the platform's own
+    ``platform`` (never a function's) that its runtime reads as it starts. Pure."""
+    return {name: value for name, value in platform.items() if standby.reads_at_start(name)}
 
 
 @dataclass

@@ -8,6 +8,10 @@ its /tmp is a clone of, when it made one), or the failed step as ``<step>:
 a pid namespace of its own when it starts (the zygote forked it there, after the namespace's
 init: ``reaper.py``).
 
+A standby environment (a spawn with ``standby``) takes the whole recipe but its code, then
+execs its runtime, which waits on fd 3; ``show_code``, in a helper child forked for it,
+mounts the code from outside later.
+
 Two ways into the namespaces tier: a direct spawn takes the whole recipe at once; a spare
 (``become_spare``) takes its first half ahead of demand (cgroups, namespaces, its /proc),
 reports ``ready`` and blocks until the zygote passes it the request of the environment it

@@ -21,6 +21,8 @@ Default tier (``namespaces``), in this order::
         shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
         handed to the platform, or the one of the runtime this one restarts) ─ pivot_root
         into the skeleton ─ the host's root detached                      (finish_root)
+        (a standby environment has no code yet: a helper shows it later from outside,
+        ``show_code``)
 
 A *shown tree* is a host directory mounted read-only through an overlay whose only layers
 are that directory and an empty one, both named by paths relative to the root being built

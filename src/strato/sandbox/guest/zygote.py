@@ -18,18 +18,27 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   "spare": <spare id> (namespaces tier, optional: become that spare),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
-  "channel": <bool>} with the write end of the environment's log pipe attached, then, when
+  "channel": <bool>, "standby": <bool>} with the write end of the environment's log pipe
+  attached, then, when
   ``netns``, an fd of the network namespace to join, then, when ``tmp`` (namespaces tier), the
   fd of a detached tmpfs mount whose clone is to be its /tmp (that of the runtime it
   restarts), then, when ``channel`` (python mode
   only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
   the runtime finds at fd 3. With ``spare``, the spare's cgroups are the environment's
   (``cgroups`` is ignored) and ``root`` needs only ``task_root``, ``tmp_mb`` and ``views``.
+  With ``standby`` (namespaces tier, exec mode, with ``channel``, which the program finds at
+  fd 3 too): a standby environment, ``root["task_root"]`` null: it takes the whole recipe
+  but its code, which a ``show`` request mounts later (``strato.sandbox.standby``).
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached, then, without ``tmp``, the fd of the
   detached tmpfs mount its /tmp is a clone of) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
+- platform -> zygote: ``{"op": "show", "id": <request id>, "pid": <pid>, "task_root":
+  <host dir>}``: show ``task_root`` read-only at /var/task of the standby environment ``pid``
+  (a helper child does it from outside: ``Confiner.show_code``); once per standby, refused
+  for any other pid. Answered ``{"op": "shown", "id"}`` or ``{"op": "show_failed", "id",
+  "error"}``.
 - platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
   "cgroups": [...], "root": {"staging", "binds", "symlinks", "runtime_trees"}}``: fork a
   spare, a process that takes the first half of the namespaces recipe ahead of demand (joins
