@@ -24,10 +24,13 @@ import { patchConsole } from './console-patch.mjs';
 import { makeContext } from './context.mjs';
 import { RuntimeError, errorBody } from './errors.mjs';
 import { RuntimeApi } from './runtime-api.mjs';
-import { adoptEnvironment, isStandby } from './standby.mjs';
+import { adoptEnvironment, isStandby, warmUp } from './standby.mjs';
 import { loadHandler } from './user-function.mjs';
 
-if (isStandby()) adoptEnvironment();
+if (isStandby()) {
+  await warmUp();
+  adoptEnvironment();
+}
 const environment = process.env;
 const FATAL_EXIT = 129;
 

@@ -8,11 +8,15 @@
 // started one.
 
 import fs from 'node:fs';
+import http from 'node:http';
 import process from 'node:process';
 
 export const STANDBY_FLAG = '--standby';
 const STANDBY_FD = 3;
 const BOOTED = 'B';
+//: A loopback port nothing listens on in a standby's network (the Runtime API is 9001, and
+//: strato's API 9002): connecting is refused at once.
+const REFUSING_PORT = 9;
 
 /** Whether this process was started as a standby (the flag is taken out of argv). */
 export function isStandby() {
@@ -20,6 +24,21 @@ export function isStandby() {
   if (at < 0) return false;
   process.argv.splice(at, 1);
   return true;
+}
+
+/** Take ahead what node does lazily on the first HTTP request of the Runtime API client
+ * (its internal modules, the request and socket code compiled): one request to a port that
+ * refuses it. Resolves when it failed (or, should anything answer, when it was answered). */
+export function warmUp() {
+  return new Promise((resolve) => {
+    const request = http.request({ host: '127.0.0.1', port: REFUSING_PORT, path: '/',
+      agent: new http.Agent({ keepAlive: true, maxSockets: 1 }) }, (response) => {
+      response.resume();
+      response.on('end', resolve);
+    });
+    request.on('error', resolve);
+    request.end();
+  });
 }
 
 /** Wait for the environment's variables on fd 3, read them to the end, close the fd, make
