@@ -43,6 +43,10 @@ function fds() {
 
 exports.handler = async (event) => {
   if (event.leave) fs.writeFileSync(`/tmp/${event.leave}`, event.leave);
+  if (event.daemon) {
+    require('child_process').spawn('/bin/sleep', ['300'], { detached: true, stdio: 'ignore' })
+      .unref();
+  }
   return {
     age: process.uptime(),  // since node started (its exec, not the fork before)
     task: fs.readdirSync('/var/task').sort(),
@@ -126,10 +130,12 @@ def test_a_standby_serves_one_function_only(server: TierServer) -> None:
     """Whatever a function leaves in its environment, the next function's standby has
     none of it: not its /tmp, its code, its variables."""
     first = standby_start(server, {"index.js": INTROSPECT, "first-marker.txt": "x"},
-                          {"leave": "first-was-here"},
+                          {"leave": "first-was-here", "daemon": True},
                           Environment={"Variables": {"FIRST_SECRET": "s3cret"}})
     assert "/tmp/first-was-here" in first["tmp"]
+    assert len(first["processes"]) == 2  # itself and the daemon it left, still running
     second = standby_start(server, {"index.js": INTROSPECT}, {"leave": "second"})
+    assert len(second["processes"]) == 1
     assert second["task"] == ["index.js"]
     assert second["tmp"] == ["/tmp/second"]
     assert second["shm"] == []
