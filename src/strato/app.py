@@ -187,7 +187,7 @@ class Application:
             self._interpreters, tier=tier, work_dir=str(data / "sandbox"),
             use_cgroups=settings.use_cgroups, limit_cpu=settings.limit_cpu,
             extra_binds=settings.sandbox_binds, network=network, platform_api_port=self.port,
-            runtime_deps=runtime_deps,
+            runtime_deps=runtime_deps, standbys=settings.standbys,
         )
         java_homes = JavaHomes(settings.java_homes)
         self._launchers = Launchers({

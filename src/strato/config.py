@@ -48,6 +48,10 @@ class Settings:
     sandbox: str = "auto"
     #: Limit each environment's CPU in proportion to its memory (1,769 MB = one vCPU).
     limit_cpu: bool = True
+    #: Standby environments kept per runtime that boots ahead of its function (Node.js:
+    #: ``sandbox/standby.py``; namespaces tier), made once it has a function
+    #: (``STRATO_STANDBYS``); 0: none, every cold start starts its runtime afresh.
+    standbys: int = 2
     #: Extra host paths bound read-only into every environment (namespaces tier).
     sandbox_binds: tuple[str, ...] = ()
     #: Egress of functions outside a VPC: ``internet`` or ``none``.
@@ -155,6 +159,8 @@ class Settings:
             values["sandbox"] = env["STRATO_SANDBOX"]
         if env.get("STRATO_NO_CPU_LIMIT") == "1":
             values["limit_cpu"] = False
+        if env.get("STRATO_STANDBYS"):
+            values["standbys"] = int(env["STRATO_STANDBYS"])
         if env.get("STRATO_SANDBOX_BINDS"):
             values["sandbox_binds"] = tuple(p for p in env["STRATO_SANDBOX_BINDS"].split(":") if p)
         if "STRATO_EGRESS" in env:

@@ -233,3 +233,74 @@ def test_spares_take_ahead_the_page_faults_environments_take(tmp_path: Path) -> 
 
 def _minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
+
+
+# --- standby environments (namespaces tier) ------------------------------------------------
+
+def _standby_request(env_id: str, system: dict[str, Any], script: str,
+                     uid: int) -> dict[str, Any]:
+    """A standby that runs ``script`` (its variables' pipe at fd 3) with no code yet."""
+    return exec_request(env_id, ["/bin/sh", "-c", script], tier="namespaces", uid=uid,
+                        gid=uid, cwd="/", standby=True, channel=True,
+                        root={**system, "task_root": None, "tmp_mb": 8})
+
+
+async def _spawn_standby(zygote: Zygote, request: dict[str, Any]
+                         ) -> tuple[int, asyncio.Future[ExitStatus], int, int]:
+    """Spawn ``request``: its pid, exit, the read end of its log and the write end of its
+    variables' pipe."""
+    log_read, log_write = os.pipe()
+    variables_read, variables_write = os.pipe()
+    try:
+        pid, exited, *fds = await zygote.spawn(request, [log_write, variables_read])
+    finally:
+        os.close(log_write)
+        os.close(variables_read)
+    for fd in fds:
+        assert fd is not None  # the Runtime API's and strato's API's sockets, /tmp's mount
+        os.close(fd)
+    return pid, exited, log_read, variables_write
+
+
+def test_a_standby_is_shown_its_code_from_outside_then_told_its_variables(
+        tmp_path: Path) -> None:
+    _namespaces_or_skip()
+    system, _, task = _plans(tmp_path)
+    Path(task, "handler.txt").write_text("code\n")
+
+    async def scenario(zygote: Zygote) -> None:
+        script = ("ls -A /var/task; echo waiting; cat <&3; echo; exec 3<&-; "
+                  "cat /var/task/handler.txt; touch /var/task/written 2>/dev/null || echo read-only")
+        pid, exited, log_read, variables = await _spawn_standby(
+            zygote, _standby_request("standby-1", system, script, 1_600_103))
+        log = os.fdopen(log_read, "rb")
+        # Nothing at /var/task before (ls printed nothing), then it waits for its variables.
+        assert await asyncio.to_thread(log.readline) == b"waiting\n"
+        await zygote.show("standby-1.code", pid, task)
+        os.write(variables, b'{"A": "1"}')
+        os.close(variables)
+        assert await exited == ExitStatus(0, None)
+        with log:
+            assert log.read().decode().splitlines() == ['{"A": "1"}', "code", "read-only"]
+        assert not Path(task, "written").exists()
+
+    run(scenario)
+
+
+def test_code_is_shown_once_and_only_to_a_standby(tmp_path: Path) -> None:
+    _namespaces_or_skip()
+    system, _, task = _plans(tmp_path)
+
+    async def scenario(zygote: Zygote) -> None:
+        pid, exited, log_read, variables = await _spawn_standby(
+            zygote, _standby_request("standby-2", system, "cat <&3 >/dev/null", 1_600_104))
+        await zygote.show("standby-2.code", pid, task)
+        with pytest.raises(Exception, match="no standby environment"):
+            await zygote.show("standby-2.again", pid, task)
+        with pytest.raises(Exception, match="no standby environment"):
+            await zygote.show("not-a-standby", os.getpid(), task)
+        os.close(variables)
+        assert await exited == ExitStatus(0, None)
+        os.close(log_read)
+
+    run(scenario)

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from strato.errors import InterpreterNotFoundError
+from strato.sandbox.base import Standby
 from strato.sandbox.launch import Launch
 from strato.sandbox.node_installations import NodeRegistry
-from strato.sandbox.node_launcher import CLIENT_DIR, NodeLauncher
+from strato.sandbox.node_launcher import CLIENT_DIR, NodeLauncher, node_reads_at_start
 
 
 def fake_node(prefix: Path, version: str) -> str:
@@ -24,14 +25,27 @@ def fake_node(prefix: Path, version: str) -> str:
 def test_an_explicit_node_of_the_right_major_version_is_shown_at_var_lang(tmp_path: Path) -> None:
     node = fake_node(tmp_path / "node20", "20.11.1")
     launcher = NodeLauncher(NodeRegistry({"20": node}), sdk="/deps/nodejs/node_modules")
+    views = ((str(tmp_path / "node20"), "/var/lang"), (CLIENT_DIR, "/var/runtime"),
+             ("/deps/nodejs/node_modules", "/var/runtime/node_modules"))
+    argv = ("/var/lang/bin/node", "/var/runtime/index.mjs")
     assert launcher.launch("nodejs20.x", "/var/task", True) == Launch(
-        None, ("/var/lang/bin/node", "/var/runtime/index.mjs"),
-        ((str(tmp_path / "node20"), "/var/lang"), (CLIENT_DIR, "/var/runtime"),
-         ("/deps/nodejs/node_modules", "/var/runtime/node_modules")), runtime_dir="/var/runtime")
-    # Without a root of its own: host paths, the SDK's given to the client.
+        None, argv, views, runtime_dir="/var/runtime",
+        standby=Standby((*argv, "--standby"), views, node_reads_at_start))
+    # Without a root of its own: host paths, the SDK's given to the client; no standby.
     unshown = launcher.launch("nodejs20.x", "/data/code", False)
     assert unshown.argv == (node, f"{CLIENT_DIR}/index.mjs", "/deps/nodejs/node_modules")
     assert unshown.runtime_dir == CLIENT_DIR
+    assert unshown.standby is None
+
+
+@pytest.mark.parametrize(("name", "read"), [
+    ("NODE_OPTIONS", True), ("NODE_EXTRA_CA_CERTS", True), ("LD_LIBRARY_PATH", True),
+    ("LANG", True), ("LC_ALL", True), ("UV_THREADPOOL_SIZE", True),
+    ("NODE_PATH", False), ("TZ", False), ("PATH", False), ("AWS_REGION", False),
+    ("GREETING", False),
+])
+def test_the_variables_node_reads_as_it_starts(name: str, read: bool) -> None:
+    assert node_reads_at_start(name) is read
 
 
 def test_nvm_installations_are_found_newest_first(tmp_path: Path,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +19,20 @@ from typing import Protocol
 #: reach) or ``none`` (loopback only; what a VpcConfig maps to).
 EGRESS_INTERNET = "internet"
 EGRESS_NONE = "none"
+
+
+@dataclass(frozen=True)
+class Standby:
+    """How a language runtime boots ahead of its function, where the sandbox keeps standby
+    environments (``sandbox/standby.py``): ``argv`` starts its client waiting on fd 3 for
+    the environment's variables (one JSON object, then the end of the pipe) in a sandbox
+    with ``views`` shown and no code yet; ``reads_at_start(name)`` says whether the runtime
+    reads a variable as it starts (a standby booted without the function's value of it
+    cannot honour it)."""
+
+    argv: tuple[str, ...]
+    views: tuple[tuple[str, str], ...]
+    reads_at_start: Callable[[str], bool]
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,8 @@ class EnvironmentSpec:
     #: read-only where the sandbox builds a root (``Sandbox.shows_views``); elsewhere the
     #: environment reads them at their host paths, which ``argv`` and ``env`` then name.
     views: tuple[tuple[str, str], ...] = ()
+    #: How the runtime can boot ahead of the function, or None (it cannot).
+    standby: Standby | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from strato.domain.runtimes import SUPPORTED, RuntimeFamily
+from strato.sandbox.base import Standby
 from strato.sandbox.interpreters import InterpreterRegistry
 
 #: Where Lambda puts a language's installation and its runtime client.
@@ -40,6 +41,8 @@ class Launch:
     #: The runtime's directory as the environment sees it (``LAMBDA_RUNTIME_DIR``), when it
     #: is not the sandbox's own (the built-in runtime's): a language runtime's client.
     runtime_dir: str | None = None
+    #: How the runtime boots ahead of its function (``EnvironmentSpec.standby``), or None.
+    standby: Standby | None = None
 
 
 class RuntimeLauncher(Protocol):

@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from strato.errors import SandboxError
-from strato.sandbox.base import EGRESS_INTERNET, EnvironmentProcess, EnvironmentSpec, ExitStatus
+from strato.sandbox.base import (
+    EGRESS_INTERNET,
+    EGRESS_NONE,
+    EnvironmentProcess,
+    EnvironmentSpec,
+    ExitStatus,
+    Standby,
+)
 from strato.sandbox.cgroups import CgroupParent, EnvironmentCgroup
 from strato.sandbox.interpreters import InterpreterRegistry
 from strato.sandbox.lambda_paths import EnvironmentLayout
@@ -58,6 +65,13 @@ from strato.sandbox.rootfs import (
 )
 from strato.sandbox.runtime_deps import RuntimeDeps
 from strato.sandbox.spares import SparePool
+from strato.sandbox.standby import (
+    LAMBDA_LANG,
+    STANDBY_TMP_MB,
+    StandbyEnvironment,
+    StandbyPool,
+    boot_variables,
+)
 from strato.sandbox.tiers import Tier
 from strato.sandbox.tmp_leftovers import remove_dead_servers_tmp
 from strato.sandbox.uids import UidPool
@@ -83,6 +97,8 @@ MAX_PIDS = 1024
 MAX_STARTING = 16
 #: Spares kept ready per zygote (namespaces tier).
 SPARES = 4
+#: Standby environments kept ready per runtime that has them (namespaces tier).
+STANDBYS = 2
 #: Longest pause between attempts at removing cgroups whose processes are still exiting.
 _LEFTOVER_RETRY_MAX_S = 1.0
 _PAGE_MB = 1024 * 1024
@@ -269,17 +285,21 @@ class ProcessSandbox:
         landlock: bool = True,
         platform_api_port: int | None = None,
         runtime_deps: RuntimeDeps | None = None,
+        standbys: int = STANDBYS,
     ) -> None:
         """``platform_api_port``: the host port of strato's API, which environments of the
         fallback tier without egress may still connect to (their ``AWS_ENDPOINT_URL``), and
         at which those of the namespaces tier find it on their own loopback
-        (``inside_platform_port``)."""
+        (``inside_platform_port``); ``standbys``: standby environments kept per runtime
+        that has them (0: none)."""
+        self._standby_count = standbys
         self._interpreters = interpreters
         self._runtime_deps = runtime_deps or RuntimeDeps()
         self._tier = tier
         self._zygotes = ZygotePool()
         self._admit = asyncio.Semaphore(MAX_STARTING)
         self._spares: dict[str, SparePool] = {}
+        self._standbys: dict[tuple[Any, ...], StandbyPool] = {}
         self._cgroups = CgroupParent.probe() if use_cgroups else None
         self._leftover_retry: asyncio.TimerHandle | None = None
         self._leftover_delay = 0.0
@@ -450,6 +470,11 @@ class ProcessSandbox:
             if carried.uid is not None and self._uids is not None:
                 uids, taken = self._uids, carried.uid
                 carried.cleanups.append(lambda: uids.release(taken))
+        if fresh and spec.standby is not None and self._tier is Tier.NAMESPACES \
+                and self._uids is not None and self._standby_count > 0:
+            standby = self._standby_pool(spec, spec.standby).take(spec)
+            if standby is not None:
+                return await self._become(standby, spec, cleanups, carried)
         uid = carried.uid
         # A restart's cgroups are named apart: the old ones may still be on their way out.
         name = spec.env_id if fresh else f"{spec.env_id}.{carried.restarts + 1}"
@@ -568,6 +593,73 @@ class ProcessSandbox:
             self._watch(process)
         return process
 
+    def _standby_pool(self, spec: EnvironmentSpec, standby: Standby) -> StandbyPool:
+        """The pool of standbys of ``spec``'s runtime, made (and filled) on first demand."""
+        network = self._network if spec.egress == EGRESS_INTERNET else None
+        egress = spec.egress if network is not None else EGRESS_NONE
+        key = (standby.argv, standby.views, egress)
+        pool = self._standbys.get(key)
+        if pool is not None:
+            return pool
+        plan = root_plan(self._staging, "", STANDBY_TMP_MB, self._binds, self._symlinks,
+                         runtime_trees=self._runtime_deps.trees)
+        # Lambda's own values: the search paths every runtime gets (no language's) and LANG.
+        variables = boot_variables(standby, {**self.path_variables("", TASK_ROOT),
+                                             "LANG": LAMBDA_LANG})
+        uids = self._uids
+        assert uids is not None  # the caller checked
+        pool = self._standbys[key] = StandbyPool(
+            lambda: self._zygote(None), size=self._standby_count,
+            request={"mode": "exec", "argv": list(standby.argv), "env": variables,
+                     "cwd": TASK_ROOT, "tier": Tier.NAMESPACES.value,
+                     "nofile": NOFILE_LIMIT, "standby": True,
+                     "channel": True, "platform_port": self._platform_inside_port,
+                     "root": {**plan, "task_root": None,
+                              "views": [list(view) for view in standby.views]}},
+            boot_variables=variables, uids=(uids.acquire, uids.release),
+            cgroups=self._cgroups, max_pids=MAX_PIDS, limit_cpu=self._limit_cpu,
+            admit=self._admit, discard=self._discard_cgroup, memory_mb=spec.memory_mb,
+            egress=egress, network=network)
+        pool.refill()
+        return pool
+
+    async def _become(self, standby: StandbyEnvironment, spec: EnvironmentSpec,
+                      cleanups: list[Callable[[], None]], carried: _Carried) -> LocalProcess:
+        """Make ``standby`` the fresh environment ``spec``: it takes the environment's name
+        and memory size, its code and variables (``StandbyEnvironment.become``). What it
+        holds is ``carried``'s or ``cleanups``' from the start, so a failure frees it."""
+        uids = self._uids
+        assert uids is not None  # standbys exist only with a uid pool
+        carried.uid = uid = standby.uid
+        carried.cleanups.append(lambda: uids.release(uid))
+        cgroup = standby.cgroup
+        if cgroup is not None:
+            cleanups.append(lambda: self._discard_cgroup(cgroup))
+        if standby.release_network is not None:
+            cleanups.append(standby.release_network)
+        cleanups.append(standby.abandon)
+        try:
+            if cgroup is not None:
+                if standby.memory_mb != spec.memory_mb:
+                    cgroup.set_limits(spec.memory_mb)
+                self._name_cgroup(cgroup, spec.env_id)
+        except OSError as exc:
+            raise SandboxError(f"cannot limit environment {spec.env_id}: {exc}") from exc
+        await standby.become(spec.env_id, spec.cwd, spec.env)
+        cleanups.remove(standby.abandon)
+        tmp_mount = standby.tmp_mount
+        carried.tmp_mount = tmp_mount
+        carried.cleanups.append(lambda: os.close(tmp_mount))
+        owned = list(reversed(cleanups))
+        cleanups.clear()
+        log.debug("environment %s: standby %s (pid %d)", spec.env_id, standby.id, standby.pid)
+        process = LocalProcess(standby.pid, uid, standby.log_fd, standby.exited, cgroup,
+                               spec.memory_mb, standby.runtime_socket, None,
+                               lambda: _run_all(owned), carried, standby.platform_socket)
+        if cgroup is None:
+            self._watch(process)
+        return process
+
     @staticmethod
     def _name_cgroup(group: EnvironmentCgroup, env_id: str) -> None:
         """Rename a spare's groups after the environment it became (for whoever looks at
@@ -642,6 +734,8 @@ class ProcessSandbox:
         """Stop the zygotes (each kills what it forked), then remove every cgroup and
         temporary directory left."""
         self._closed = True
+        for standbys in self._standbys.values():
+            await standbys.close()
         for pool in self._spares.values():
             await pool.close()
         await self._zygotes.close()

@@ -64,7 +64,7 @@ class Zygote:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._ready: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        self._waiters: dict[str, asyncio.Future[_Answer]] = {}
+        self._waiters: dict[str, asyncio.Future[Any]] = {}
         self._exits: dict[int, asyncio.Future[ExitStatus]] = {}
         self._outbox: collections.deque[_Outgoing] = collections.deque()
         self._writing = False
@@ -116,11 +116,16 @@ class Zygote:
     async def prepare(self, request: dict[str, Any]) -> int:
         """Fork a spare from ``request`` (``guest/zygote.py``); returns its pid. Raises
         SandboxError."""
-        pid, _, _, _, _ = await self._ask("prepare", request, [])
-        return pid
+        answer: _Answer = await self._ask("prepare", request, [])
+        return answer[0]
 
-    def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> asyncio.Future[_Answer]:
-        waiter: asyncio.Future[_Answer] = self._loop.create_future()
+    async def show(self, request_id: str, pid: int, task_root: str) -> None:
+        """Show the host directory ``task_root`` at /var/task of the standby environment
+        ``pid`` (spawned with ``"standby": true``; once). Raises SandboxError."""
+        await self._ask("show", {"id": request_id, "pid": pid, "task_root": task_root}, [])
+
+    def _ask(self, op: str, request: dict[str, Any], fds: list[int]) -> asyncio.Future[Any]:
+        waiter: asyncio.Future[Any] = self._loop.create_future()
         if not self.alive:
             waiter.set_exception(SandboxError(f"zygote {self.interpreter} is gone"))
             return waiter
@@ -200,7 +205,11 @@ class Zygote:
                 waiter.set_result((pid, exited, runtime_fd, platform_fd, tmp_fd))
             else:
                 self._abandoned(pid, runtime_fd, platform_fd, tmp_fd)
-        elif op in ("spawn_failed", "prepare_failed"):
+        elif op == "shown":
+            waiter = self._waiters.pop(message["id"], None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        elif op in ("spawn_failed", "prepare_failed", "show_failed"):
             waiter = self._waiters.pop(message["id"], None)
             if waiter and not waiter.done():
                 waiter.set_exception(SandboxError(message.get("error", f"{op[:-7]} failed")))

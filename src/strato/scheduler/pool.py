@@ -342,6 +342,7 @@ class EnvironmentPool:
             tmp_mb=version.ephemeral_storage,
             egress=self._egress(version),
             runtime_api_port=port,
+            standby=launch.standby,
         )
 
     def _egress(self, version: FunctionVersion) -> str:

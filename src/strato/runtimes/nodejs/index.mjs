@@ -12,7 +12,9 @@
 // process, which the platform restarts.
 //
 // Argument: the host path of a node_modules holding the AWS SDK, where the environment
-// shows none at /var/runtime/node_modules (it is then searched after NODE_PATH).
+// shows none at /var/runtime/node_modules (it is then searched after NODE_PATH); or
+// `--standby`: booted ahead of its function, the client waits for its environment first
+// (standby.mjs).
 
 import Module from 'node:module';
 import path from 'node:path';
@@ -22,8 +24,13 @@ import { patchConsole } from './console-patch.mjs';
 import { makeContext } from './context.mjs';
 import { RuntimeError, errorBody } from './errors.mjs';
 import { RuntimeApi } from './runtime-api.mjs';
+import { adoptEnvironment, isStandby, warmUp } from './standby.mjs';
 import { loadHandler } from './user-function.mjs';
 
+if (isStandby()) {
+  await warmUp();
+  adoptEnvironment();
+}
 const environment = process.env;
 const FATAL_EXIT = 129;
 

@@ -8,6 +8,10 @@ its /tmp is a clone of, when it made one), or the failed step as ``<step>:
 a pid namespace of its own when it starts (the zygote forked it there, after the namespace's
 init: ``reaper.py``).
 
+A standby environment (a spawn with ``standby``) takes the whole recipe but its code, then
+execs its runtime, which waits on fd 3; ``show_code``, in a helper child forked for it,
+mounts the code from outside later.
+
 Two ways into the namespaces tier: a direct spawn takes the whole recipe at once; a spare
 (``become_spare``) takes its first half ahead of demand (cgroups, namespaces, its /proc),
 reports ``ready`` and blocks until the zygote passes it the request of the environment it
@@ -113,6 +117,19 @@ class Child:
         except BaseException as exc:
             _report_failure(report, exc)
         self._run(request, report, passed, fds)
+
+    def show_code(self, task_root: str, mounts: int, report: socket.socket) -> NoReturn:
+        """In a child forked for it: show ``task_root`` at /var/task of the standby
+        environment whose mount namespace ``mounts`` is (``Confiner.show_code``), report
+        ``ok`` or the failed step, and exit. Never returns."""
+        try:
+            self._confinement().show_code(task_root, mounts)
+        except BaseException as exc:
+            _report_failure(report, exc)
+        try:
+            report.send(b"ok")
+        finally:
+            os._exit(0)
 
     def _run(self, request: dict[str, Any], report: socket.socket,
              passed: list[int] | None, fds: list[int]) -> NoReturn:

@@ -21,6 +21,8 @@ Default tier (``namespaces``), in this order::
         at /var/task (a shown tree) ─ /tmp: a clone of a detached tmpfs sized by EphemeralStorage (new, and
         handed to the platform, or the one of the runtime this one restarts) ─ pivot_root
         into the skeleton ─ the host's root detached                      (finish_root)
+        (a standby environment has no code yet: a helper shows it later from outside,
+        ``show_code``)
 
 A *shown tree* is a host directory mounted read-only through an overlay whose only layers
 are that directory and an empty one, both named by paths relative to the root being built
@@ -324,8 +326,9 @@ class Confiner:
         when ``tmp_fd`` was given. Detached, the mount outlives this mount namespace: a clone
         of an attached mount of a dead namespace cannot be made (EINVAL)."""
         root = plan["staging"].encode()
-        self.show_tree(plan["task_root"].encode(), root, b"var/task",
-                       "mount the function's code at /var/task")
+        if plan["task_root"] is not None:  # None: a standby's, shown later (``show_code``)
+            self.show_tree(plan["task_root"].encode(), root, b"var/task",
+                           "mount the function's code at /var/task")
         for source, inside in plan.get("views", ()):
             self.show_tree(source.encode(), root, inside.lstrip("/").encode(),
                            f"show {source} at {inside}")
@@ -350,6 +353,42 @@ class Confiner:
                 os.close(created)
             raise
         return created
+
+    def show_code(self, task_root: str, mounts: int) -> None:
+        """From outside a standby environment (``child.become_environment`` with no code):
+        show ``task_root`` (a host directory) read-only at /var/task of the mount namespace
+        ``mounts`` (an fd of it) as a shown tree. Only in a single-threaded child of its
+        own, which it leaves in that namespace: the code is cloned as a detached mount here
+        (a bind from another namespace is refused), which ``setns`` then carries in. The
+        clone is attached at /tmp for the moment the overlay is made (the environment,
+        blocked until it is told its variables, does not look), then detached again."""
+        clone = self._syscall(_SYS_OPEN_TREE, ctypes.c_int(AT_FDCWD), task_root.encode(),
+                              ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC))
+        if clone < 0:
+            self._fail(f"clone {task_root} (open_tree)")
+        try:
+            if self._setns(mounts, CLONE_NEWNS) != 0:
+                self._fail("enter the environment's mount namespace")
+            os.chdir("/")
+            step = "mount the function's code at /var/task"
+            if self._syscall(_SYS_MOVE_MOUNT, ctypes.c_int(clone), b"", ctypes.c_int(AT_FDCWD),
+                             b"/" + _SCRATCH_DIR, ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)) != 0:
+                self._fail(step + " (move_mount)")
+        finally:
+            os.close(clone)
+        shown = self._mount(b"overlay", b"/var/task", b"overlay",
+                            MS_RDONLY | MS_NOSUID | MS_NODEV,
+                            b"lowerdir=" + _SCRATCH_DIR + b":" + _EMPTY_DIR)
+        code = ctypes.get_errno()
+        if shown != 0 and code not in (_ENODEV, _EINVAL):
+            self._umount2(b"/" + _SCRATCH_DIR, MNT_DETACH)
+            self._fail(step, code)
+        if shown != 0:  # no overlayfs: a read-only bind of the clone (it names the host path)
+            self._mount_or_fail(b"/" + _SCRATCH_DIR, b"/var/task", None, MS_BIND, None, step)
+            self._mount_or_fail(None, b"/var/task", None, MS_REMOUNT | MS_BIND | MS_RDONLY
+                                | MS_NOSUID | MS_NODEV, None, step + " read-only")
+        if self._umount2(b"/" + _SCRATCH_DIR, MNT_DETACH) != 0:
+            self._fail("detach the code's clone from /tmp")
 
     def _new_tmpfs(self, size_mb: int) -> int:
         """A detached tmpfs of ``size_mb`` (mode 1777, nosuid, nodev): its mount's fd."""

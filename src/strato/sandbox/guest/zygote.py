@@ -19,18 +19,27 @@ Protocol: one UTF-8 JSON object per datagram, file descriptors attached with ``s
   <int> (namespaces tier: the loopback port to listen at for strato's API, default 9002),
   "landlock": {"read", "write", "tcp_ports"} | null, "restrict_sockets": <bool> (fallback
   tier: a seccomp filter that lets it make only TCP sockets and connected unix pairs)}``
-  "channel": <bool>} with the write end of the environment's log pipe attached, then, when
+  "channel": <bool>, "standby": <bool>} with the write end of the environment's log pipe
+  attached, then, when
   ``netns``, an fd of the network namespace to join, then, when ``tmp`` (namespaces tier), the
   fd of a detached tmpfs mount whose clone is to be its /tmp (that of the runtime it
   restarts), then, when ``channel`` (python mode
   only), the environment's end of its runtime channel (``lambda_runtime/channel.py``), which
   the runtime finds at fd 3. With ``spare``, the spare's cgroups are the environment's
   (``cgroups`` is ignored) and ``root`` needs only ``task_root``, ``tmp_mb`` and ``views``.
+  With ``standby`` (namespaces tier, exec mode, with ``channel``, which the program finds at
+  fd 3 too): a standby environment, ``root["task_root"]`` null: it takes the whole recipe
+  but its code, which a ``show`` request mounts later (``strato.sandbox.standby``).
 - zygote -> platform: ``{"op": "spawned", "id", "pid"}`` (namespaces tier: with the
   environment's listening Runtime API socket attached, then, without ``tmp``, the fd of the
   detached tmpfs mount its /tmp is a clone of) or ``{"op": "spawn_failed", "id",
   "error": "<step>: <reason>"}``; ``spawned`` always precedes that pid's
   ``{"op": "exited", "pid", "exit_code": <int> | null, "signal": <int> | null}``.
+- platform -> zygote: ``{"op": "show", "id": <request id>, "pid": <pid>, "task_root":
+  <host dir>}``: show ``task_root`` read-only at /var/task of the standby environment ``pid``
+  (a helper child does it from outside: ``Confiner.show_code``); once per standby, refused
+  for any other pid. Answered ``{"op": "shown", "id"}`` or ``{"op": "show_failed", "id",
+  "error"}``.
 - platform -> zygote: ``{"op": "prepare", "id": <spare id>, "tier": "namespaces",
   "cgroups": [...], "root": {"staging", "binds", "symlinks", "runtime_trees"}}``: fork a
   spare, a process that takes the first half of the namespaces recipe ahead of demand (joins
@@ -138,8 +147,12 @@ def _valid_spawn(request: Message, fds: Sequence[int]) -> str | None:
                 f"[, runtime channel]), got {len(fds)}")
     if request.get("mode") not in ("python", "exec"):
         return f"unknown mode {request.get('mode')!r}"
-    if request.get("channel") and request["mode"] != "python":
-        return "a runtime channel is for the built-in runtime (python mode) only"
+    standby = request.get("standby", False)
+    if not isinstance(standby, bool) or standby and (tier != "namespaces" or "spare" in request
+                                                     or not request.get("channel")):
+        return "a standby is a namespaces-tier spawn with a channel and no spare"
+    if request.get("channel") and request["mode"] != "python" and not standby:
+        return "a runtime channel is for the built-in runtime (python mode) or a standby only"
     argv = request.get("argv") or []
     if request["mode"] == "exec" and not (
             argv and all(isinstance(a, str) and "\0" not in a for a in argv)
@@ -163,7 +176,9 @@ def _valid_spawn(request: Message, fds: Sequence[int]) -> str | None:
         return "cgroups must be a list of paths"
     if tier == "namespaces":
         root = request.get("root")
-        if not isinstance(root, dict) or not isinstance(root.get("task_root"), str) \
+        if not isinstance(root, dict) \
+                or not isinstance(root.get("task_root"), str) and not standby \
+                or standby and root.get("task_root") is not None \
                 or not isinstance(root.get("tmp_mb"), int) or root["tmp_mb"] <= 0 \
                 or "spare" not in request and not isinstance(root.get("staging"), str):
             return "the namespaces tier needs root: {staging, task_root, tmp_mb, binds}"
@@ -188,6 +203,20 @@ def _valid_prepare(request: Message, fds: Sequence[int]) -> str | None:
     root = request.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("staging"), str):
         return "a spare needs root: {staging, binds, symlinks}"
+    return None
+
+
+def _valid_show(request: Message, fds: Sequence[int], standbys: set[int]) -> str | None:
+    """The reason a show request cannot be honoured, or None."""
+    if fds:
+        return f"a show request carries no fds, got {len(fds)}"
+    if confine is None:
+        return f"showing code needs ctypes: {_CONFINE_MISSING}"
+    if request.get("pid") not in standbys:
+        return f"no standby environment {request.get('pid')!r} waits for its code"
+    task_root = request.get("task_root")
+    if not isinstance(task_root, str) or not os.path.isabs(task_root) or "\0" in task_root:
+        return "task_root must be an absolute path"
     return None
 
 
@@ -253,10 +282,13 @@ class _Setup:
     spare that becomes one) or a spare ("prepare"), as the zygote follows it: its private
     socket, its pid (None once reaped), fds it passed back, its deadline."""
 
-    __slots__ = ("kind", "key", "sock", "pid", "deadline", "outcome", "fds")
+    __slots__ = ("kind", "key", "sock", "pid", "deadline", "outcome", "fds", "request_standby")
 
-    def __init__(self, kind: str, key: Any, sock: socket.socket, pid: int) -> None:
+    def __init__(self, kind: str, key: Any, sock: socket.socket, pid: int,
+                 standby: bool = False) -> None:
         self.kind = kind
+        #: A spawn of a standby environment (``show`` may give it its code once).
+        self.request_standby = standby
         self.key = key
         self.sock = sock
         self.pid: int | None = pid
@@ -277,6 +309,7 @@ class Zygote:
         # spare id -> (socket, pid), for spares waiting to be used
         self._spares: dict[Any, tuple[socket.socket, int]] = {}
         self._spare_ids: dict[int, Any] = {}  # pid -> spare id, for spares waiting or becoming environments
+        self._standbys: set[int] = set()  # pids of standby environments that have no code yet
         # Namespaces-tier children and the inits of their pid namespaces (``reaper.py``),
         # both ways, while both live: an init is killed when its child is reaped.
         self._inits: dict[int, int] = {}  # child pid -> init pid
@@ -383,6 +416,7 @@ class Zygote:
                 sock, _ = self._spares.pop(spare_id)
                 sock.close()
                 self._send({"op": "spare_lost", "id": spare_id})
+            self._standbys.discard(pid)
             if self._children.pop(pid, None) is None:
                 continue
             if os.WIFSIGNALED(status):
@@ -455,16 +489,18 @@ class Zygote:
             return
         key = request.get("id")
         op = request.get("op")
-        if op not in ("spawn", "prepare"):
+        if op not in ("spawn", "prepare", "show"):
             self._close_fds(fds)
             sys.stderr.write(f"strato zygote: ignoring unknown op {op!r}\n")
             return
-        failed = "spawn_failed" if op == "spawn" else "prepare_failed"
+        failed = f"{op}_failed"
         problem: str | None
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             problem = "request truncated"
         elif op == "prepare":
             problem = _valid_prepare(request, fds)
+        elif op == "show":
+            problem = _valid_show(request, fds, self._standbys)
         else:
             problem = _valid_spawn(request, fds)
             if problem is None and "spare" in request \
@@ -476,6 +512,8 @@ class Zygote:
             return
         if op == "spawn" and "spare" in request:
             self._hand_to_spare(key, request["spare"], data, fds)
+        elif op == "show":
+            self._show(key, request["pid"], request["task_root"])
         else:
             self._fork(op, key, request, fds)
 
@@ -511,7 +549,37 @@ class Zygote:
             self._child.become_environment(request, fds, ours)  # never returns
         ours.close()
         self._close_fds(fds)
-        self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid))
+        self._follow(_Setup("prepare" if op == "prepare" else "spawn", key, parent, pid,
+                            standby=bool(request.get("standby"))))
+
+    def _show(self, key: Any, pid: int, task_root: str) -> None:
+        """Fork a child that shows ``task_root`` at /var/task of the standby environment
+        ``pid`` (``child.show_code``); answered ``shown`` or ``show_failed``. Single use:
+        the environment is no standby any more, whatever the outcome."""
+        self._standbys.discard(pid)
+        try:
+            # Opened here, while ``pid`` is an unreaped child: the number cannot be reused.
+            mounts = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            self._send({"op": "show_failed", "id": key,
+                        "error": f"the environment's mount namespace: {exc}"})
+            return
+        parent, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            helper = forking.fork()
+        except OSError as exc:
+            for sock in (parent, ours):
+                sock.close()
+            os.close(mounts)
+            self._send({"op": "show_failed", "id": key, "error": f"fork: {exc}"})
+            return
+        if helper == 0:
+            parent.close()
+            self._leave_zygote([ours.fileno(), mounts])
+            self._child.show_code(task_root, mounts, ours)  # never returns
+        ours.close()
+        os.close(mounts)
+        self._follow(_Setup("show", key, parent, helper))
 
     def _fork_child(self, namespaced: bool, cgroups: Iterable[str]) -> int:
         """Fork; with ``namespaced``, the child is pid 2 of a new pid namespace whose init,
@@ -670,8 +738,22 @@ class Zygote:
             self._send({"op": "prepared", "id": setup.key, "pid": pid})
             return
         setup.sock.close()
+        if setup.kind == "show":  # the helper exits by itself; reaped silently
+            self._close_fds(passed)
+            if outcome == "ok":
+                self._send({"op": "shown", "id": setup.key})
+            else:
+                if pid is not None:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                self._send({"op": "show_failed", "id": setup.key, "error": outcome})
+            return
         if outcome == "ok" and pid is not None:
             self._spare_ids.pop(pid, None)
+            if setup.request_standby:
+                self._standbys.add(pid)
             self._children[pid] = setup.key
             if setup.kind == "finish" and self._learning is None \
                     and self._samples < _LEARN_SAMPLES:
