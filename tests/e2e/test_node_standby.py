@@ -213,3 +213,28 @@ def test_internet_egress_has_standbys_of_its_own(
         payload = standby_start(server, {"index.js": INTROSPECT})
         assert payload["interfaces"] == ["eth0", "lo"]
         assert payload["task"] == ["index.js"]
+
+
+#: Connects to strato's API where the function is told it is (``AWS_ENDPOINT_URL``).
+REACH_ENDPOINT = r"""
+const net = require('net');
+exports.handler = async () => {
+  const url = new URL(process.env.AWS_ENDPOINT_URL);
+  const reached = await new Promise((resolve) => {
+    const socket = net.connect(Number(url.port), url.hostname, () => {
+      socket.end();
+      resolve('connected');
+    });
+    socket.on('error', (error) => resolve(error.code));
+  });
+  return { age: process.uptime(), endpoint: process.env.AWS_ENDPOINT_URL, reached };
+};
+"""
+
+
+def test_a_standby_reaches_strato_where_its_variables_say(server: TierServer) -> None:
+    """The standby listened for strato's API before it knew its function: at the port its
+    ``AWS_ENDPOINT_URL`` names, which the SDKs call."""
+    payload = standby_start(server, {"index.js": REACH_ENDPOINT})
+    assert payload["endpoint"] == f"http://127.0.0.1:{server.port}"
+    assert payload["reached"] == "connected", payload
