@@ -40,6 +40,8 @@ from strato.api.layer_operations import layer_resource
 from strato.api.routing import Router
 from strato.api.service_models import service_model
 from strato.api.sqs_api import SqsApi
+from strato.api.stream_invoke import PATH as _STREAM_INVOKE_PATH
+from strato.api.stream_invoke import StreamInvokeApi
 from strato.api.validation import validate
 from strato.auth.sigv4 import SigV4Verifier
 from strato.domain import limits
@@ -118,6 +120,7 @@ class ApiServer:
         self._invoke_async_op: OperationModel = model.operation_model("InvokeAsync")
         self._operations = operations
         self._invocations = invocations
+        self._stream_invoke = StreamInvokeApi(invocations)
         self._control = control
         self._account = account
         self._default_region = default_region
@@ -151,7 +154,8 @@ class ApiServer:
     # limits --------------------------------------------------------------------------
     @staticmethod
     def body_limit(method: str, path: str) -> int:
-        if path.endswith("/invocations") or "/invoke-async" in path:
+        if (path.endswith("/invocations") or "/invoke-async" in path
+                or path.endswith("/response-streaming-invocations")):
             return limits.SYNC_PAYLOAD_MAX_BYTES
         if path == "/":  # the JSON-protocol APIs (SQS, CloudWatch Logs); no Lambda route
             return QUEUE_REQUEST_MAX_BYTES
@@ -194,6 +198,11 @@ class ApiServer:
             match = _INVOKE_PATH.fullmatch(path)
             if match and request.method == "POST":
                 self._invoke(request, responder, principal, unquote(match.group(1)), request_id)
+                return
+            match = _STREAM_INVOKE_PATH.fullmatch(path)
+            if match and request.method == "POST":
+                self._invoke_streaming(request, responder, principal, unquote(match.group(1)),
+                                       request_id)
                 return
             match = _INVOKE_ASYNC_PATH.fullmatch(path)
             if match and request.method == "POST" and self._events is not None:
@@ -347,6 +356,17 @@ class ApiServer:
         if invocation_type == DRY_RUN and result is not None:
             responder.send(204, [_JSON, ("x-amzn-RequestId", request_id),
                                  ("X-Amz-Executed-Version", result.executed_version)])
+
+    def _invoke_streaming(self, request: Request, responder: Responder, principal: Principal,
+                          function_name: str, request_id: str) -> None:
+        """InvokeWithResponseStream (``api.stream_invoke``), authorised as Invoke is."""
+        params = self._stream_invoke.params(request, function_name)
+        scope = self._scope(request)
+        if self._authorizer is not None:
+            ref = resolve_function_name(function_name, scope, params.get("Qualifier"))
+            self._authorizer(principal, "lambda:InvokeFunction",
+                             scope.function_arn(ref.name, ref.qualifier))
+        self._stream_invoke.invoke(request, responder, params, scope, request_id)
 
     def _invoke_async(self, request: Request, responder: Responder, principal: Principal,
                       function_name: str, request_id: str) -> None:

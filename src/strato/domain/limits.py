@@ -29,6 +29,11 @@ SYNC_PAYLOAD_MAX_BYTES = 6 * 1024 * 1024  # 6,291,456: request of a synchronous 
 SYNC_RESPONSE_MAX_BYTES = 6_291_556
 ASYNC_PAYLOAD_MAX_BYTES = 1024 * 1024
 LOG_TAIL_BYTES = 4 * 1024
+#: A streamed response's soft limit (20 MiB), for callers that take it as a stream
+#: (InvokeWithResponseStream, a RESPONSE_STREAM function URL); a caller that takes the whole
+#: response (Invoke) keeps ``SYNC_RESPONSE_MAX_BYTES``.
+#: https://docs.aws.amazon.com/lambda/latest/dg/configuration-response-streaming.html
+STREAMING_RESPONSE_MAX_BYTES = 20 * 1024 * 1024
 
 ZIPPED_CODE_MAX_BYTES = 50 * 1024 * 1024  # 52,428,800
 UNZIPPED_CODE_MAX_BYTES = 250 * 1024 * 1024  # 262,144,000

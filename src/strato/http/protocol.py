@@ -39,7 +39,7 @@ from http import HTTPStatus
 import httptools
 
 from strato.http.limits import HttpLimits
-from strato.http.request import BodyLimit, Handler, Request, Responder
+from strato.http.request import BodyLimit, BodyStream, Handler, Request, Responder, Streams
 from strato.http.slots import Arrival, ConnectionSlots
 from strato.http.sweep import DeadlineSweep
 
@@ -69,12 +69,16 @@ class Endpoint:
     """What every connection of one server shares: its handler, body limits, ``HttpLimits``,
     deadline sweep and connection slots."""
 
-    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit", "closed")
+    __slots__ = ("handler", "body_limit", "limits", "sweep", "slots", "head_limit", "closed",
+                 "streams")
 
     def __init__(self, handler: Handler, body_limit: BodyLimit, limits: HttpLimits,
-                 sweep: DeadlineSweep) -> None:
+                 sweep: DeadlineSweep, streams: Streams | None = None) -> None:
         self.handler = handler
         self.body_limit = body_limit
+        #: Picks the requests whose body the handler takes as it arrives (none without it);
+        #: their size is for the handler to bound.
+        self.streams = streams
         self.limits = limits
         self.sweep = sweep
         self.slots = ConnectionSlots(limits.max_connections)
@@ -92,6 +96,10 @@ class HttpProtocol(asyncio.Protocol):
         self._endpoint = endpoint
         self._handler = endpoint.handler
         self._body_limit = endpoint.body_limit
+        self._streams = endpoint.streams
+        #: The body being streamed to the handler, and its trailer fields.
+        self._stream: BodyStream | None = None
+        self._trailers: dict[str, str] = {}
         limits = self._limits = endpoint.limits
         self._max_url_bytes = limits.max_url_bytes
         self._max_headers = limits.max_headers
@@ -150,6 +158,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._transport = None
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.end(None)
         self._queue.clear()
         self._held.clear()
         self._endpoint.slots.leave(self)
@@ -228,6 +239,9 @@ class HttpProtocol(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
+        if self._stream is not None:  # a trailer field of a streamed body
+            self._trailers[key] = text
+            return
         headers = self._headers
         previous = headers.get(key)
         if previous is None:
@@ -280,11 +294,26 @@ class HttpProtocol(asyncio.Protocol):
             raise _Stop
         path = self._url.split(b"?", 1)[0].decode("latin-1")
         self._limit = self._body_limit(method, path)
+        if self._streams is not None and self._streams(method, path, self._headers):
+            self._begin_stream(path)
+            return
         length = self._headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > self._limit:
             self._refuse_body()
 
+    def _begin_stream(self, path: str) -> None:
+        """Hand the request to its handler now, its body to follow through a ``BodyStream``."""
+        stream = self._stream = BodyStream()
+        self._trailers = {}
+        query = self._url.decode("latin-1").partition("?")[2]
+        request = Request(self._method, path, query, self._headers, b"", False, self._peer)
+        request.stream = stream
+        self._enqueue(request)
+
     def on_body(self, body: bytes) -> None:
+        if self._stream is not None:
+            self._stream.feed(body)
+            return
         size = self._body_size + len(body)
         if size > self._limit:
             self._refuse_body()
@@ -294,6 +323,13 @@ class HttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         self._reader = _BETWEEN
         self._mark += 1
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.end(self._trailers)
+            if not self._parser.should_keep_alive():
+                self._stop()
+                raise _Stop
+            return
         body = self._body
         path, _, query = self._url.decode("latin-1").partition("?")
         request = Request(self._method, path, query, self._headers,
@@ -385,6 +421,40 @@ class HttpProtocol(asyncio.Protocol):
             transport.write(body)
         if self._queue or self._stopped:
             self._advance()
+
+    def write_head_chunked(self, status: int, headers: Iterable[tuple[str, str]]) -> None:
+        """Begin the answer of the request the handler holds with a chunked body; the handler
+        still holds it until ``end_chunked``."""
+        transport = self._transport
+        self._mark += 1
+        if transport is None or transport.is_closing():
+            return
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
+        for name, value in headers:
+            head.append(f"{name}: {value}\r\n".encode("latin-1"))
+        head.append(b"Transfer-Encoding: chunked\r\n")
+        if self._stopped and not self._queue:
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
+        transport.write(b"".join(head))
+
+    def write_chunk(self, data: bytes) -> None:
+        """One chunk of a body ``write_head_chunked`` began (never empty: that ends it)."""
+        transport = self._transport
+        self._mark += 1
+        if transport is None or transport.is_closing():
+            return
+        transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def end_chunked(self) -> None:
+        """End a chunked answer: the connection serves its next request."""
+        transport = self._transport
+        self._busy = False
+        self._mark += 1
+        if transport is None or transport.is_closing():
+            return
+        transport.write(b"0\r\n\r\n")
+        self._advance()
 
     def _write_refusal(self, status: int, message: str) -> None:
         transport = self._transport

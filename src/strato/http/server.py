@@ -17,7 +17,7 @@ import socket
 from strato.http.limits import HttpLimits
 from strato.http.listener import Listener, PeerCheck
 from strato.http.protocol import Endpoint, HttpProtocol
-from strato.http.request import BodyLimit, Handler
+from strato.http.request import BodyLimit, Handler, Streams
 from strato.http.sweep import DeadlineSweep
 
 DEFAULT_LIMITS = HttpLimits()
@@ -38,9 +38,10 @@ async def serve(
 async def serve_socket(
     handler: Handler, body_limit: BodyLimit, sock: socket.socket, *,
     limits: HttpLimits = DEFAULT_LIMITS, sweep: DeadlineSweep | None = None,
+    streams: Streams | None = None,
 ) -> asyncio.Server:
     """Serve on an already listening ``sock`` (which the server then owns)."""
-    endpoint = Endpoint(handler, body_limit, limits, sweep or DeadlineSweep())
+    endpoint = Endpoint(handler, body_limit, limits, sweep or DeadlineSweep(), streams)
     loop = asyncio.get_running_loop()
     sock.setblocking(False)
     return await loop.create_server(lambda: HttpProtocol(endpoint), sock=sock)
@@ -49,12 +50,12 @@ async def serve_socket(
 def serve_listener(
     handler: Handler, body_limit: BodyLimit, sock: socket.socket, *,
     limits: HttpLimits = DEFAULT_LIMITS, sweep: DeadlineSweep | None = None,
-    admit: PeerCheck | None = None,
+    admit: PeerCheck | None = None, streams: Streams | None = None,
 ) -> Listener:
     """A ``Listener`` serving ``sock`` (which it then owns), not yet started: at most
     ``limits.max_connections`` connections open, each one's peer first checked by ``admit``
-    (when given)."""
-    endpoint = Endpoint(handler, body_limit, limits, sweep or DeadlineSweep())
+    (when given). ``streams`` picks the requests whose body the handler takes as it arrives."""
+    endpoint = Endpoint(handler, body_limit, limits, sweep or DeadlineSweep(), streams)
     listener = Listener(sock, lambda: HttpProtocol(endpoint), limits.max_connections, admit)
     endpoint.closed = listener.closed
     return listener

@@ -33,7 +33,7 @@ from strato.http.server import DEFAULT_LIMITS, serve_listener
 from strato.http.sweep import DeadlineSweep
 from strato.runtime_api.channel import RuntimeChannel
 from strato.runtime_api.http_limits import BACKLOG, runtime_api_limits
-from strato.runtime_api.routes import RuntimeApiRoutes
+from strato.runtime_api.routes import RuntimeApiRoutes, streams
 from strato.sandbox.base import EnvironmentProcess
 from strato.sandbox.sock_diag import SockDiag
 from strato.scheduler.environment import ExecutionEnvironment
@@ -149,7 +149,8 @@ class RuntimeApiServer:
         routes = RuntimeApiRoutes(env)
         admit = None if uid is None else self._peer_check(env, uid)
         listener = serve_listener(routes.handle, routes.body_limit, sock,
-                                  limits=self._limits_of(env), sweep=self._sweep, admit=admit)
+                                  limits=self._limits_of(env), sweep=self._sweep, admit=admit,
+                                  streams=streams)
         listener.start()
         return listener
 

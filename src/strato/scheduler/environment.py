@@ -27,7 +27,10 @@ The runtime inside reaches the environment through the Runtime API's transports
 (``strato.runtime_api``: HTTP at ``AWS_LAMBDA_RUNTIME_API`` for any runtime, the runtime
 channel for strato's built-in one), which turn its requests into ``runtime_next``,
 ``runtime_response``, ``runtime_error`` and ``runtime_init_error``, whichever transport the
-runtime uses. All methods run on the event loop's thread.
+runtime uses. All methods run on the event loop's thread. A response the runtime streams
+(``runtime_stream``, ``runtime_stream_chunk``, ``runtime_stream_end``) reaches a caller that
+takes it as a stream (``Invocation.stream``) chunk by chunk, and is gathered for one that
+does not; either way the invocation ends at the stream's end, as with a response post.
 
 Its output goes to its log stream through its ``LogCapture`` (``scheduler.log_capture``),
 which the environment tells when an invocation begins and closes and when INIT or a wait
@@ -121,6 +124,20 @@ def _error_type(document: bytes) -> str:
     return error_type if isinstance(error_type, str) and error_type else "Runtime.Unknown"
 
 
+class _StreamedResponse:
+    """The response a runtime is streaming for ``invocation``; ``limit`` its most bytes."""
+
+    __slots__ = ("invocation", "limit", "size", "gathered")
+
+    def __init__(self, invocation: Invocation) -> None:
+        self.invocation = invocation
+        self.limit = (limits.STREAMING_RESPONSE_MAX_BYTES if invocation.stream is not None
+                      else limits.SYNC_RESPONSE_MAX_BYTES)
+        self.size = 0
+        #: The chunks, for a caller that takes the whole response.
+        self.gathered: list[bytes] = []
+
+
 class ExecutionEnvironment:
     """See the module docstring. Built by the pool, which passes ``on_released`` (called when
     the environment became IDLE and can take an invocation), ``on_dead`` and ``on_finished``
@@ -175,6 +192,7 @@ class ExecutionEnvironment:
         self._log = LogCapture(self._loop, sink, version.log_group, log_stream,
                                version.logging_config)
         self._death_fault: Fault | None = None
+        self._streamed: _StreamedResponse | None = None
 
     # lifecycle -------------------------------------------------------------------------
     @property
@@ -287,6 +305,52 @@ class ExecutionEnvironment:
         self._complete(body, False)
         return Post.ACCEPTED
 
+    def runtime_stream(self, request_id: str, content_type: str) -> Post:
+        """The runtime begins streaming its response for ``request_id`` (once per
+        invocation; a response or error post is refused from then on)."""
+        if not self._expects(request_id):
+            return Post.INVALID_REQUEST_ID
+        invocation = self._current
+        assert invocation is not None
+        self._streamed = _StreamedResponse(invocation)
+        if invocation.stream is not None:
+            invocation.stream.begin(content_type)
+        return Post.ACCEPTED
+
+    def runtime_stream_chunk(self, request_id: str, data: bytes) -> Post:
+        """The next bytes of the response ``request_id``'s runtime streams. Past the limit
+        (``limits.STREAMING_RESPONSE_MAX_BYTES`` to a streaming caller, the buffered one
+        otherwise) the invocation fails with Function.ResponseSizeTooLarge at once."""
+        streamed = self._streamed
+        if streamed is None or streamed.invocation.request_id != request_id:
+            return Post.INVALID_REQUEST_ID
+        if not data:
+            return Post.ACCEPTED
+        streamed.size += len(data)
+        if streamed.size > streamed.limit:
+            self._complete(faults.response_too_large(streamed.limit).payload(), True)
+            return Post.TOO_LARGE
+        sink = streamed.invocation.stream
+        if sink is not None:
+            sink.chunk(data)
+        else:
+            streamed.gathered.append(data)
+        return Post.ACCEPTED
+
+    def runtime_stream_end(self, request_id: str, error_type: str | None,
+                           error_body: bytes | None) -> Post:
+        """The streamed response of ``request_id`` is over: complete, or (``error_type``
+        given) ended by the error the runtime reported mid-stream, whose document is
+        ``error_body`` (wrapped as AWS does when it is not JSON)."""
+        streamed = self._streamed
+        if streamed is None or streamed.invocation.request_id != request_id:
+            return Post.INVALID_REQUEST_ID
+        if error_type is not None:
+            self._complete(_error_body(error_body or b"", error_type), True)
+        else:
+            self._complete(b"".join(streamed.gathered), False)
+        return Post.ACCEPTED
+
     def runtime_error(self, request_id: str, body: bytes, error_type: str | None) -> Post:
         """The runtime's error document for ``request_id`` (a body that is not JSON is
         wrapped as AWS does, under ``error_type``)."""
@@ -316,7 +380,8 @@ class ExecutionEnvironment:
 
     def _expects(self, request_id: str) -> bool:
         invocation = self._current
-        return invocation is not None and self._delivered and invocation.request_id == request_id
+        return (invocation is not None and self._delivered and invocation.request_id == request_id
+                and self._streamed is None)
 
     def _deliver(self, waiter: EventWaiter) -> None:
         invocation = self._current
@@ -360,6 +425,7 @@ class ExecutionEnvironment:
         finally:
             self._current = None
             self._delivered = False
+            self._streamed = None
             if then_destroy or self.retired or self.state is State.DEAD:
                 if self.state is not State.DEAD:
                     self.destroy()

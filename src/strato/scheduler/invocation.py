@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 SANDBOX_TIMEDOUT = "Sandbox.Timedout"
 RUNTIME_EXIT_ERROR = "Runtime.ExitError"
@@ -75,14 +75,31 @@ def response_too_large(limit: int) -> Fault:
     )
 
 
+class StreamSink(Protocol):
+    """Where a caller that takes a response as a stream receives it, as the runtime sends it
+    (``Lambda-Runtime-Function-Response-Mode: streaming``). ``begin`` comes first, once,
+    then any number of ``chunk``; the end (success, or the error the runtime reported
+    mid-stream, and the log tail) is the invocation's ``on_done``, whose ``payload`` is then
+    empty on success and the error document on error. A runtime that answers with a
+    buffered response calls neither: ``on_done`` has the whole payload."""
+
+    def begin(self, content_type: str) -> None:
+        """The runtime started streaming a body of ``content_type``."""
+
+    def chunk(self, data: bytes) -> None:
+        """The next bytes of the body (never empty)."""
+
+
 class Invocation:
     """One synchronous invocation handed to the environment pool.
 
     ``on_done`` is called exactly once, on the event loop's thread, with the result.
+    ``stream`` is where a caller that takes the response as a stream receives it; without
+    one a streamed response is gathered into ``on_done``'s payload (as Invoke answers it).
     """
 
     __slots__ = ("request_id", "payload", "invoked_arn", "client_context", "cognito_identity",
-                 "want_tail", "trace_id", "on_done", "done")
+                 "want_tail", "trace_id", "on_done", "done", "stream")
 
     def __init__(
         self,
@@ -95,6 +112,7 @@ class Invocation:
         cognito_identity: str | None = None,
         want_tail: bool = False,
         trace_id: str | None = None,
+        stream: StreamSink | None = None,
     ) -> None:
         self.request_id = request_id
         self.payload = payload
@@ -105,6 +123,7 @@ class Invocation:
         self.trace_id = trace_id
         self.on_done = on_done
         self.done = False
+        self.stream = stream
 
     def finish(self, result: InvocationResult) -> None:
         if not self.done:

@@ -26,7 +26,7 @@ from strato.domain.errors import (
 from strato.domain.ids import request_id as new_request_id
 from strato.domain.ids import trace_id
 from strato.domain.models import LATEST, FunctionVersion
-from strato.scheduler.invocation import Invocation, InvocationResult
+from strato.scheduler.invocation import Invocation, InvocationResult, StreamSink
 from strato.scheduler.pool import EnvironmentPool
 from strato.services.registry import FunctionRegistry, resolve
 
@@ -96,6 +96,65 @@ class InvocationService:
     ) -> InvocationResult | None:
         """Start an invocation. Returns a result at once for DryRun; otherwise None and the
         result goes to ``on_done``. Raises AWS errors for a request that cannot run."""
+        ref, record, context = self._admit(function_name, qualifier, payload, scope,
+                                           invocation_type, client_context)
+        if invocation_type == DRY_RUN:
+            return InvocationResult(b"", record.version)
+        invocation = Invocation(
+            request_id or new_request_id(),
+            payload,
+            scope.function_arn(record.name, ref.qualifier),
+            on_done,
+            client_context=context,
+            want_tail=tail,
+            trace_id=trace_id(),
+        )
+        self._pool.invoke(record, invocation)
+        return None
+
+    def invoke_streaming(
+        self,
+        function_name: str,
+        qualifier: str | None,
+        payload: bytes,
+        scope: Scope,
+        sink: StreamSink,
+        on_done: Callable[[InvocationResult], None],
+        *,
+        request_id: str | None = None,
+        dry_run: bool = False,
+        tail: bool = False,
+        client_context: str | None = None,
+    ) -> str:
+        """Start an invocation whose response ``sink`` takes as the runtime streams it
+        (InvokeWithResponseStream, a RESPONSE_STREAM function URL); its end (or a whole
+        buffered response) goes to ``on_done``. Returns the version that runs it, before
+        anything reaches ``sink``; with ``dry_run``, nothing runs. Raises AWS errors for a
+        request that cannot run, as ``invoke`` does."""
+        ref, record, context = self._admit(function_name, qualifier, payload, scope,
+                                           DRY_RUN if dry_run else REQUEST_RESPONSE,
+                                           client_context)
+        if dry_run:
+            return record.version
+        invocation = Invocation(
+            request_id or new_request_id(),
+            payload,
+            scope.function_arn(record.name, ref.qualifier),
+            on_done,
+            client_context=context,
+            want_tail=tail,
+            trace_id=trace_id(),
+            stream=sink,
+        )
+        self._pool.invoke(record, invocation)
+        return record.version
+
+    def _admit(
+        self, function_name: str, qualifier: str | None, payload: bytes, scope: Scope,
+        invocation_type: str, client_context: str | None,
+    ) -> tuple[FunctionRef, FunctionVersion, str | None]:
+        """The checks of a synchronous invocation, in AWS's order: the function and
+        qualifier it resolves to, and the decoded client context; raises AWS errors."""
         if len(payload) > limits.SYNC_PAYLOAD_MAX_BYTES:
             raise RequestEntityTooLargeException(
                 f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
@@ -114,16 +173,4 @@ class InvocationService:
                 "The operation cannot be performed at this time. The function is currently in "
                 f"the following state: {record.state.value}"
             )
-        if invocation_type == DRY_RUN:
-            return InvocationResult(b"", record.version)
-        invocation = Invocation(
-            request_id or new_request_id(),
-            payload,
-            scope.function_arn(record.name, ref.qualifier),
-            on_done,
-            client_context=context,
-            want_tail=tail,
-            trace_id=trace_id(),
-        )
-        self._pool.invoke(record, invocation)
-        return None
+        return ref, record, context

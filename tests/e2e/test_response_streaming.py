@@ -1,0 +1,182 @@
+"""Response streaming end to end: InvokeWithResponseStream read through boto3's event stream,
+fed by runtimes that stream (a custom runtime speaking the Runtime API's streaming mode by
+hand, Node.js's ``awslambda.streamifyResponse``, Python generator handlers)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import make_zip
+from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
+from tests.e2e.hostile import unique
+
+#: A custom runtime that streams by hand: the event says what to stream (``chunks``, with
+#: ``pause`` seconds between them), and how to end (``error``: trailers naming an error).
+STREAMING_BOOTSTRAP = '''#!/bin/sh
+exec /usr/bin/python3 -S -c '
+import base64, json, os, socket, time, urllib.request
+host, port = os.environ["AWS_LAMBDA_RUNTIME_API"].split(":")
+api = "http://" + host + ":" + port + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as answer:
+        request_id = answer.headers["Lambda-Runtime-Aws-Request-Id"]
+        event = json.loads(answer.read())
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(("POST /2018-06-01/runtime/invocation/" + request_id + "/response HTTP/1.1\\r\\n"
+                  "Host: runtime\\r\\nContent-Type: text/plain\\r\\n"
+                  "Lambda-Runtime-Function-Response-Mode: streaming\\r\\n"
+                  "Transfer-Encoding: chunked\\r\\n"
+                  "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\\r\\n"
+                  "\\r\\n").encode())
+    chunks = [c.encode() for c in event.get("chunks", [])]
+    if event.get("size"):
+        chunks = [b"x" * 1048576] * (event["size"] // 1048576)
+    for index, chunk in enumerate(chunks):
+        if index and event.get("pause"):
+            time.sleep(event["pause"])
+        sock.sendall(b"%x\\r\\n" % len(chunk) + chunk + b"\\r\\n")
+    trailers = b""
+    if event.get("error"):
+        body = json.dumps({"errorMessage": event["error"], "errorType": "Stream.Broke"})
+        trailers = (b"Lambda-Runtime-Function-Error-Type: Stream.Broke\\r\\n"
+                    b"Lambda-Runtime-Function-Error-Body: " + base64.b64encode(body.encode()) + b"\\r\\n")
+    print("streamed", len(chunks), "chunks", flush=True)
+    sock.sendall(b"0\\r\\n" + trailers + b"\\r\\n")
+    answer = b""
+    while b"\\r\\n\\r\\n" not in answer:
+        data = sock.recv(65536)
+        if not data:
+            break
+        answer += data
+    sock.close()
+'
+'''
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StratoServer]:
+    started = start_server(tmp_path_factory.mktemp("streaming"), "--keep-alive", "60")
+    yield started
+    stop_server(started)
+
+
+@pytest.fixture(scope="module")
+def client(server: StratoServer) -> Any:
+    return client_for(server.endpoint)
+
+
+def _create(client: Any, files: dict[str, str], runtime: str, handler: str = "app.handler",
+            **kwargs: Any) -> str:
+    name = unique("stream")
+    modes = {"bootstrap": 0o755} if "bootstrap" in files else None
+    client.create_function(FunctionName=name, Runtime=runtime, Role=ROLE, Handler=handler,
+                           Code={"ZipFile": make_zip(files, modes=modes)}, Timeout=30, **kwargs)
+    client.get_waiter("function_active_v2").wait(
+        FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return name
+
+
+@pytest.fixture(scope="module")
+def custom(client: Any) -> str:
+    if not os.access("/usr/bin/python3", os.X_OK):
+        pytest.skip("the streaming bootstrap runs /usr/bin/python3, which this host lacks")
+    return _create(client, {"bootstrap": STREAMING_BOOTSTRAP}, "provided.al2023",
+                   handler="function.handler")
+
+
+def _read(response: dict[str, Any]) -> tuple[list[tuple[float, bytes]], dict[str, Any]]:
+    """The chunks of a streamed answer with when each arrived, and its InvokeComplete."""
+    chunks: list[tuple[float, bytes]] = []
+    complete: dict[str, Any] = {}
+    for event in response["EventStream"]:
+        if "PayloadChunk" in event:
+            chunks.append((time.monotonic(), event["PayloadChunk"]["Payload"]))
+        elif "InvokeComplete" in event:
+            complete = event["InvokeComplete"]
+    return chunks, complete
+
+
+def _stream(client: Any, name: str, event: Any, **kwargs: Any) -> tuple[
+        dict[str, Any], list[tuple[float, bytes]], dict[str, Any]]:
+    response = client.invoke_with_response_stream(
+        FunctionName=name, Payload=json.dumps(event).encode(), **kwargs)
+    chunks, complete = _read(response)
+    return response, chunks, complete
+
+
+def test_a_custom_runtime_streams_chunk_by_chunk(client: Any, custom: str) -> None:
+    _stream(client, custom, {"chunks": ["warm"]})  # the cold start is not what is timed
+    started = time.monotonic()
+    response, chunks, complete = _stream(client, custom,
+                                         {"chunks": ["first ", "second ", "third"], "pause": 0.4})
+    finished = time.monotonic()
+    assert response["StatusCode"] == 200
+    assert response["ExecutedVersion"] == "$LATEST"
+    assert response["ResponseStreamContentType"] == "application/vnd.amazon.eventstream"
+    assert b"".join(chunk for _, chunk in chunks) == b"first second third"
+    assert complete == {}
+    # The first chunk came while the function was still streaming (it pauses 0.8 s after).
+    assert chunks[0][0] - started < 0.6 * (finished - started)
+    assert finished - chunks[0][0] >= 0.6
+
+
+def test_a_mid_stream_error_is_in_invoke_complete(client: Any, custom: str) -> None:
+    _, chunks, complete = _stream(client, custom, {"chunks": ["partial"], "error": "it broke"})
+    assert b"".join(chunk for _, chunk in chunks) == b"partial"
+    assert complete["ErrorCode"] == "Stream.Broke"
+    assert json.loads(complete["ErrorDetails"]) == {"errorMessage": "it broke",
+                                                    "errorType": "Stream.Broke"}
+
+
+def test_log_type_tail_gives_the_log_result(client: Any, custom: str) -> None:
+    _, _, complete = _stream(client, custom, {"chunks": ["a", "b"]}, LogType="Tail")
+    log = base64.b64decode(complete["LogResult"]).decode()
+    assert "streamed 2 chunks" in log
+    assert "REPORT RequestId:" in log
+
+
+def test_over_twenty_megabytes_fails_the_stream(client: Any, custom: str) -> None:
+    _, chunks, complete = _stream(client, custom, {"size": 21 * 1024 * 1024})
+    assert sum(len(chunk) for _, chunk in chunks) <= 20 * 1024 * 1024
+    assert complete["ErrorCode"] == "Function.ResponseSizeTooLarge"
+    # The environment goes on serving.
+    _, chunks, complete = _stream(client, custom, {"chunks": ["after"]})
+    assert b"".join(chunk for _, chunk in chunks) == b"after" and complete == {}
+
+
+def test_invoke_of_a_streaming_function_gets_the_whole_response(client: Any, custom: str) -> None:
+    response = client.invoke(FunctionName=custom, Payload=b'{"chunks": ["one ", "two"]}')
+    assert response["Payload"].read() == b"one two"
+    assert "FunctionError" not in response
+
+
+def test_a_buffered_function_is_one_payload_chunk(client: Any) -> None:
+    name = _create(client, {"app.py": "def handler(event, context):\n    return event\n"},
+                   "python3.11")
+    _, chunks, complete = _stream(client, name, {"hello": "world"})
+    assert [chunk for _, chunk in chunks] == [b'{"hello": "world"}']
+    assert complete == {}
+    failing = _create(client, {"app.py": "def handler(event, context):\n    raise KeyError('k')\n"},
+                      "python3.11")
+    _, chunks, complete = _stream(client, failing, {})
+    assert chunks == []
+    assert complete["ErrorCode"] == "KeyError"
+    assert json.loads(complete["ErrorDetails"])["errorType"] == "KeyError"
+
+
+def test_bad_requests_get_aws_errors(client: Any) -> None:
+    with pytest.raises(client.exceptions.ResourceNotFoundException) as missing:
+        client.invoke_with_response_stream(FunctionName=unique("missing"), Payload=b"{}")
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    bad = client_for(client.meta.endpoint_url, parameter_validation=False)
+    with pytest.raises(bad.exceptions.ClientError) as invalid:
+        bad.invoke_with_response_stream(FunctionName="no:such:thing:at:all:x", Payload=b"{}",
+                                        InvocationType="Event")
+    assert invalid.value.response["Error"]["Code"] == "ValidationException"
