@@ -180,3 +180,57 @@ def test_bad_requests_get_aws_errors(client: Any) -> None:
         bad.invoke_with_response_stream(FunctionName="no:such:thing:at:all:x", Payload=b"{}",
                                         InvocationType="Event")
     assert invalid.value.response["Error"]["Code"] == "ValidationException"
+
+
+GENERATOR_HANDLER = '''
+import time
+
+def handler(event, context):
+    if event.get("plain"):
+        return {"plain": True}
+    return chunks(event)
+
+def chunks(event):
+    print("streaming for", event.get("who"))
+    yield "first "
+    time.sleep(event.get("pause", 0))
+    yield b"second"
+    if event.get("fail"):
+        raise ValueError("no third chunk")
+    if event.get("bad"):
+        yield 3
+'''
+
+
+@pytest.fixture(scope="module")
+def generator(client: Any) -> str:
+    return _create(client, {"app.py": GENERATOR_HANDLER}, "python3.11")
+
+
+def test_a_python_generator_handler_streams(client: Any, generator: str) -> None:
+    _stream(client, generator, {})  # the cold start is not what is timed
+    _, chunks, complete = _stream(client, generator, {"pause": 0.6, "who": "me"},
+                                  LogType="Tail")
+    finished = time.monotonic()
+    assert b"".join(chunk for _, chunk in chunks) == b"first second"
+    assert finished - chunks[0][0] >= 0.5  # the first chunk came before the function slept
+    assert "streaming for me" in base64.b64decode(complete["LogResult"]).decode()
+    assert set(complete) == {"LogResult"}
+
+
+def test_a_python_generator_that_raises_ends_the_stream_with_its_error(
+        client: Any, generator: str) -> None:
+    _, chunks, complete = _stream(client, generator, {"fail": True})
+    assert b"".join(chunk for _, chunk in chunks) == b"first second"
+    assert complete["ErrorCode"] == "ValueError"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "no third chunk"
+    _, _, complete = _stream(client, generator, {"bad": True})
+    assert complete["ErrorCode"] == "Runtime.MarshalError"
+
+
+def test_a_python_generator_handler_invoked_as_usual_returns_the_whole_body(
+        client: Any, generator: str) -> None:
+    response = client.invoke(FunctionName=generator, Payload=b"{}")
+    assert response["Payload"].read() == b"first second"
+    plain = client.invoke(FunctionName=generator, Payload=b'{"plain": true}')
+    assert json.loads(plain["Payload"].read()) == {"plain": True}

@@ -20,7 +20,13 @@ kind        direction          payload
 5 EVENT     platform→runtime   request id, deadline (epoch ms), invoked ARN, trace id, client
                                context, Cognito identity, event body
 6 REFUSED   platform→runtime   why a post was refused (the runtime writes it to stderr)
+7 STREAM    runtime→platform   request id, content type: a streamed response begins
+8 CHUNK     runtime→platform   the next bytes of the streamed response (raw)
+9 STREAMEND runtime→platform   error type, error document (both empty: it ended well)
 ==========  =================  ================================================================
+
+A streamed response (strato's Python runtime streams a handler's generator) is one STREAM,
+CHUNKs, then one STREAMEND, which a ``next`` follows as it follows a post.
 
 The peer is untrusted (function code can write to the socket): a frame over the size limit is
 skipped as it arrives without being buffered (a response then fails with
@@ -47,6 +53,9 @@ ERROR = 3
 INIT_ERROR = 4
 EVENT = 5
 REFUSED = 6
+STREAM = 7
+CHUNK = 8
+STREAM_END = 9
 
 _HEADER = struct.Struct("!IB")
 #: Room for the fields in front of a body (request id, error type).
@@ -60,6 +69,8 @@ _REFUSALS = {
                     b"(%d bytes)" % limits.SYNC_RESPONSE_MAX_BYTES,
     Post.NOT_IN_INIT: b"the platform refused init/error: only legal during INIT",
 }
+_STREAM_TOO_LARGE = (b"the platform refused a streamed response: exceeded maximum allowed "
+                     b"payload size")
 
 
 def frame(kind: int, *fields: bytes) -> bytes:
@@ -81,6 +92,9 @@ class RuntimeChannel(asyncio.Protocol):
         #: The runtime has asked for its next event and not received it yet.
         self._waiting = False
         self._refusals = 0
+        #: The request id of the response being streamed, and whether a chunk was refused.
+        self._streaming: str | None = None
+        self._stream_refused = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -162,6 +176,26 @@ class RuntimeChannel(asyncio.Protocol):
                 return
             self._answer(env.runtime_error(parts[0].decode("latin-1"), parts[2],
                                            parts[1].decode("utf-8", "replace")))
+        elif kind == STREAM:
+            request_id, _, content_type = payload.partition(b"\0")
+            self._streaming = request_id.decode("latin-1")
+            self._stream_refused = False
+            outcome = env.runtime_stream(self._streaming, content_type.decode("latin-1"))
+            if outcome is not Post.ACCEPTED:
+                self._streaming = None
+                self._answer(outcome)
+        elif kind == CHUNK:
+            if self._streaming is not None and not self._stream_refused:
+                outcome = env.runtime_stream_chunk(self._streaming, payload)
+                if outcome is not Post.ACCEPTED:
+                    self._stream_refused = True
+                    self._answer(outcome)
+        elif kind == STREAM_END:
+            error_type, _, body = payload.partition(b"\0")
+            request_id, self._streaming = self._streaming, None
+            if request_id is not None and not self._stream_refused:
+                self._answer(env.runtime_stream_end(
+                    request_id, error_type.decode("utf-8", "replace") or None, body))
         elif kind == INIT_ERROR:
             error_type, _, body = payload.partition(b"\0")
             self._answer(env.runtime_init_error(body, error_type.decode("utf-8", "replace")))
@@ -184,7 +218,9 @@ class RuntimeChannel(asyncio.Protocol):
         if self._refusals > MAX_REFUSALS:
             self._violation("refused posts over and over")
         elif self._transport is not None:
-            self._transport.write(frame(REFUSED, _REFUSALS[outcome]))
+            refusal = (_STREAM_TOO_LARGE if outcome is Post.TOO_LARGE and self._stream_refused
+                       else _REFUSALS[outcome])
+            self._transport.write(frame(REFUSED, refusal))
 
     def _violation(self, what: str) -> None:
         """The runtime broke the protocol: close the channel (the runtime then ends)."""

@@ -6,8 +6,12 @@ composition root: it reads the environment once, builds the Runtime API client a
 handler, resolves ``_HANDLER`` (user code's module level runs here), then serves events until
 the process is killed. An INIT failure is posted to ``/runtime/init/error`` and ends the
 process with status 1; an invocation failure is posted to ``/invocation/{id}/error`` and the
-loop goes on. Everything printed for an invocation is flushed before its result is posted: the
-platform reads the log pipe as soon as the post arrives.
+loop goes on. A handler that returns a generator (a generator function's handler does) streams
+its response: each bytes or str it yields is sent as it comes (the Runtime API's streaming
+response mode), and an exception raised while it runs ends the stream with that error (strato's
+own way to stream from Python: Lambda's Python runtimes offer none). Everything printed for an
+invocation is flushed before its result is posted: the platform reads the log pipe as soon as
+the post arrives.
 
 Imports happen at module level only, so a zygote that imported this module forks environments
 that import nothing before running user code.
@@ -21,6 +25,7 @@ import json
 import os
 import re
 import sys
+import types
 
 from . import log_format
 from .channel import ChannelClient
@@ -155,6 +160,45 @@ def _post_error(client: ChannelClient | RuntimeClient, logs: log_format.RequestL
         client.post_error(request_id, error["errorType"], body)
 
 
+#: What a streamed response is sent as: the chunks are the handler's own bytes.
+_STREAM_CONTENT_TYPE = "application/octet-stream"
+
+
+def _chunk(item: object) -> bytes:
+    """A streamed chunk: bytes as they are, str in UTF-8. Raises ``Fault`` (MarshalError)."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, str):
+        return item.encode("utf-8")
+    raise Fault(MARSHAL_ERROR, f"Unable to marshal response: a streamed chunk must be bytes or "
+                               f"str, not {type(item).__name__}")
+
+
+def _stream(client: ChannelClient | RuntimeClient, logs: log_format.RequestLogHandler,
+            request_id: str, chunks: types.GeneratorType[object, None, object]) -> None:
+    """Stream what the generator ``chunks`` yields as the response of ``request_id``; an
+    exception it raises ends the stream with that error."""
+    client.begin_stream(request_id, _STREAM_CONTENT_TYPE)
+    try:
+        for item in chunks:
+            data = _chunk(item)
+            if data:
+                flush_output()
+                client.write_stream(data)
+    except Fault as fault:
+        error = fault.to_error(request_id)
+    except Exception as exc:
+        error = exception_error(exc, request_id)
+    else:
+        flush_output()
+        client.end_stream(None, None)
+        return
+    sys.stdout.write(log_format.json_error_entry(error) if logs.json_format else log_text(error))
+    flush_output()
+    client.end_stream(error["errorType"],
+                      json.dumps(error, ensure_ascii=_ENSURE_ASCII).encode("utf-8"))
+
+
 def _invoke(client: ChannelClient | RuntimeClient, logs: log_format.RequestLogHandler,
             handler: Handler, settings: FunctionSettings, invocation: Invocation) -> None:
     """Run one invocation and post its outcome. Only ``Exception``s are reported: a
@@ -163,12 +207,17 @@ def _invoke(client: ChannelClient | RuntimeClient, logs: log_format.RequestLogHa
     try:
         event = decode_event(invocation.body)
         context = make_context(settings, invocation)
-        body = encode_result(handler(event, context))
+        result = handler(event, context)
+        streamed = isinstance(result, types.GeneratorType)
+        body = b"" if streamed else encode_result(result)
     except Fault as fault:
         error = fault.to_error(request_id)
     except Exception as exc:
         error = exception_error(exc, request_id)
     else:
+        if isinstance(result, types.GeneratorType):
+            _stream(client, logs, request_id, result)
+            return
         flush_output()
         client.post_response(request_id, body)
         return

@@ -31,11 +31,17 @@ ERROR = 3
 INIT_ERROR = 4
 EVENT = 5
 REFUSED = 6
+STREAM = 7
+CHUNK = 8
+STREAM_END = 9
 
 _HEADER = struct.Struct("!IB")
 _NEXT_FRAME = _HEADER.pack(1, NEXT)
 _RECV_SIZE = 256 * 1024
 _SMALL_BODY = 64 * 1024
+#: A streamed chunk larger than this goes in several frames (the platform's frame limit is
+#: a few MB).
+_CHUNK_MAX = 1024 * 1024
 
 
 def _frame(kind: int, fields: Sequence[bytes], body: bytes) -> tuple[bytes, bytes]:
@@ -92,6 +98,23 @@ class ChannelClient:
     def post_error(self, request_id: str, error_type: str, body: bytes) -> None:
         """Post an invocation's error document (JSON bytes) under ``error_type``."""
         self._post(ERROR, [_clean(request_id), _clean(error_type)], body)
+
+    def begin_stream(self, request_id: str, content_type: str) -> None:
+        """Begin streaming the response of ``request_id``: ``write_stream`` its chunks, then
+        ``end_stream``."""
+        head, body = _frame(STREAM, [_clean(request_id)], _clean(content_type))
+        self._send(head + body, b"")
+
+    def write_stream(self, data: bytes) -> None:
+        """The next bytes of the streamed response, sent at once."""
+        for start in range(0, len(data), _CHUNK_MAX):
+            piece = data[start:start + _CHUNK_MAX]
+            self._send(_HEADER.pack(1 + len(piece), CHUNK), piece)
+
+    def end_stream(self, error_type: str | None, body: bytes | None) -> None:
+        """End the streamed response: well (``error_type`` None), or with an error document;
+        asks for the next event with it."""
+        self._post(STREAM_END, [_clean(error_type or "")], body or b"")
 
     def post_init_error(self, error_type: str, body: bytes) -> None:
         """Post the INIT phase's error document (JSON bytes) under ``error_type``."""

@@ -4,7 +4,8 @@ https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html (API version 2018
 http.client costs hundreds of microseconds per exchange; this writes each request with one
 ``sendall`` and parses the response head by hand, which keeps an exchange to tens of
 microseconds. Only what the Runtime API needs is supported: every request carries
-``Content-Length``, and every response must too (a response framed any other way, e.g.
+``Content-Length`` (but a streamed response, sent chunked with its error in trailers), and
+every response must too (a response framed any other way, e.g.
 chunked, is a ``RuntimeApiError``). A connection the server closed is reopened, and the
 request resent, once.
 
@@ -13,6 +14,7 @@ Not thread-safe: the invoke loop owns the client.
 
 from __future__ import annotations
 
+import base64
 import socket
 import sys
 
@@ -99,6 +101,54 @@ class RuntimeClient:
     def post_error(self, request_id: str, error_type: str, body: bytes) -> int:
         """Post an invocation's error document (JSON bytes) under ``error_type``."""
         return self._post(f"{_PREFIX}/invocation/{request_id}/error", body, error_type)
+
+    def begin_stream(self, request_id: str, content_type: str) -> None:
+        """Begin streaming the response of ``request_id`` (the Runtime API's streaming
+        response mode): ``write_stream`` its chunks, then ``end_stream``."""
+        sock = self._sock or self._connect()
+        head = (b"POST " + f"{_PREFIX}/invocation/{request_id}/response".encode()
+                + b" HTTP/1.1\r\nHost: " + self._host
+                + b"\r\nContent-Type: " + content_type.encode("latin-1", "replace")
+                + b"\r\nLambda-Runtime-Function-Response-Mode: streaming"
+                + b"\r\nTransfer-Encoding: chunked"
+                + b"\r\nTrailer: Lambda-Runtime-Function-Error-Type, "
+                + b"Lambda-Runtime-Function-Error-Body\r\n\r\n")
+        self._send_streamed(sock, head)
+
+    def write_stream(self, data: bytes) -> None:
+        """The next bytes of the streamed response, sent at once as one chunk."""
+        if data and self._sock is not None:
+            self._send_streamed(self._sock, b"%x\r\n" % len(data) + data + b"\r\n")
+
+    def end_stream(self, error_type: str | None, body: bytes | None) -> int:
+        """End the streamed response: well (``error_type`` None), or with an error document
+        in the trailers (its body base64). Returns the status."""
+        sock = self._sock
+        if sock is None:
+            raise RuntimeApiError("Runtime API connection lost while streaming")
+        trailers = b""
+        if error_type is not None:
+            trailers = (b"Lambda-Runtime-Function-Error-Type: " + error_type.encode("latin-1", "replace")
+                        + b"\r\nLambda-Runtime-Function-Error-Body: "
+                        + base64.b64encode(body or b"") + b"\r\n")
+        self._send_streamed(sock, b"0\r\n" + trailers + b"\r\n")
+        try:
+            status, _, answer = self._read_response(sock)
+        except (_ConnectionLost, OSError) as exc:
+            self.close()
+            raise RuntimeApiError(f"Runtime API connection lost: {exc}") from exc
+        if status >= 300:
+            sys.stderr.write(f"strato runtime: streamed response answered {status}: "
+                             f"{answer[:500].decode('utf-8', 'replace')}\n")
+            sys.stderr.flush()
+        return status
+
+    def _send_streamed(self, sock: socket.socket, data: bytes) -> None:
+        try:
+            sock.sendall(data)
+        except OSError as exc:
+            self.close()
+            raise RuntimeApiError(f"Runtime API connection lost while streaming: {exc}") from exc
 
     def post_init_error(self, error_type: str, body: bytes) -> int:
         """Post the INIT phase's error document (JSON bytes) under ``error_type``."""
