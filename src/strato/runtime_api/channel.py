@@ -191,11 +191,11 @@ class RuntimeChannel(asyncio.Protocol):
                     self._stream_refused = True
                     self._answer(outcome)
         elif kind == STREAM_END:
-            error_type, _, body = payload.partition(b"\0")
-            request_id, self._streaming = self._streaming, None
-            if request_id is not None and not self._stream_refused:
+            raw_type, _, body = payload.partition(b"\0")
+            streamed, self._streaming = self._streaming, None
+            if streamed is not None and not self._stream_refused:
                 self._answer(env.runtime_stream_end(
-                    request_id, error_type.decode("utf-8", "replace") or None, body))
+                    streamed, raw_type.decode("utf-8", "replace") or None, body))
         elif kind == INIT_ERROR:
             error_type, _, body = payload.partition(b"\0")
             self._answer(env.runtime_init_error(body, error_type.decode("utf-8", "replace")))
