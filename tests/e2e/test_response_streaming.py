@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
 from tests.e2e.hostile import unique
+from tests.e2e.test_nodejs_runtime import available_runtime
 
 #: A custom runtime that streams by hand: the event says what to stream (``chunks``, with
 #: ``pause`` seconds between them), and how to end (``error``: trailers naming an error).
@@ -234,3 +235,54 @@ def test_a_python_generator_handler_invoked_as_usual_returns_the_whole_body(
     assert response["Payload"].read() == b"first second"
     plain = client.invoke(FunctionName=generator, Payload=b'{"plain": true}')
     assert json.loads(plain["Payload"].read()) == {"plain": True}
+
+
+NODE_STREAMING = '''
+const { pipeline } = require('node:stream/promises');
+const { Readable } = require('node:stream');
+
+exports.handler = awslambda.streamifyResponse(async (event, responseStream, context) => {
+  if (event.http) {
+    responseStream = awslambda.HttpResponseStream.from(responseStream, {
+      statusCode: 201, headers: { 'x-made-by': 'node' } });
+  }
+  console.log('streaming', context.awsRequestId);
+  responseStream.write('first ');
+  await new Promise((resolve) => setTimeout(resolve, event.pause || 0));
+  if (event.fail) throw new TypeError('gave up after the first chunk');
+  await pipeline(Readable.from(['second ', 'third']), responseStream);
+});
+'''
+
+
+@pytest.fixture(scope="module")
+def node(client: Any) -> str:
+    return _create(client, {"index.js": NODE_STREAMING}, available_runtime(),
+                   handler="index.handler")
+
+
+def test_node_streamify_response_streams(client: Any, node: str) -> None:
+    _stream(client, node, {})  # the cold start is not what is timed
+    _, chunks, complete = _stream(client, node, {"pause": 600}, LogType="Tail")
+    finished = time.monotonic()
+    assert b"".join(chunk for _, chunk in chunks) == b"first second third"
+    assert finished - chunks[0][0] >= 0.5  # the first chunk came before the function slept
+    assert "streaming" in base64.b64decode(complete["LogResult"]).decode()
+
+
+def test_node_http_response_stream_sends_its_prelude(client: Any, node: str) -> None:
+    _, chunks, complete = _stream(client, node, {"http": True})
+    body = b"".join(chunk for _, chunk in chunks)
+    prelude, _, rest = body.partition(b"\0" * 8)
+    assert json.loads(prelude) == {"statusCode": 201, "headers": {"x-made-by": "node"}}
+    assert rest == b"first second third" and complete == {}
+
+
+def test_node_error_mid_stream_is_in_invoke_complete(client: Any, node: str) -> None:
+    _, chunks, complete = _stream(client, node, {"fail": True})
+    assert b"".join(chunk for _, chunk in chunks) == b"first "
+    assert complete["ErrorCode"] == "TypeError"
+    assert json.loads(complete["ErrorDetails"])["errorMessage"] == "gave up after the first chunk"
+    # The environment goes on serving.
+    _, chunks, complete = _stream(client, node, {})
+    assert b"".join(chunk for _, chunk in chunks) == b"first second third" and complete == {}

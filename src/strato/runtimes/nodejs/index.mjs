@@ -25,6 +25,7 @@ import { makeContext } from './context.mjs';
 import { RuntimeError, errorBody } from './errors.mjs';
 import { RuntimeApi } from './runtime-api.mjs';
 import { adoptEnvironment, isStandby, warmUp } from './standby.mjs';
+import { HttpResponseStream, isStreaming, runStreaming, streamifyResponse } from './streaming.mjs';
 import { loadHandler } from './user-function.mjs';
 
 if (isStandby()) {
@@ -93,6 +94,9 @@ function emptyEventLoop() {
   return new Promise((resolve) => loopWaiters.push(resolve));
 }
 
+// Lambda's global for streaming handlers, there before the function's code loads.
+globalThis.awslambda = { streamifyResponse, HttpResponseStream };
+
 let handler;
 try {
   handler = await loadHandler(environment.LAMBDA_TASK_ROOT || process.cwd(),
@@ -146,6 +150,19 @@ async function invoke(next) {
   const invocation = startInvocation(next);
   current = invocation;
   const context = makeContext(next.headers, environment, invocation.callbacks);
+  if (isStreaming(handler)) {
+    let event;
+    try {
+      event = JSON.parse(next.body);
+    } catch (error) {
+      await invocation.post({ error });
+      current = undefined;
+      return;
+    }
+    await runStreaming(api, invocation.id, handler, event, context);
+    current = undefined;
+    return;
+  }
   try {
     const event = JSON.parse(next.body);
     const returned = handler(event, context, invocation.callbacks.settle);

@@ -63,6 +63,41 @@ export class RuntimeApi {
     await this._post('/init/error', JSON.stringify(body), { [ERROR_TYPE_HEADER]: body.errorType });
   }
 
+  /** A streamed response post for invocation `id` (the Runtime API's streaming response
+   * mode): `stream` is the request, written chunk by chunk; `answered` resolves once the
+   * platform answered it (after the stream's end). */
+  openStream(id) {
+    const path = `/invocation/${id}/response`;
+    const stream = http.request({
+      host: this.host, port: this.port, method: 'POST', path: PREFIX + path, agent: this.agent,
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        'Lambda-Runtime-Function-Response-Mode': 'streaming',
+        'Transfer-Encoding': 'chunked',
+        Trailer: 'Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body',
+      },
+    });
+    const answered = new Promise((resolve) => {
+      stream.on('response', (response) => {
+        const chunks = [];
+        response.on('data', (chunk) => chunks.push(chunk));
+        response.on('end', () => {
+          if (response.statusCode >= 300) {
+            process.stderr.write(`The Runtime API answered ${response.statusCode} to ${path}: `
+              + `${Buffer.concat(chunks).toString('utf8')}\n`);
+          }
+          resolve();
+        });
+        response.on('error', () => resolve());
+      });
+      stream.on('error', (error) => {
+        process.stderr.write(`The Runtime API connection failed while streaming: ${error}\n`);
+        resolve();
+      });
+    });
+    return { stream, answered };
+  }
+
   async _post(path, body, headers) {
     const answer = await this._request('POST', path, body, headers);
     if (answer.status >= 300) {
