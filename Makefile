@@ -101,6 +101,7 @@ bench: $(VENV)/.dev runtime-deps
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null 2>&1 || \
 		echo "wrk is not installed: throughput is measured with the (heavier) asyncio client"
 	$(BIN)/python bench/invoke_bench.py
+	$(BIN)/python bench/streaming_bench.py
 	$(BIN)/python bench/sqs_bench.py
 	$(BIN)/python bench/async_bench.py
 	$(BIN)/python bench/scale_bench.py
