@@ -456,3 +456,71 @@ def test_fields_over_the_size_limit_across_two_reads_each_under_it_are_refused_4
     protocol.data_received(b"X-B: " + b"b" * 150 + b"\r\n\r\n")
     assert_refused(transport, 431)
     assert handler.requests == []
+
+
+# --- streamed bodies and chunked answers ---------------------------------------------------
+
+def _streaming_endpoint(handler: Handler) -> Endpoint:
+    return Endpoint(handler, lambda method, path: 10, LIMITS, FakeSweep(),  # type: ignore[arg-type]
+                    lambda method, path, headers: "x-stream" in headers)
+
+
+def test_a_streamed_body_reaches_the_handler_as_it_arrives_with_its_trailers() -> None:
+    handler = Handler()
+    protocol, transport = connect(handler, endpoint=_streaming_endpoint(handler))
+    protocol.data_received(b"POST /s HTTP/1.1\r\nHost: h\r\nX-Stream: 1\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n")
+    (request,) = handler.requests  # dispatched with its head, before any body
+    assert request.stream is not None and request.body == b""
+    chunks: list[bytes] = []
+    ends: list[dict[str, str] | None] = []
+    request.stream.consume(chunks.append, ends.append)
+    protocol.data_received(b"5\r\nhello\r\n")
+    assert chunks == [b"hello"] and ends == []
+    # Over the route's body limit (10): the handler bounds a streamed body, not the transport.
+    protocol.data_received(b"c\r\n, world, all\r\n0\r\nX-Error: boom\r\n\r\n")
+    assert chunks == [b"hello", b", world, all"]
+    assert ends == [{"x-error": "boom"}]
+    handler.answer()
+    protocol.data_received(get())  # the connection serves its next request
+    assert transport.statuses() == [200]
+    handler.answer()
+    assert transport.statuses() == [200, 200]
+
+
+def test_a_streamed_body_cut_off_ends_without_trailers() -> None:
+    handler = Handler()
+    protocol, _ = connect(handler, endpoint=_streaming_endpoint(handler))
+    protocol.data_received(b"POST /s HTTP/1.1\r\nHost: h\r\nX-Stream: 1\r\n"
+                           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    ends: list[dict[str, str] | None] = []
+    chunks: list[bytes] = []
+    stream = handler.requests[0].stream
+    assert stream is not None
+    stream.consume(chunks.append, ends.append)  # what came before is given at once
+    protocol.connection_lost(None)
+    assert chunks == [b"abc"] and ends == [None]
+
+
+def test_other_requests_are_not_streamed() -> None:
+    handler = Handler()
+    protocol, _ = connect(handler, endpoint=_streaming_endpoint(handler))
+    protocol.data_received(post(b"12345"))
+    assert handler.requests[0].stream is None and handler.requests[0].body == b"12345"
+
+
+def test_a_chunked_answer_is_written_chunk_by_chunk() -> None:
+    handler = Handler()
+    protocol, transport = connect(handler)
+    protocol.data_received(get())
+    responder = handler.responders[0]
+    responder.begin(200, [("Content-Type", "text/plain")])
+    assert transport.written.endswith(b"Transfer-Encoding: chunked\r\n\r\n")
+    responder.write(b"first")
+    responder.write(b"")  # skipped: an empty chunk would end the body
+    assert transport.written.endswith(b"5\r\nfirst\r\n")
+    protocol.data_received(get("/next"))
+    assert len(handler.requests) == 1  # the next waits for the end of this answer
+    responder.end()
+    assert transport.written.endswith(b"0\r\n\r\n")
+    assert len(handler.requests) == 2
