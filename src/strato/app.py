@@ -117,6 +117,11 @@ class Application:
         if version not in self._prepared:
             self._prepared.add(version)
             asyncio.ensure_future(self._prepare(version))
+        if record.runtime not in self._prepared:
+            # What a runtime needs on this host, found (or built: Java's runtime client, once
+            # per strato version) off the loop, before its first cold start asks for it.
+            self._prepared.add(record.runtime)
+            asyncio.ensure_future(self._require(record.runtime))
 
     def _provisioned_state(self, loop: asyncio.AbstractEventLoop, function: str,
                            qualifier: str) -> ProvisionedState | None:
@@ -132,6 +137,12 @@ class Application:
 
     def _defer(self, job: Callable[[], None]) -> None:
         self._control.submit(job)
+
+    async def _require(self, runtime: str) -> None:
+        try:
+            await asyncio.to_thread(self._launchers.require, runtime)
+        except Exception as exc:  # refused again, with the reason, at the cold start
+            log.warning("runtime %s cannot run on this host: %s", runtime, exc)
 
     async def _prepare(self, python: str | None) -> None:
         try:
