@@ -37,6 +37,7 @@ from strato.codestore.signed_urls import CodeUrlSigner, load_key
 from strato.config import Settings
 from strato.domain.clock import Clock
 from strato.domain.clock_origin import engine_clock
+from strato.domain.function_urls import UrlScheme
 from strato.domain.models import FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.event_sources.invoker import ServiceInvoker
@@ -81,6 +82,7 @@ from strato.services.registry import FunctionRegistry, load_entry
 from strato.services.roles import RoleDirectory, RoleService
 from strato.services.sqs_queues import QueueService
 from strato.services.tags import TagService
+from strato.services.url_directory import UrlDirectoryCache
 from strato.sqs.builtin import BuiltinQueueClient
 from strato.sqs.client import QueueRouter
 from strato.store.log_writer import BatchingLogWriter
@@ -248,6 +250,11 @@ class Application:
             settings.account_concurrency, notify,
             lambda function, qualifier: self._provisioned_state(loop, function, qualifier),
         )
+
+        #: Where function URLs live (``FunctionUrl``s are written with it and requests
+        #: matched by it) and every URL's configuration by URL id (read by the URL edge).
+        self.url_scheme = UrlScheme(settings.public_base(self.port), settings.url_host)
+        self.url_directory = UrlDirectoryCache()
 
         self._event_config_store = SqliteEventInvokeConfigStore(data / "state.db")
         self._event_configs = EventInvokeConfigCache(self._event_config_store.list_configs())
