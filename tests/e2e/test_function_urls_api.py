@@ -163,6 +163,11 @@ def test_url_config_exceptions(lambda_client: Any, create_function: CreateFuncti
     ]
     for key, call in cases:
         check_error(lambda_client, key, call, **name)
+    with pytest.raises(ClientError) as caught:
+        lambda_client.create_function_url_config(FunctionName=function_name)
+    assert caught.value.response["Error"]["Message"] == (
+        "1 validation error detected: Value null at 'authType' failed to satisfy constraint: "
+        "Member must not be null")
     assert urls(lambda_client, function_name) == []
     # Refused changes of an existing URL change nothing either.
     lambda_client.create_function_url_config(FunctionName=function_name, AuthType="NONE")
