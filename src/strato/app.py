@@ -27,6 +27,7 @@ from strato.api.mapping_operations import MappingOperations
 from strato.api.platform_endpoint import PlatformEndpoint
 from strato.api.server import ApiServer
 from strato.api.sqs_api import SqsApi
+from strato.api.url_operations import FunctionUrlOperations
 from strato.async_invoke.destinations import DestinationSender
 from strato.async_invoke.sqlite_events import SqliteEventStore
 from strato.async_invoke.worker import AsyncWorker
@@ -75,6 +76,7 @@ from strato.services.event_invoke_configs import EventInvokeConfigCache, EventIn
 from strato.services.event_ledger import EventLedgerService
 from strato.services.event_source_mappings import EventSourceMappingService
 from strato.services.execution_roles import ExecutionRoles, endpoint_url
+from strato.services.function_urls import FunctionUrlService
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.layers import LayerService
@@ -97,6 +99,7 @@ from strato.store.sqlite_mappings import SqliteEventSourceMappingStore
 from strato.store.sqlite_policies import SqlitePolicyStore
 from strato.store.sqlite_queues import SqliteQueueStore
 from strato.store.sqlite_roles import SqliteRoleStore
+from strato.store.sqlite_urls import SqliteFunctionUrlConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +260,10 @@ class Application:
         #: matched by it) and every URL's configuration by URL id (read by the URL edge).
         self.url_scheme = UrlScheme(settings.public_base(self.port), settings.url_host)
         self.url_directory = UrlDirectoryCache()
+        self._url_store = SqliteFunctionUrlConfigStore(data / "urls.db")
+        function_urls = FunctionUrlService(self._url_store, self._function_store,
+                                           self._alias_store, self.url_directory)
+        function_urls.recover()
 
         self._event_config_store = SqliteEventInvokeConfigStore(data / "state.db")
         self._event_configs = EventInvokeConfigCache(self._event_config_store.list_configs())
@@ -267,10 +274,12 @@ class Application:
             if qualifier is None:
                 permissions.function_deleted(name)
                 event_configs.function_deleted(name)
+                function_urls.function_deleted(name)
                 return
             permissions.qualifier_deleted(name, qualifier)
             concurrency.qualifier_deleted(name, qualifier)
             event_configs.qualifier_deleted(name, qualifier)
+            function_urls.qualifier_deleted(name, qualifier)
 
         functions = FunctionService(
             self._function_store,
@@ -302,6 +311,7 @@ class Application:
         invocations = InvocationService(self._registry, self._pool)
         self._start_event_sources(loop, functions, invocations, operations)
         operations.table.update(EventInvokeConfigOperations(event_configs).table)
+        operations.table.update(FunctionUrlOperations(function_urls, self.url_scheme).table)
         acceptor, ledger = await self._start_async(invocations)
         logs_api = LogsApi(LogService(self._log_store), self._queries)
         verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
@@ -411,6 +421,7 @@ class Application:
         self._alias_store.close()
         self._mapping_store.close()
         self._event_config_store.close()
+        self._url_store.close()
         self._event_store.close()
         if self._external_queues is not None:
             self._external_queues.close()
