@@ -117,16 +117,18 @@ def test_the_event_is_awss_payload_2_0(world: World, function: str) -> None:
     assert url.endswith("/") and urlsplit(url).hostname == "127.0.0.1"
     sent = EXPECTATIONS["urlx.echo_http_default"]["input"]
     before = time.time()
-    response = requests.post(url.rstrip("/") + sent["path_and_query"], json=sent["json_body"],
-                             headers={**sent["headers"], "Cookie": "theme=dark; session=abc"},
-                             timeout=60)
+    # requests (urllib3) would re-quote the recorded path's "%Ft", not an escape: this path
+    # has a real one; curl sends the recorded path as is below.
+    response = requests.post(url.rstrip("/") + sent["path_and_query"].replace("%F", "%2F", 1),
+                             json=sent["json_body"], timeout=60,
+                             headers={**sent["headers"], "Cookie": "theme=dark; session=abc"})
     assert response.status_code == 200 and response.headers["x-invoked"] == "yes"
     event = response.json()
     expected = EXPECTATIONS["urlx.echo_http_default"]["value"]
     url_id = urlsplit(url).path.split("/")[2]
     host = urlsplit(url).netloc
     assert event["version"] == "2.0" and event["routeKey"] == "$default"
-    assert event["rawPath"] == expected["path"] == "/pa2%Fth/1"
+    assert event["rawPath"] == "/pa2%2Fth/1"
     assert event["rawQueryString"] == "q=query&multiQuery=foo&multiQuery=%2Fbar"
     assert event["queryStringParameters"] == expected["args"]
     assert event["cookies"] == ["theme=dark", "session=abc"]
@@ -139,12 +141,14 @@ def test_the_event_is_awss_payload_2_0(world: World, function: str) -> None:
     assert context["accountId"] == "anonymous" and "authorizer" not in context
     assert context["apiId"] == context["domainPrefix"] == url_id
     assert context["domainName"] == host
-    assert context["http"] == {"method": "POST", "path": "/pa2%Fth/1", "protocol": "HTTP/1.1",
+    assert context["http"] == {"method": "POST", "path": "/pa2%2Fth/1", "protocol": "HTTP/1.1",
                                "sourceIp": "127.0.0.1", "userAgent": "test/echo"}
     assert context["requestId"] == response.headers["x-amzn-RequestId"]
     assert before * 1000 - 1000 <= context["timeEpoch"] <= time.time() * 1000 + 1000
     assert context["time"] == time.strftime("%d/%b/%Y:%H:%M:%S +0000",
                                             time.gmtime(context["timeEpoch"] / 1000))
+    status, _, body = curl("--path-as-is", url.rstrip("/") + sent["path_and_query"])
+    assert status == 200 and json.loads(body)["rawPath"] == expected["path"]
 
 
 def test_a_text_body_and_a_form_with_curl(world: World, function: str) -> None:
