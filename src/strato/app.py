@@ -336,7 +336,8 @@ class Application:
             signed_internal={"events": ledger.handle},
             urls=FunctionUrlEdge(self.url_scheme, self.url_directory, invocations,
                                  Scope(settings.default_region, settings.account_id),
-                                 verifier=verifier, authorizer=self.authorizer),
+                                 verifier=verifier, authorizer=self.authorizer,
+                                 policies=policy_cache),
         )
         platform_endpoint.bind(api.handle, api.body_limit)
         self._server = await serve_socket(api.handle, api.body_limit, listening,

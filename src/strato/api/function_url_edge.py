@@ -35,6 +35,7 @@ from strato.auth.sigv4 import SigV4Verifier
 from strato.domain import cors, limits
 from strato.domain.arns import Scope
 from strato.domain.errors import (
+    AccessDeniedException,
     LambdaApiError,
     RequestEntityTooLargeException,
     TooManyRequestsException,
@@ -47,6 +48,8 @@ from strato.domain.function_urls import (
     UrlScheme,
 )
 from strato.domain.ids import request_id as new_request_id
+from strato.domain.permissions import PermissionStatement, policy_qualifier
+from strato.domain.policy import Verdict, context_of, evaluate_resource_policy
 from strato.domain.principals import Principal
 from strato.domain.url_events import ANONYMOUS, IamCaller, url_event
 from strato.domain.url_responses import (
@@ -60,6 +63,7 @@ from strato.domain.url_responses import (
 )
 from strato.http.request import Request, Responder
 from strato.scheduler.invocation import InvocationResult
+from strato.services.authorization import ResourcePolicyCache
 from strato.services.invocations import InvocationService
 from strato.services.url_directory import UrlDirectory
 
@@ -70,13 +74,9 @@ AuthorizeWithContext = Callable[[Principal, str, str, Mapping[str, str]], None]
 INVOKE_FUNCTION_URL = "lambda:InvokeFunctionUrl"
 AUTH_TYPE_KEY = "lambda:FunctionUrlAuthType"
 
-#: Who calls a URL of AuthType NONE: a caller of no account that its own side lets do
-#: anything, so that the function's resource policy alone decides (only a statement naming
-#: ``*`` reaches it: it is in no account that a grant could name).
-_ANYONE = Principal("", ANONYMOUS, ANONYMOUS, {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
-})
+#: The condition context of an unsigned call: no principal but everyone's (``*``).
+_PUBLIC_CONTEXT = context_of(ANONYMOUS, ANONYMOUS, {AUTH_TYPE_KEY: AuthType.NONE.value})
+_PUBLIC_MEMO_MAX = 1024
 
 
 class FunctionUrlEdge:
@@ -92,15 +92,21 @@ class FunctionUrlEdge:
         *,
         verifier: SigV4Verifier | None,
         authorizer: AuthorizeWithContext | None,
+        policies: ResourcePolicyCache | None,
     ) -> None:
         """``verifier`` None (``--auth none``) lets every AWS_IAM request act as the
-        administrator; ``authorizer`` None allows every caller."""
+        administrator; ``authorizer`` None allows every signed caller; ``policies`` (the
+        functions' resource policies) None lets everyone call a NONE URL."""
         self._scheme = scheme
         self._directory = directory
         self._invocations = invocations
         self._scope = scope
         self._verifier = verifier
         self._authorizer = authorizer
+        self._policies = policies
+        #: The resource policy's verdict on an unsigned call, by the statements it came from
+        #: (a policy change replaces the statements, so a stale verdict is never found).
+        self._public: dict[int, tuple[tuple[PermissionStatement, ...], bool]] = {}
         self._by_host = scheme.url_host is not None
 
     def match(self, request: Request) -> tuple[str, str] | None:
@@ -159,8 +165,8 @@ class FunctionUrlEdge:
         resource = self._scope.function_arn(config.function_name, config.qualifier)
         context = {AUTH_TYPE_KEY: config.auth_type.value}
         if config.auth_type is AuthType.NONE:
-            if self._authorizer is not None:
-                self._authorizer(_ANYONE, INVOKE_FUNCTION_URL, resource, context)
+            if not self._public_may_call(config):
+                raise AccessDeniedException(f"{INVOKE_FUNCTION_URL} is not allowed to everyone")
             return None
         if self._verifier is None:
             account = self._scope.account
@@ -172,6 +178,25 @@ class FunctionUrlEdge:
         return IamCaller(principal.access_key_id, principal.account_id, principal.arn,
                          principal.access_key_id)
 
+    def _public_may_call(self, config: FunctionUrlConfig) -> bool:
+        """Whether the resource policy of the URL's function (or alias) lets anyone call it:
+        a statement naming ``*`` for ``lambda:InvokeFunctionUrl`` whose conditions hold for
+        AuthType NONE."""
+        if self._policies is None:
+            return True
+        statements = self._policies.statements(config.function_name,
+                                               policy_qualifier(config.qualifier))
+        memo = self._public.get(id(statements))
+        if memo is not None and memo[0] is statements:
+            return memo[1]
+        allowed = evaluate_resource_policy(
+            statements, ANONYMOUS, ANONYMOUS, INVOKE_FUNCTION_URL, _PUBLIC_CONTEXT,
+            cross_account=True) is Verdict.ALLOWED
+        if len(self._public) >= _PUBLIC_MEMO_MAX:
+            self._public.clear()
+        self._public[id(statements)] = (statements, allowed)
+        return allowed
+
     def _invoke_buffered(self, config: FunctionUrlConfig, payload: bytes, request: Request,
                          responder: Responder, request_id: str) -> None:
         def on_done(result: InvocationResult) -> None:
@@ -180,7 +205,8 @@ class FunctionUrlEdge:
 
         try:
             self._invocations.invoke(config.function_name, config.qualifier, payload,
-                                     self._scope, on_done, request_id=request_id)
+                                     self._scope, on_done, request_id=request_id,
+                                     payload_is_json=True)
         except TooManyRequestsException:
             self._send(responder, THROTTLED, request_id, request, config)
         except RequestEntityTooLargeException:

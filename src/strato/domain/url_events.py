@@ -19,6 +19,7 @@ and what it knows of the call (URL id, caller, request id, time). What AWS does,
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,12 @@ def is_text_content_type(content_type: str | None) -> bool:
 def request_time(epoch_ms: int) -> str:
     """``requestContext.time``: ``12/Mar/2020:19:03:58 +0000`` (English month, whatever the
     locale)."""
-    t = time.gmtime(epoch_ms / 1000)
+    return _second(epoch_ms // 1000)
+
+
+@functools.lru_cache(maxsize=4)  # requests of the same second share their text
+def _second(epoch_s: int) -> str:
+    t = time.gmtime(epoch_s)
     return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
             f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
 
