@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from strato.api.code_download import CodeDownload
 from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
+from strato.api.function_url_edge import FunctionUrlEdge
 from strato.api.iam_api import IamApi
 from strato.api.lambda_api import LambdaOperations
 from strato.api.layer_operations import LayerOperations
@@ -36,6 +37,7 @@ from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.codestore.signed_urls import CodeUrlSigner, load_key
 from strato.config import Settings
+from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.clock_origin import engine_clock
 from strato.domain.function_urls import UrlScheme
@@ -343,6 +345,10 @@ class Application:
                            authorizer=self.authorizer),
             events=acceptor,
             signed_internal={"events": ledger.handle},
+            urls=FunctionUrlEdge(self.url_scheme, self.url_directory, invocations,
+                                 Scope(settings.default_region, settings.account_id),
+                                 verifier=verifier, authorizer=self.authorizer,
+                                 policies=policy_cache),
         )
         platform_endpoint.bind(api.handle, api.body_limit)
         self._server = await serve_socket(api.handle, api.body_limit, listening,

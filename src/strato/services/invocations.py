@@ -93,9 +93,12 @@ class InvocationService:
         invocation_type: str = REQUEST_RESPONSE,
         tail: bool = False,
         client_context: str | None = None,
+        payload_is_json: bool = False,
     ) -> InvocationResult | None:
         """Start an invocation. Returns a result at once for DryRun; otherwise None and the
-        result goes to ``on_done``. Raises AWS errors for a request that cannot run."""
+        result goes to ``on_done``. Raises AWS errors for a request that cannot run.
+        ``payload_is_json``: the caller serialised the payload itself (a function URL's
+        event), so it is not parsed again."""
         if len(payload) > limits.SYNC_PAYLOAD_MAX_BYTES:
             raise RequestEntityTooLargeException(
                 f"Request must be smaller than {limits.SYNC_PAYLOAD_MAX_BYTES} bytes for the "
@@ -107,7 +110,8 @@ class InvocationService:
             raise UnsupportedOperationException(
                 "This server does not accept asynchronous invocations (InvocationType=Event)."
             )
-        check_payload(payload)
+        if not payload_is_json:
+            check_payload(payload)
         context = decode_client_context(client_context)
         if not record.is_ready:
             raise ResourceConflictException(
