@@ -58,11 +58,14 @@ $(RUNTIME_DEPS)/.boto3-$(BOTO3_VERSION): $(BIN)/strato
 	chmod -R a+rX $(RUNTIME_DEPS)
 	touch $@
 
-# What the tests need beyond Python: Go, to build a custom runtime's bootstrap from source.
+# What the tests need beyond Python: Go, to build a custom runtime's bootstrap from source;
+# curl, which fetches function URLs as users do.
 test-tools:
 	@command -v go >/dev/null || apt-get install -y -q golang-go >/dev/null 2>&1 || \
 		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q golang-go >/dev/null 2>&1) || \
 		echo "golang-go could not be installed: the Go custom runtime test is skipped"
+	@command -v curl >/dev/null || apt-get install -y -q curl >/dev/null 2>&1 || \
+		echo "curl could not be installed: the function URL tests that fetch with curl fail"
 
 # Node.js for the nodejs*.x runtimes (Debian's nodejs package; other major versions: nvm, or
 # STRATO_NODE_<major>=/path/to/node) and npm for the SDK below.
@@ -106,6 +109,7 @@ bench: $(VENV)/.dev runtime-deps
 	$(BIN)/python bench/async_bench.py
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/node_cold_start_bench.py
+	$(BIN)/python bench/url_bench.py
 	$(BIN)/python bench/java_bench.py
 
 # Thousands of invocations, some crashing, timing out or running out of memory: fails if the

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from strato.api.code_download import CodeDownload
 from strato.api.event_accept import EventAcceptor
 from strato.api.event_invoke_api import EventInvokeConfigOperations
+from strato.api.function_url_edge import FunctionUrlEdge
 from strato.api.iam_api import IamApi
 from strato.api.lambda_api import LambdaOperations
 from strato.api.layer_operations import LayerOperations
@@ -26,6 +27,7 @@ from strato.api.mapping_operations import MappingOperations
 from strato.api.platform_endpoint import PlatformEndpoint
 from strato.api.server import ApiServer
 from strato.api.sqs_api import SqsApi
+from strato.api.url_operations import FunctionUrlOperations
 from strato.async_invoke.destinations import DestinationSender
 from strato.async_invoke.sqlite_events import SqliteEventStore
 from strato.async_invoke.worker import AsyncWorker
@@ -35,8 +37,10 @@ from strato.auth.setup import sigv4_verifier
 from strato.codestore.filesystem import FilesystemCodeStore
 from strato.codestore.signed_urls import CodeUrlSigner, load_key
 from strato.config import Settings
+from strato.domain.arns import Scope
 from strato.domain.clock import Clock
 from strato.domain.clock_origin import engine_clock
+from strato.domain.function_urls import UrlScheme
 from strato.domain.models import FunctionState, FunctionVersion, LastUpdateStatus
 from strato.domain.runtimes import RuntimeFamily, python_version
 from strato.event_sources.invoker import ServiceInvoker
@@ -72,6 +76,7 @@ from strato.services.event_invoke_configs import EventInvokeConfigCache, EventIn
 from strato.services.event_ledger import EventLedgerService
 from strato.services.event_source_mappings import EventSourceMappingService
 from strato.services.execution_roles import ExecutionRoles, endpoint_url
+from strato.services.function_urls import FunctionUrlService
 from strato.services.functions import FunctionService
 from strato.services.invocations import InvocationService
 from strato.services.layers import LayerService
@@ -81,6 +86,7 @@ from strato.services.registry import FunctionRegistry, load_entry
 from strato.services.roles import RoleDirectory, RoleService
 from strato.services.sqs_queues import QueueService
 from strato.services.tags import TagService
+from strato.services.url_directory import UrlDirectoryCache
 from strato.sqs.builtin import BuiltinQueueClient
 from strato.sqs.client import QueueRouter
 from strato.store.log_writer import BatchingLogWriter
@@ -93,6 +99,7 @@ from strato.store.sqlite_mappings import SqliteEventSourceMappingStore
 from strato.store.sqlite_policies import SqlitePolicyStore
 from strato.store.sqlite_queues import SqliteQueueStore
 from strato.store.sqlite_roles import SqliteRoleStore
+from strato.store.sqlite_urls import SqliteFunctionUrlConfigStore
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +124,11 @@ class Application:
         if version not in self._prepared:
             self._prepared.add(version)
             asyncio.ensure_future(self._prepare(version))
+        if record.runtime not in self._prepared:
+            # What a runtime needs on this host, found (or built: Java's runtime client, once
+            # per strato version) off the loop, before its first cold start asks for it.
+            self._prepared.add(record.runtime)
+            asyncio.ensure_future(self._require(record.runtime))
 
     def _provisioned_state(self, loop: asyncio.AbstractEventLoop, function: str,
                            qualifier: str) -> ProvisionedState | None:
@@ -132,6 +144,12 @@ class Application:
 
     def _defer(self, job: Callable[[], None]) -> None:
         self._control.submit(job)
+
+    async def _require(self, runtime: str) -> None:
+        try:
+            await asyncio.to_thread(self._launchers.require, runtime)
+        except Exception as exc:  # refused again, with the reason, at the cold start
+            log.warning("runtime %s cannot run on this host: %s", runtime, exc)
 
     async def _prepare(self, python: str | None) -> None:
         try:
@@ -249,6 +267,15 @@ class Application:
             lambda function, qualifier: self._provisioned_state(loop, function, qualifier),
         )
 
+        #: Where function URLs live (``FunctionUrl``s are written with it and requests
+        #: matched by it) and every URL's configuration by URL id (read by the URL edge).
+        self.url_scheme = UrlScheme(settings.public_base(self.port), settings.url_host)
+        self.url_directory = UrlDirectoryCache()
+        self._url_store = SqliteFunctionUrlConfigStore(data / "urls.db")
+        function_urls = FunctionUrlService(self._url_store, self._function_store,
+                                           self._alias_store, self.url_directory)
+        function_urls.recover()
+
         self._event_config_store = SqliteEventInvokeConfigStore(data / "state.db")
         self._event_configs = EventInvokeConfigCache(self._event_config_store.list_configs())
         event_configs = EventInvokeConfigService(self._event_config_store, self._function_store,
@@ -258,10 +285,12 @@ class Application:
             if qualifier is None:
                 permissions.function_deleted(name)
                 event_configs.function_deleted(name)
+                function_urls.function_deleted(name)
                 return
             permissions.qualifier_deleted(name, qualifier)
             concurrency.qualifier_deleted(name, qualifier)
             event_configs.qualifier_deleted(name, qualifier)
+            function_urls.qualifier_deleted(name, qualifier)
 
         functions = FunctionService(
             self._function_store,
@@ -293,6 +322,7 @@ class Application:
         invocations = InvocationService(self._registry, self._pool)
         self._start_event_sources(loop, functions, invocations, operations)
         operations.table.update(EventInvokeConfigOperations(event_configs).table)
+        operations.table.update(FunctionUrlOperations(function_urls, self.url_scheme).table)
         acceptor, ledger = await self._start_async(invocations)
         logs_api = LogsApi(LogService(self._log_store), self._queries)
         verifier = None  # `--auth none`: the CLI warns that the API is unauthenticated
@@ -315,6 +345,10 @@ class Application:
                            authorizer=self.authorizer),
             events=acceptor,
             signed_internal={"events": ledger.handle},
+            urls=FunctionUrlEdge(self.url_scheme, self.url_directory, invocations,
+                                 Scope(settings.default_region, settings.account_id),
+                                 verifier=verifier, authorizer=self.authorizer,
+                                 policies=policy_cache),
         )
         platform_endpoint.bind(api.handle, api.body_limit)
         self._server = await serve_socket(api.handle, api.body_limit, listening,
@@ -399,6 +433,7 @@ class Application:
         self._alias_store.close()
         self._mapping_store.close()
         self._event_config_store.close()
+        self._url_store.close()
         self._event_store.close()
         if self._external_queues is not None:
             self._external_queues.close()

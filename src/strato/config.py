@@ -107,6 +107,15 @@ class Settings:
     #: Node.js installations given explicitly, by major version ("20" → path of ``node``;
     #: ``STRATO_NODE_20``).
     node_installations: Mapping[str, str] = field(default_factory=dict)
+    #: Function URLs: strato's address as clients reach it (``--public-url``,
+    #: ``STRATO_PUBLIC_URL``, e.g. ``https://lambda.example.test``), which every
+    #: ``FunctionUrl`` starts with; default ``http://<host>:<port>`` of the listening socket,
+    #: 127.0.0.1 when it listens on every address (``public_base``).
+    public_url: str | None = None
+    #: Function URLs as host names ``<url id>.<url_host>`` (``--url-host``,
+    #: ``STRATO_URL_HOST``) instead of paths ``/lambda-url/<url id>/`` below ``public_url``;
+    #: the operator points ``*.<url_host>`` at strato (``domain.function_urls.UrlScheme``).
+    url_host: str | None = None
 
     def __post_init__(self) -> None:
         """Raises ValueError (with ``HttpLimits``' message) for an HTTP setting out of range,
@@ -119,6 +128,16 @@ class Settings:
         if self.log_quota_mb < MIN_LOG_QUOTA_MB:
             raise ValueError(f"the log quota must be at least {MIN_LOG_QUOTA_MB} MB (an "
                              f"invocation's log alone can take 1 MB), not {self.log_quota_mb}")
+
+    def public_base(self, port: int) -> str:
+        """Strato's address as clients reach it, without a trailing ``/``: ``public_url`` when
+        set, else the listen address and ``port`` (the bound one), loopback in place of "every
+        address"."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else "::1" if self.host == "::" \
+            else self.host
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
     def http_limits(self) -> HttpLimits:
@@ -190,7 +209,9 @@ class Settings:
         ):
             if env.get(variable):
                 values[name] = kind(env[variable])
-        for variable, name in (("STRATO_SQS_ENDPOINT", "sqs_endpoint"),
+        for variable, name in (("STRATO_PUBLIC_URL", "public_url"),
+                               ("STRATO_URL_HOST", "url_host"),
+                               ("STRATO_SQS_ENDPOINT", "sqs_endpoint"),
                                ("STRATO_SQS_REGION", "sqs_region"),
                                ("STRATO_SQS_ACCESS_KEY_ID", "sqs_access_key_id"),
                                ("STRATO_SQS_SECRET_ACCESS_KEY", "sqs_secret_access_key")):

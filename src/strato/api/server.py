@@ -34,6 +34,7 @@ from botocore.model import OperationModel
 
 from strato.api import json_protocol, offered, rest_json
 from strato.api.event_accept import EventAcceptor
+from strato.api.function_url_edge import FunctionUrlEdge
 from strato.api.iam_api import IamApi
 from strato.api.lambda_api import CallContext, LambdaOperations
 from strato.api.layer_operations import layer_resource
@@ -53,6 +54,7 @@ from strato.domain.errors import (
     UnsupportedOperationException,
     ValidationException,
 )
+from strato.domain.function_urls import PATH_PREFIX as URL_PATH_PREFIX
 from strato.domain.ids import request_id as new_request_id
 from strato.domain.principals import Principal, anonymous_admin
 from strato.domain.sqs.queues import REQUEST_MAX_BYTES as QUEUE_REQUEST_MAX_BYTES
@@ -110,10 +112,12 @@ class ApiServer:
         signed_internal: dict[str, SignedRoute] | None = None,
         sqs_api: SqsApi | None = None,
         iam_api: IamApi | None = None,
+        urls: FunctionUrlEdge | None = None,
     ) -> None:
         """``verifier`` authenticates requests; None turns authentication off, and every
         request then acts as ``anonymous_admin(account)`` (``strato serve --auth none``).
-        Without ``authorizer`` every authenticated request is allowed."""
+        Without ``authorizer`` every authenticated request is allowed. ``urls`` serves
+        function URL requests, which it recognises before anything else."""
         model = service_model("lambda")
         self._router = Router(model)
         self._invoke_op: OperationModel = model.operation_model("Invoke")
@@ -130,6 +134,7 @@ class ApiServer:
         self._logs_api = logs_api
         self._sqs_api = sqs_api
         self._iam_api = iam_api
+        self._urls = urls
         self._verifier = verifier
         self._authorizer = authorizer
         self._anonymous = anonymous_admin(account)
@@ -155,7 +160,8 @@ class ApiServer:
     @staticmethod
     def body_limit(method: str, path: str) -> int:
         if (path.endswith("/invocations") or "/invoke-async" in path
-                or path.endswith("/response-streaming-invocations")):
+                or path.endswith("/response-streaming-invocations")
+                or path.startswith(URL_PATH_PREFIX)):
             return limits.SYNC_PAYLOAD_MAX_BYTES
         if path == "/":  # the JSON-protocol APIs (SQS, CloudWatch Logs); no Lambda route
             return QUEUE_REQUEST_MAX_BYTES
@@ -171,6 +177,9 @@ class ApiServer:
 
     # dispatch --------------------------------------------------------------------------
     def handle(self, request: Request, responder: Responder) -> None:
+        if self._urls is not None and (url := self._urls.match(request)) is not None:
+            self._urls.handle(request, responder, *url)
+            return
         request_id = new_request_id()
         logs = False
         try:

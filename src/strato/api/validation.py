@@ -65,6 +65,15 @@ _PATTERN_AS_SERVED = {
     ),
 }
 
+#: Enum values in the order AWS lists them (a Java set's), by shape name, where it is not the
+#: model's: ``InvokeMode`` as recorded on 2025-11-24 (``[RESPONSE_STREAM, BUFFERED]``).
+_ENUM_AS_SERVED = {"InvokeMode": ("RESPONSE_STREAM", "BUFFERED")}
+
+
+def _enum_text(shape: Shape) -> str:
+    values = _ENUM_AS_SERVED.get(shape.name, shape.metadata["enum"])
+    return f"Member must satisfy enum value set: [{', '.join(values)}]"
+
 
 def _pattern(shape: Shape) -> str | None:
     """The pattern a string of ``shape`` must match, as AWS reports it."""
@@ -144,7 +153,7 @@ def _violations(shape: Shape, value: Any) -> list[str]:
             found.append(f"Member must have {noun} less than or equal to {_java(high)}")
     enum = shape.metadata.get("enum")
     if enum and isinstance(value, str) and value not in enum:
-        found.append(f"Member must satisfy enum value set: [{', '.join(enum)}]")
+        found.append(_enum_text(shape))
     return found
 
 
@@ -161,7 +170,7 @@ def _all_of(shape: Shape, *, not_null: bool = True) -> str:
     if pattern is not None:
         texts.append(f"Member must satisfy regular expression pattern: {pattern}")
     if shape.metadata.get("enum"):
-        texts.append(f"Member must satisfy enum value set: [{', '.join(shape.metadata['enum'])}]")
+        texts.append(_enum_text(shape))
     if not_null and not shape.metadata.get("sensitive"):
         # Recorded: "[..., Member must not be null]" for Lambda's alias weights and CORS
         # methods, but no such entry for environment variable names, which are sensitive.

@@ -39,6 +39,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         log_quota_mb=args.log_quota_mb, runtime_deps=args.runtime_deps,
         trust_unknown_roles=args.trust_unknown_roles or None,
         role_session_s=args.role_session_seconds,
+        public_url=args.public_url, url_host=args.url_host,
     )
 
 
@@ -243,6 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--runtime-deps", type=Path, default=None,
                        help="the AWS SDKs every environment gets, as `make` installs them "
                             "(default <prefix>/strato-runtime-deps; STRATO_RUNTIME_DEPS)")
+    serve.add_argument("--public-url", default=None,
+                       help="strato's address as clients reach it, which function URLs start "
+                            "with (default http://<host>:<port>, 127.0.0.1 when --host is "
+                            "0.0.0.0; STRATO_PUBLIC_URL)")
+    serve.add_argument("--url-host", default=None,
+                       help="serve function URLs as host names <url id>.<URL_HOST> (point "
+                            "*.<URL_HOST> at strato) instead of paths /lambda-url/<url id>/ "
+                            "(STRATO_URL_HOST)")
     serve.set_defaults(run=_serve)
 
     credentials.add_parser(commands)

@@ -93,11 +93,14 @@ class InvocationService:
         invocation_type: str = REQUEST_RESPONSE,
         tail: bool = False,
         client_context: str | None = None,
+        payload_is_json: bool = False,
     ) -> InvocationResult | None:
         """Start an invocation. Returns a result at once for DryRun; otherwise None and the
-        result goes to ``on_done``. Raises AWS errors for a request that cannot run."""
+        result goes to ``on_done``. Raises AWS errors for a request that cannot run.
+        ``payload_is_json``: the caller serialised the payload itself (a function URL's
+        event), so it is not parsed again."""
         ref, record, context = self._admit(function_name, qualifier, payload, scope,
-                                           invocation_type, client_context)
+                                           invocation_type, client_context, payload_is_json)
         if invocation_type == DRY_RUN:
             return InvocationResult(b"", record.version)
         invocation = Invocation(
@@ -125,15 +128,16 @@ class InvocationService:
         dry_run: bool = False,
         tail: bool = False,
         client_context: str | None = None,
+        payload_is_json: bool = False,
     ) -> str:
         """Start an invocation whose response ``sink`` takes as the runtime streams it
         (InvokeWithResponseStream, a RESPONSE_STREAM function URL); its end (or a whole
         buffered response) goes to ``on_done``. Returns the version that runs it, before
         anything reaches ``sink``; with ``dry_run``, nothing runs. Raises AWS errors for a
-        request that cannot run, as ``invoke`` does."""
+        request that cannot run, as ``invoke`` does (``payload_is_json`` as there)."""
         ref, record, context = self._admit(function_name, qualifier, payload, scope,
                                            DRY_RUN if dry_run else REQUEST_RESPONSE,
-                                           client_context)
+                                           client_context, payload_is_json)
         if dry_run:
             return record.version
         invocation = Invocation(
@@ -151,7 +155,7 @@ class InvocationService:
 
     def _admit(
         self, function_name: str, qualifier: str | None, payload: bytes, scope: Scope,
-        invocation_type: str, client_context: str | None,
+        invocation_type: str, client_context: str | None, payload_is_json: bool = False,
     ) -> tuple[FunctionRef, FunctionVersion, str | None]:
         """The checks of a synchronous invocation, in AWS's order: the function and
         qualifier it resolves to, and the decoded client context; raises AWS errors."""
@@ -166,7 +170,8 @@ class InvocationService:
             raise UnsupportedOperationException(
                 "This server does not accept asynchronous invocations (InvocationType=Event)."
             )
-        check_payload(payload)
+        if not payload_is_json:
+            check_payload(payload)
         context = decode_client_context(client_context)
         if not record.is_ready:
             raise ResourceConflictException(
