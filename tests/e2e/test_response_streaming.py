@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import make_zip
 from tests.e2e.conftest import ROLE, StratoServer, client_for, start_server, stop_server
@@ -286,3 +287,59 @@ def test_node_error_mid_stream_is_in_invoke_complete(client: Any, node: str) -> 
     # The environment goes on serving.
     _, chunks, complete = _stream(client, node, {})
     assert b"".join(chunk for _, chunk in chunks) == b"first second third" and complete == {}
+
+
+def _public_stream_url(client: Any, name: str) -> str:
+    url = client.create_function_url_config(FunctionName=name, AuthType="NONE",
+                                            InvokeMode="RESPONSE_STREAM")["FunctionUrl"]
+    client.add_permission(FunctionName=name, StatementId="public", Principal="*",
+                          Action="lambda:InvokeFunctionUrl", FunctionUrlAuthType="NONE")
+    return str(url)
+
+
+def _fetch(url: str) -> tuple[requests.Response, list[tuple[float, bytes]], float]:
+    """A streamed URL answer read chunk by chunk, with when each arrived and when it ended."""
+    response = requests.get(url, stream=True, timeout=60)
+    chunks = [(time.monotonic(), chunk) for chunk in response.iter_content(chunk_size=None)]
+    return response, chunks, time.monotonic()
+
+
+def test_a_response_stream_url_streams_the_http_response_stream(client: Any) -> None:
+    name = _create(client, {"index.js": NODE_STREAMING.replace("event.http", "true")},
+                   available_runtime(), handler="index.handler")
+    url = _public_stream_url(client, name)
+    response, chunks, _ = _fetch(url)
+    assert response.status_code == 201
+    assert response.headers["x-made-by"] == "node"
+    assert response.headers["Transfer-Encoding"] == "chunked"
+    assert b"".join(chunk for _, chunk in chunks) == b"first second third"
+
+
+SLOW_STREAM = """import time
+
+def handler(event, context):
+    yield "first"
+    time.sleep(0.6)
+    yield "second"
+"""
+
+
+def test_url_chunks_arrive_while_the_function_runs(client: Any) -> None:
+    name = _create(client, {"app.py": SLOW_STREAM}, "python3.11")
+    url = _public_stream_url(client, name)
+    _fetch(url)  # the cold start is not what is timed
+    response, chunks, finished = _fetch(url)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert b"".join(chunk for _, chunk in chunks) == b"firstsecond"
+    assert chunks[0][1].startswith(b"first")
+    assert finished - chunks[0][0] >= 0.5  # the first chunk came before the function slept
+
+
+def test_a_buffered_function_behind_a_response_stream_url_answers_whole(client: Any) -> None:
+    name = _create(client, {"app.py": "def handler(event, context):\n"
+                                      "    return {'statusCode': 202, 'body': 'whole'}\n"},
+                   "python3.11")
+    url = _public_stream_url(client, name)
+    response = requests.get(url, timeout=60)
+    assert response.status_code == 202 and response.text == "whole"

@@ -21,8 +21,8 @@ For one request, in order (https://docs.aws.amazon.com/lambda/latest/dg/urls-inv
 6. the result is mapped to HTTP (``strato.domain.url_responses``) and the configuration's CORS
    headers are put on it.
 
-A RESPONSE_STREAM URL is served through ``FunctionUrlEdge.serve_response_stream``; its answer
-is buffered like a BUFFERED URL's.
+A RESPONSE_STREAM URL is served through ``FunctionUrlEdge.serve_response_stream``: its answer
+is chunked and sent as the function streams it (``strato.api.url_stream``).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 
+from strato.api.url_stream import UrlStreamResponse
 from strato.auth.sigv4 import SigV4Verifier
 from strato.domain import cors, limits
 from strato.domain.arns import Scope
@@ -154,9 +155,29 @@ class FunctionUrlEdge:
 
     def serve_response_stream(self, config: FunctionUrlConfig, payload: bytes, request: Request,
                               responder: Responder, request_id: str) -> None:
-        """Serve a RESPONSE_STREAM URL's invocation of ``payload`` (the event). Its answer is
-        currently the buffered one: the whole response once the function returns."""
-        self._invoke_buffered(config, payload, request, responder, request_id)
+        """Serve a RESPONSE_STREAM URL's invocation of ``payload`` (the event): its answer
+        goes to the client as the function streams it."""
+        def finish(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+            if config.cors is not None:
+                headers = cors.apply_to_response(config.cors, request.headers.get("origin"),
+                                                 headers)
+            return [*headers, ("x-amzn-RequestId", request_id)]
+
+        answer = UrlStreamResponse(
+            responder, finish,
+            lambda whole: self._send(responder, whole, request_id, request, config),
+            head_only=request.method == "HEAD")
+        try:
+            self._invocations.invoke_streaming(config.function_name, config.qualifier, payload,
+                                               self._scope, answer, answer.done,
+                                               request_id=request_id, payload_is_json=True)
+        except TooManyRequestsException:
+            self._send(responder, THROTTLED, request_id, request, config)
+        except RequestEntityTooLargeException:
+            self._send(responder, too_large(limits.SYNC_PAYLOAD_MAX_BYTES), request_id, request)
+        except LambdaApiError as error:
+            self._send(responder, failed(error.status, error.code, error.message), request_id,
+                       request, config)
 
     # steps ----------------------------------------------------------------------------------
     def _caller(self, config: FunctionUrlConfig, request: Request) -> IamCaller | None:
