@@ -177,23 +177,33 @@ class RuntimeChannel(asyncio.Protocol):
             self._answer(env.runtime_error(parts[0].decode("latin-1"), parts[2],
                                            parts[1].decode("utf-8", "replace")))
         elif kind == STREAM:
+            if self._streaming is not None:
+                self._violation("a stream inside a stream")
+                return
             request_id, _, content_type = payload.partition(b"\0")
             self._streaming = request_id.decode("latin-1")
             self._stream_refused = False
             outcome = env.runtime_stream(self._streaming, content_type.decode("latin-1"))
             if outcome is not Post.ACCEPTED:
-                self._streaming = None
+                # Its chunks and end may already be on their way: skipped, not violations.
+                self._stream_refused = True
                 self._answer(outcome)
         elif kind == CHUNK:
-            if self._streaming is not None and not self._stream_refused:
+            if self._streaming is None:
+                self._violation("a chunk outside a stream")
+                return
+            if not self._stream_refused:
                 outcome = env.runtime_stream_chunk(self._streaming, payload)
                 if outcome is not Post.ACCEPTED:
                     self._stream_refused = True
                     self._answer(outcome)
         elif kind == STREAM_END:
+            if self._streaming is None:
+                self._violation("the end of a stream never begun")
+                return
             raw_type, _, body = payload.partition(b"\0")
             streamed, self._streaming = self._streaming, None
-            if streamed is not None and not self._stream_refused:
+            if not self._stream_refused:
                 self._answer(env.runtime_stream_end(
                     streamed, raw_type.decode("utf-8", "replace") or None, body))
         elif kind == INIT_ERROR:
