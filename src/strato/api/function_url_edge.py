@@ -171,13 +171,8 @@ class FunctionUrlEdge:
             self._invocations.invoke_streaming(config.function_name, config.qualifier, payload,
                                                self._scope, answer, answer.done,
                                                request_id=request_id, payload_is_json=True)
-        except TooManyRequestsException:
-            self._send(responder, THROTTLED, request_id, request, config)
-        except RequestEntityTooLargeException:
-            self._send(responder, too_large(limits.SYNC_PAYLOAD_MAX_BYTES), request_id, request)
         except LambdaApiError as error:
-            self._send(responder, failed(error.status, error.code, error.message), request_id,
-                       request, config)
+            self._refused(error, responder, request_id, request, config)
 
     # steps ----------------------------------------------------------------------------------
     def _caller(self, config: FunctionUrlConfig, request: Request) -> IamCaller | None:
@@ -228,11 +223,19 @@ class FunctionUrlEdge:
             self._invocations.invoke(config.function_name, config.qualifier, payload,
                                      self._scope, on_done, request_id=request_id,
                                      payload_is_json=True)
-        except TooManyRequestsException:
-            self._send(responder, THROTTLED, request_id, request, config)
-        except RequestEntityTooLargeException:
-            self._send(responder, too_large(limits.SYNC_PAYLOAD_MAX_BYTES), request_id, request)
         except LambdaApiError as error:
+            self._refused(error, responder, request_id, request, config)
+
+    def _refused(self, error: LambdaApiError, responder: Responder, request_id: str,
+                 request: Request, config: FunctionUrlConfig) -> None:
+        """An invocation the service refused before it ran, answered as AWS answers a URL's
+        caller: a throttle 429, a payload too large 413 (without CORS headers, as the other
+        413s), anything else with its own status."""
+        if isinstance(error, TooManyRequestsException):
+            self._send(responder, THROTTLED, request_id, request, config)
+        elif isinstance(error, RequestEntityTooLargeException):
+            self._send(responder, too_large(limits.SYNC_PAYLOAD_MAX_BYTES), request_id, request)
+        else:
             self._send(responder, failed(error.status, error.code, error.message), request_id,
                        request, config)
 
