@@ -103,16 +103,7 @@ class InvocationService:
                                            invocation_type, client_context, payload_is_json)
         if invocation_type == DRY_RUN:
             return InvocationResult(b"", record.version)
-        invocation = Invocation(
-            request_id or new_request_id(),
-            payload,
-            scope.function_arn(record.name, ref.qualifier),
-            on_done,
-            client_context=context,
-            want_tail=tail,
-            trace_id=trace_id(),
-        )
-        self._pool.invoke(record, invocation)
+        self._dispatch(ref, record, context, payload, scope, on_done, request_id, tail, None)
         return None
 
     def invoke_streaming(
@@ -140,7 +131,15 @@ class InvocationService:
                                            client_context, payload_is_json)
         if dry_run:
             return record.version
-        invocation = Invocation(
+        self._dispatch(ref, record, context, payload, scope, on_done, request_id, tail, sink)
+        return record.version
+
+    def _dispatch(self, ref: FunctionRef, record: FunctionVersion, context: str | None,
+                  payload: bytes, scope: Scope, on_done: Callable[[InvocationResult], None],
+                  request_id: str | None, tail: bool, sink: StreamSink | None) -> None:
+        """Hand an admitted invocation of ``record`` to the pool (streamed into ``sink``
+        when given)."""
+        self._pool.invoke(record, Invocation(
             request_id or new_request_id(),
             payload,
             scope.function_arn(record.name, ref.qualifier),
@@ -149,9 +148,7 @@ class InvocationService:
             want_tail=tail,
             trace_id=trace_id(),
             stream=sink,
-        )
-        self._pool.invoke(record, invocation)
-        return record.version
+        ))
 
     def _admit(
         self, function_name: str, qualifier: str | None, payload: bytes, scope: Scope,
